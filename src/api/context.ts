@@ -1,0 +1,17 @@
+/** What control-plane routes may use: services, never the store or the kernel directly. */
+import type { Logger } from 'pino';
+import type { WorkspaceService } from '../control/workspaces.ts';
+import type { HostDriver } from '../host/host-driver.ts';
+import type { TokenSigner } from '../auth/jwt.ts';
+import type { Db } from '../store/db.ts';
+
+export interface ApiContext {
+  workspaces: WorkspaceService;
+  host: HostDriver;
+  signer: TokenSigner;
+  /** Used only by auth and key management. */
+  db: Db;
+  log: Logger;
+  /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
+  runtimeUrl: () => string | null;
+}

@@ -1,0 +1,63 @@
+/**
+ * Every control-plane route declares the permission it needs; the check
+ * lives here, in one place. The declared table is also what the contract
+ * guard test compares with the routes of spec/oblien-api.md.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/principal.ts';
+import { Forbidden } from '../core/errors.ts';
+
+export type Permission =
+  | 'public'            // no credentials (health)
+  | 'workspace:read'    // see workspaces the caller's scope covers
+  | 'workspace:write'   // change / power / delete them
+  | 'workspace:create'  // create new ones (not workspace-scoped tokens)
+  | 'runtime'           // obtain data-plane tokens for them
+  | 'admin';            // admin API keys only (mint tokens, manage keys)
+
+export interface RouteDecl {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  permission: Permission;
+}
+
+export type Handler = (req: FastifyRequest, reply: FastifyReply, principal: Principal) => Promise<unknown>;
+
+export function authorize(p: Principal, permission: Permission): void {
+  switch (permission) {
+    case 'public':
+    case 'workspace:read':
+    case 'workspace:write':
+    case 'runtime':
+      return;
+    case 'workspace:create':
+      if (p.workspaceId !== null) throw new Forbidden('a workspace-scoped token cannot create workspaces');
+      return;
+    case 'admin':
+      if (!p.admin) throw new Forbidden('this operation needs an admin API key');
+      return;
+  }
+}
+
+/** Registers routes and remembers their declarations. */
+export class RouteTable {
+  readonly routes: RouteDecl[] = [];
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly authenticate: (req: FastifyRequest) => Promise<Principal>,
+  ) {}
+
+  add(method: RouteDecl['method'], url: string, permission: Permission, handler: Handler): void {
+    this.routes.push({ method, url, permission });
+    this.app.route({
+      method, url,
+      handler: async (req, reply) => {
+        const principal = permission === 'public' ? publicPrincipal : await this.authenticate(req);
+        authorize(principal, permission);
+        return handler(req, reply, principal);
+      },
+    });
+  }
+}
+
+const publicPrincipal: Principal = { kind: 'key', clientId: 'anonymous', admin: false, namespace: null, workspaceId: 'none' };

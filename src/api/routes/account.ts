@@ -1,0 +1,89 @@
+/** Images catalog (§19), quota and estimate (§4), scoped tokens (§24). */
+import type { ApiContext } from '../context.ts';
+import type { RouteTable } from '../route-table.ts';
+import { bodyObject, queryString, type Json } from '../parse.ts';
+import { ValidationFailed, NotFound } from '../../core/errors.ts';
+import { DEFAULT_BOUNDS } from '../../core/workspace-spec.ts';
+
+const CATEGORIES = [
+  { id: 'all', label: 'All' }, { id: 'os', label: 'Operating systems' }, { id: 'runtime', label: 'Runtimes' },
+  { id: 'devtools', label: 'Developer tools' }, { id: 'database', label: 'Databases' },
+  { id: 'ai', label: 'AI' }, { id: 'browser', label: 'Browsers' }, { id: 'infra', label: 'Infrastructure' },
+];
+
+/**
+ * Credits per hour of each resource (docs/pricing.md). Hearth is
+ * self-hosted: credits are an accounting unit for quotas, not money.
+ */
+export const PRICE_PER_HOUR = { vcpu: 1.0, memory_gb: 0.5, disk_gb: 0.01 } as const;
+
+export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
+  r.add('GET', '/workspace/images', 'workspace:read', async (req) => {
+    const q = req.query as Json;
+    const search = queryString(q, 'search')?.toLowerCase();
+    const category = queryString(q, 'category');
+    let images = await ctx.host.catalog();
+    if (category && category !== 'all') images = images.filter((i) => i.category === category);
+    if (search) {
+      images = images.filter((i) => [i.id, i.image, i.label, i.desc, ...i.aliases, ...Object.entries(i.versions).flat()]
+        .some((s) => s.toLowerCase().includes(search)));
+    }
+    return { success: true, images, categories: CATEGORIES };
+  });
+
+  r.add('GET', '/workspace/quota', 'workspace:read', async (_req, _reply, p) => {
+    const c = await ctx.workspaces.counts(p);
+    const max = ctx.host.slotCapacity;
+    const limits = { cpus: DEFAULT_BOUNDS.maxCpus, memory_mb: DEFAULT_BOUNDS.maxMemoryMb, disk_size_mb: DEFAULT_BOUNDS.maxDiskMb };
+    const canCreate = c.count < max;
+    return {
+      success: true, plan: 'self-hosted', plan_label: 'Self-hosted', max_workspaces: max, current_workspaces: c.count,
+      limits, pool: null,
+      pool_usage: { count: c.count, cpus: c.cpus, memory_mb: c.memory_mb, disk_size_mb: c.disk_size_mb },
+      running_pool: null,
+      running_pool_usage: { count: c.running, cpus: c.running_cpus, memory_mb: c.running_memory_mb },
+      can_create: canCreate, reason: canCreate ? null : 'host workspace capacity reached',
+    };
+  });
+
+  r.add('GET', '/workspace/estimate', 'workspace:read', async (req) => {
+    const q = req.query as Json;
+    const num = (k: string, d: number) => {
+      const v = q[k];
+      if (v === undefined || v === '') return d;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new ValidationFailed(k, `${k} must be a non-negative number`);
+      return n;
+    };
+    const cpu = num('cpu', 1), ramMb = num('ram_mb', 512), diskMb = num('disk_mb', 4096);
+    const hourly = cpu * PRICE_PER_HOUR.vcpu + (ramMb / 1024) * PRICE_PER_HOUR.memory_gb + (diskMb / 1024) * PRICE_PER_HOUR.disk_gb;
+    const round = (x: number) => Math.round(x * 10000) / 10000;
+    return {
+      success: true, cpu, ram_mb: ramMb, disk_mb: diskMb, unit: 'credits',
+      hourly: round(hourly), daily: round(hourly * 24), monthly: round(hourly * 24 * 30),
+      prices_per_hour: PRICE_PER_HOUR,
+    };
+  });
+
+  r.add('POST', '/tokens', 'admin', async (req, _reply, p) => {
+    const b = bodyObject(req.body);
+    const scope = b.scope;
+    if (scope !== 'namespace' && scope !== 'workspace') throw new ValidationFailed('scope', 'scope must be "namespace" or "workspace"');
+    const ttl = b.ttl === undefined ? 900 : Number(b.ttl);
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600) throw new ValidationFailed('ttl', 'ttl must be a whole number of seconds between 1 and 3600');
+    let namespace: string | null = null;
+    let workspace: string | null = null;
+    if (scope === 'namespace') {
+      if (typeof b.namespace !== 'string' || !b.namespace) throw new ValidationFailed('namespace', 'namespace is required for a namespace token');
+      namespace = b.namespace;
+    } else {
+      if (typeof b.workspaceId !== 'string' || !b.workspaceId) throw new ValidationFailed('workspaceId', 'workspaceId is required for a workspace token');
+      const ws = await ctx.workspaces.find(p, b.workspaceId).catch((e) => { throw e instanceof NotFound ? new ValidationFailed('workspaceId', e.message) : e; });
+      workspace = ws.id;
+      namespace = ws.namespace;
+    }
+    const label = typeof b.label === 'string' ? b.label.slice(0, 200) : null;
+    const { token, expiresAt } = await ctx.signer.sign({ kind: 'access', sub: p.clientId, scope, namespace, workspace, label }, ttl);
+    return { success: true, token, expiresAt: expiresAt.toISOString(), scope, ttl };
+  });
+}

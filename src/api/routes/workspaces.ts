@@ -1,0 +1,106 @@
+/** Workspace collection and item routes (§4, §5). Parse → authorize → one service call → shape. */
+import type { ApiContext } from '../context.ts';
+import type { RouteTable } from '../route-table.ts';
+import { parseCreateRequest } from '../../core/workspace-spec.ts';
+import { workspaceView } from '../views.ts';
+import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
+import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
+
+export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
+  const view = (ws: Workspace) => workspaceView(ws, ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex }));
+
+  r.add('POST', '/workspace', 'workspace:create', async (req, reply, p) => {
+    const spec = parseCreateRequest(bodyObject(req.body));
+    const ws = await ctx.workspaces.create(p, spec);
+    reply.code(201);
+    return { success: true, workspace: view(ws) };
+  });
+
+  r.add('GET', '/workspace', 'workspace:read', async (req, _reply, p) => {
+    const q = req.query as Json;
+    const page = queryInt(q, 'page', 1, 1, 1_000_000);
+    const limit = queryInt(q, 'limit', 50, 1, 500);
+    const { workspaces, total } = await ctx.workspaces.list(p, {
+      page, limit, status: queryString(q, 'status'), mode: queryString(q, 'mode'), namespace: queryString(q, 'namespace'),
+    });
+    return { success: true, workspaces: workspaces.map(view), total, page, limit };
+  });
+
+  r.add('GET', '/workspace/:id', 'workspace:read', async (req, _reply, p) => {
+    return { success: true, workspace: view(await ctx.workspaces.find(p, param(req.params, 'id'))) };
+  });
+
+  r.add('GET', '/workspace/:id/details', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    const v = view(ws);
+    const stats = ws.slotIndex !== null && ws.state === 'running' ? await ctx.host.stats(sandboxRef(ws)).catch(() => null) : null;
+    return {
+      success: true, workspace: v, lifecycle: v.lifecycle, resources: v.resources,
+      network: networkView(ws, ctx), public_access: { ports: [] }, workloads: [], stats,
+    };
+  });
+
+  r.add('PUT', '/workspace/:id', 'workspace:write', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), bodyObject(req.body));
+    return { success: true, workspace: view(ws) };
+  });
+
+  r.add('DELETE', '/workspace/:id', 'workspace:write', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    await ctx.workspaces.delete(p, ws.id);
+    return { success: true, deleted: true, id: ws.id };
+  });
+
+  r.add('DELETE', '/workspace/:id/lifecycle', 'workspace:write', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    await ctx.workspaces.delete(p, ws.id);
+    return { success: true, deleted: true, id: ws.id };
+  });
+
+  const power = (verb: 'start' | 'stop' | 'restart' | 'pause' | 'resume') =>
+    r.add('POST', `/workspace/:id/${verb}`, 'workspace:write', async (req, _reply, p) => {
+      const id = param(req.params, 'id');
+      const ws = verb === 'stop' ? await ctx.workspaces.stop(p, id) : await ctx.workspaces[verb](p, id);
+      return ws ? { success: true, workspace: view(ws), status: view(ws).status } : { success: true, deleted: true, status: 'deleted' };
+    });
+  for (const verb of ['start', 'stop', 'restart', 'pause', 'resume'] as const) power(verb);
+
+  r.add('POST', '/workspace/:id/provisioning/retry', 'workspace:write', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.start(p, param(req.params, 'id'));
+    return { success: true, workspace: view(ws) };
+  });
+
+  r.add('GET', '/workspace/:id/network', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    return { success: true, ...networkView(ws, ctx) };
+  });
+
+  r.add('PATCH', '/workspace/:id/network', 'workspace:write', async (req, _reply, p) => {
+    const b = bodyObject(req.body);
+    const config: Json = {};
+    for (const k of ['allow_internet', 'ingress', 'egress', 'ingress_ports']) if (b[k] !== undefined) config[k] = b[k];
+    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config });
+    return { success: true, ...networkView(ws, ctx) };
+  });
+
+  r.add('GET', '/workspace/:id/resources', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    return { success: true, cpus: ws.config.cpus, memory_mb: ws.config.memory_mb, disk_size_mb: ws.config.disk_size_mb, status: view(ws).status };
+  });
+}
+
+export function networkView(ws: Workspace, ctx: ApiContext): Record<string, unknown> {
+  const ep = ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex });
+  return {
+    ip: ep?.ip ?? null,
+    internal_ip: ep?.ip ?? null,
+    allow_internet: ws.config.allow_internet,
+    ingress: ws.config.ingress,
+    egress: ws.config.egress,
+    ingress_ports: Array.isArray(ws.config.ingress_ports) ? ws.config.ingress_ports : [],
+    public_access: false,
+    private_links: [],
+    outbound_mode: 'managed',
+    outbound_ip: null,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The control plane: a fastify app serving the contract's routes at the
+ * origin root (the SDK drops any base-URL path, §1.1).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { ApiContext } from './context.ts';
+import { RouteTable } from './route-table.ts';
+import { HttpError, errorBody, toHttpError } from './errors.ts';
+import { authenticate } from '../auth/keys.ts';
+import { workspaceRoutes } from './routes/workspaces.ts';
+import { runtimeAccessRoutes } from './routes/runtime-access.ts';
+import { accountRoutes } from './routes/account.ts';
+
+export interface ApiApp {
+  app: FastifyInstance;
+  routes: RouteTable;
+}
+
+export function buildApi(ctx: ApiContext): ApiApp {
+  const app = Fastify({
+    loggerInstance: ctx.log.child({ plane: 'api' }) as unknown as FastifyBaseLogger,
+    disableRequestLogging: false,
+    genReqId: () => `req_${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+    bodyLimit: 1024 * 1024,
+  });
+
+  // The SDK sends `Content-Type: application/json` on every request, bodyless
+  // POSTs included (§1.2): an empty body means {}.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new HttpError('bad_request', 'request body is not valid JSON'), undefined);
+    }
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    let httpErr: HttpError;
+    const fe = err as { statusCode?: number; code?: string; message?: string };
+    if (err instanceof HttpError) httpErr = err;
+    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') httpErr = new HttpError('payload_too_large', 'request body too large (limit 1 MiB)');
+    else if (fe.code?.startsWith('FST_ERR_CTP') || fe.statusCode === 400 || fe.statusCode === 415) httpErr = new HttpError('bad_request', fe.message ?? 'bad request');
+    else httpErr = toHttpError(err);
+    if (httpErr.status >= 500) req.log.error({ err }, 'request failed');
+    reply.code(httpErr.status).send(errorBody(httpErr, req.id));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = new HttpError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
+    reply.code(404).send(errorBody(e, req.id));
+  });
+
+  const routes = new RouteTable(app, (req) => authenticate(ctx.db, ctx.signer, req.headers));
+  routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
+  workspaceRoutes(routes, ctx);
+  runtimeAccessRoutes(routes, ctx);
+  accountRoutes(routes, ctx);
+  return { app, routes };
+}

@@ -1,0 +1,59 @@
+/**
+ * API keys (client id + secret) and control-plane authentication. The
+ * secret is shown once at creation and stored only as a hash.
+ */
+import type { Db } from '../store/db.ts';
+import { Unauthenticated } from '../core/errors.ts';
+import { hashSecret, randomId, randomToken, secretMatches } from './secrets.ts';
+import type { TokenSigner } from './jwt.ts';
+import type { Principal } from './principal.ts';
+
+export interface NewKey {
+  clientId: string;
+  clientSecret: string;
+}
+
+export async function createApiKey(db: Db, opts: { name: string; admin: boolean; namespace?: string | null }): Promise<NewKey> {
+  const clientId = randomId('hk_', 16);
+  const clientSecret = `hs_${randomToken(32)}`;
+  await db.insertInto('api_keys').values({
+    client_id: clientId, secret_hash: hashSecret(clientSecret), name: opts.name,
+    namespace: opts.namespace ?? null, is_admin: opts.admin ? 1 : 0, created_at: new Date().toISOString(), revoked_at: null,
+  }).execute();
+  return { clientId, clientSecret };
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+function header(h: Headers, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Who is calling: `X-Client-ID`/`X-Client-Secret`, or `Authorization: Bearer <access JWT>`.
+ * Throws Unauthenticated (401) only for missing or bad credentials.
+ */
+export async function authenticate(db: Db, signer: TokenSigner, headers: Headers): Promise<Principal> {
+  const auth = header(headers, 'authorization');
+  if (auth && /^bearer\s+/i.test(auth)) {
+    const token = auth.replace(/^bearer\s+/i, '').trim();
+    const claims = token ? await signer.verify(token) : null;
+    if (!claims || claims.kind !== 'access') throw new Unauthenticated('invalid or expired bearer token');
+    const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', claims.sub).executeTakeFirst();
+    if (!key || key.revoked_at) throw new Unauthenticated('the API key that issued this token was revoked');
+    return {
+      kind: 'token', clientId: claims.sub, admin: false,
+      namespace: claims.namespace ?? key.namespace ?? null,
+      workspaceId: claims.workspace ?? null,
+    };
+  }
+  const clientId = header(headers, 'x-client-id');
+  const secret = header(headers, 'x-client-secret');
+  if (!clientId || !secret) {
+    throw new Unauthenticated('missing credentials: send X-Client-ID and X-Client-Secret, or Authorization: Bearer <token>', 'missing');
+  }
+  const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+  if (!key || key.revoked_at || !secretMatches(secret, key.secret_hash)) throw new Unauthenticated('invalid client id or secret');
+  return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null };
+}

