@@ -78,7 +78,8 @@ if (isRoot) {
   run('ip', ['netns', 'add', ns]);
   run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   try {
-    status = run('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs], { env: { ...process.env, HEARTH_TEST_NETNS: ns } });
+    // nsenter, not `ip netns exec`: the latter remounts /sys and hides the cgroup hierarchies runc needs.
+    status = run('nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...nodeArgs], { env: { ...process.env, HEARTH_TEST_NETNS: ns } });
   } finally {
     // Workspace namespaces are named netns of their own; the tests delete them.
     // Deleting the run's namespace takes its bridge, nft tables and veths with it.

@@ -1,0 +1,222 @@
+/**
+ * LocalHost: the HostDriver of this machine. It owns the bridge and firewall
+ * (HostNetwork), the isolation drivers, the image store and the agent drive,
+ * and turns a workspace into a SandboxSpec. Readiness means the agent
+ * answers /health over the workspace's own network interface.
+ */
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentEndpoint, HostDriver, SandboxRef } from './host-driver.ts';
+import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats } from './drivers/driver.ts';
+import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
+import { HostNetwork } from './network/host-network.ts';
+import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
+import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
+import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
+import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
+
+export const AGENT_PORT = 9990;
+/** Containers: a generous bound on the agent's first answer (node cold start). */
+const AGENT_READY_TIMEOUT_MS = 20_000;
+const DEFAULT_PIDS_LIMIT = 1024;
+
+export interface LocalHostOptions {
+  dataDir: string;
+  log: Logger;
+  driver: 'auto' | DriverName;
+  network: NetworkPlan;
+  artifactsDir?: string;
+}
+
+export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
+  // Volatile per-instance state (runc root, pid files) on tmpfs, keyed by the data dir.
+  const runDir = path.join('/run/hearth', createHash('sha256').update(path.resolve(opts.dataDir)).digest('hex').slice(0, 12));
+  const network = new HostNetwork(opts.network, path.join(runDir, 'net'));
+  const container = new ContainerDriver({
+    network, runDir, workspacesRoot: path.join(opts.dataDir, 'workspaces'), instance: opts.network.bridge,
+  });
+  const caps = [await container.probe(), microvmNotYet()];
+  const chosen = chooseDriver(opts.driver, caps);
+  opts.log.info({ driver: chosen.driver, reason: chosen.reason, probes: caps }, 'isolation driver selected');
+  await network.ensure();
+  const agent = await ensureAgentDrive({ artifactsDir: opts.artifactsDir, log: (line) => opts.log.info({ step: 'agent-drive' }, line) });
+  return new LocalHost(opts, network, { container }, chosen.driver, caps, agent);
+}
+
+function microvmNotYet(): Capabilities {
+  return { driver: 'microvm', available: false, reason: 'the microvm driver is not part of this build yet (container isolation is used)' };
+}
+
+export function chooseDriver(wanted: LocalHostOptions['driver'], caps: Capabilities[]): Capabilities {
+  const by = (d: DriverName) => caps.find((c) => c.driver === d)!;
+  if (wanted !== 'auto') {
+    const c = by(wanted);
+    if (!c.available) throw new Error(`driver ${wanted} cannot run on this host: ${c.reason}`);
+    return c;
+  }
+  // microvm only when a real KVM boot probe succeeded; else containers.
+  const vm = by('microvm');
+  if (vm.available) return vm;
+  const ct = by('container');
+  if (ct.available) return ct;
+  throw new Error(`no isolation driver can run here: ${caps.map((c) => `${c.driver}: ${c.reason}`).join('; ')} (see hearth doctor)`);
+}
+
+export class LocalHost implements HostDriver {
+  readonly slotCapacity: number;
+  private readonly images = new Map<string, { image: ResolvedImage; at: number }>();
+  private readonly probeAgent = new http.Agent({ keepAlive: false });
+
+  constructor(
+    private readonly opts: LocalHostOptions,
+    readonly network: HostNetwork,
+    private readonly drivers: Partial<Record<DriverName, Driver>>,
+    readonly defaultDriver: DriverName,
+    private readonly caps: Capabilities[],
+    readonly agent: AgentDrive,
+  ) {
+    this.slotCapacity = slotCapacity(opts.network);
+  }
+
+  async capabilities(): Promise<Capabilities[]> {
+    return this.caps;
+  }
+
+  async resolveImage(name: string): Promise<ResolvedImage> {
+    const hit = this.images.get(name);
+    if (hit && Date.now() - hit.at < 10_000) return hit.image;
+    const image = await resolveImage(name, { artifactsDir: this.opts.artifactsDir });
+    this.images.set(name, { image, at: Date.now() });
+    return image;
+  }
+
+  catalog(): Promise<ImageCatalogEntry[]> {
+    return listCatalog({ artifactsDir: this.opts.artifactsDir });
+  }
+
+  private driver(name: DriverName): Driver {
+    const d = this.drivers[name];
+    if (!d) throw new ValidationFailed('driver', `driver ${name} is not available on this host`, 'run hearth doctor');
+    return d;
+  }
+
+  private async spec(ws: SandboxRef): Promise<SandboxSpec & { allowInternet: boolean }> {
+    const image = await this.resolveImage(ws.image);
+    const pids = Number(ws.config.pids_limit);
+    return {
+      workspaceId: ws.id, generation: ws.generation, hostname: ws.hostname, image, agent: this.agent,
+      agentSecret: ws.agentSecret, agentPort: AGENT_PORT, cpus: ws.config.cpus, memoryMb: ws.config.memory_mb,
+      diskSizeMb: ws.config.disk_size_mb, pidsLimit: Number.isInteger(pids) && pids >= 64 && pids <= 65536 ? pids : DEFAULT_PIDS_LIMIT,
+      slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
+      allowInternet: ws.config.allow_internet,
+    };
+  }
+
+  async start(ws: SandboxRef): Promise<void> {
+    let spec: SandboxSpec;
+    try {
+      spec = await this.spec(ws);
+    } catch (err) {
+      throw new ProvisionFailed({ stage: 'image', message: (err as Error).message, hint: 'run hearth setup to build the catalog images' });
+    }
+    try {
+      await this.driver(ws.driver).run(spec);
+    } catch (err) {
+      throw new ProvisionFailed(driverFailure(err));
+    }
+    await this.waitForAgent(ws, spec);
+  }
+
+  /** Poll the agent's /health over the workspace network until it answers or the bound passes. */
+  private async waitForAgent(ws: SandboxRef, spec: SandboxSpec): Promise<void> {
+    const { ip, port } = this.agentEndpoint(ws);
+    const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
+    let last = '';
+    for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+      const r = await this.health(ip, port, ws.agentSecret);
+      if (r === true) return;
+      last = r;
+      if ((await this.driver(ws.driver).state(spec)) !== 'running') break;
+      await new Promise((res) => setTimeout(res, delay));
+    }
+    const consoleTail = await readFile(path.join(spec.dir, 'console.log'), 'utf8').then((t) => t.slice(-800).trim(), () => '');
+    throw new ProvisionFailed({
+      stage: 'agent',
+      message: `the guest agent did not answer on ${ip}:${port} (${last || 'sandbox exited'})${consoleTail ? `; console: ${consoleTail}` : ''}`,
+      hint: 'check the image runs on x86-64 and that the agent drive is intact (hearth setup rebuilds it)',
+    });
+  }
+
+  private health(ip: string, port: number, secret: string): Promise<true | string> {
+    return new Promise((resolve) => {
+      const req = http.get({ host: ip, port, path: '/health', agent: this.probeAgent, timeout: 1000, headers: { authorization: `Bearer ${secret}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? true : `HTTP ${res.statusCode}`);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => resolve(e.message));
+    });
+  }
+
+  async stop(ws: SandboxRef): Promise<void> {
+    await this.driver(ws.driver).stop(await this.spec(ws));
+  }
+  async pause(ws: SandboxRef): Promise<void> {
+    await this.driver(ws.driver).pause(await this.spec(ws));
+  }
+  async resume(ws: SandboxRef): Promise<void> {
+    await this.driver(ws.driver).resume(await this.spec(ws));
+  }
+  async destroy(ws: SandboxRef): Promise<void> {
+    await this.driver(ws.driver).destroy(await this.specForTeardown(ws));
+  }
+  async state(ws: SandboxRef): Promise<SandboxState> {
+    return this.driver(ws.driver).state(await this.specForTeardown(ws));
+  }
+  async stats(ws: SandboxRef): Promise<SandboxStats | null> {
+    return this.driver(ws.driver).stats(await this.specForTeardown(ws));
+  }
+
+  /** Teardown must work even when the image is gone from the store. */
+  private async specForTeardown(ws: SandboxRef): Promise<SandboxSpec> {
+    try {
+      return await this.spec(ws);
+    } catch {
+      const image: ResolvedImage = { id: ws.image, ref: ws.image, layers: [], env: [], workingDir: '/', user: 'root', digest: '' };
+      return {
+        workspaceId: ws.id, generation: ws.generation, hostname: ws.hostname, image, agent: this.agent, agentSecret: ws.agentSecret,
+        agentPort: AGENT_PORT, cpus: ws.config.cpus, memoryMb: ws.config.memory_mb, diskSizeMb: ws.config.disk_size_mb,
+        pidsLimit: DEFAULT_PIDS_LIMIT, slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
+      };
+    }
+  }
+
+  async applyNetwork(ws: SandboxRef): Promise<void> {
+    await this.network.setInternet(slotFor(this.opts.network, ws.slotIndex), ws.config.allow_internet);
+  }
+
+  agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint {
+    return { ip: slotFor(this.opts.network, ws.slotIndex).ip, port: AGENT_PORT };
+  }
+
+  async listSandboxes(): Promise<{ id: string; driver: DriverName }[]> {
+    const out: { id: string; driver: DriverName }[] = [];
+    for (const [name, d] of Object.entries(this.drivers)) for (const id of await d!.list()) out.push({ id, driver: name as DriverName });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.probeAgent.destroy();
+  }
+}
+
+function driverFailure(err: unknown): ProvisionFailure {
+  if (err instanceof ContainerDriverError) {
+    const stage = err.stage === 'validate' ? 'host' : err.stage;
+    return { stage, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  }
+  return { stage: 'host', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,70 @@
+/**
+ * Starts a real `hearth serve` (the CLI, as users run it) with its own data
+ * dir, bridge, subnet and link prefix, so instances never collide; stops it
+ * and checks that nothing it created is left on the host.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { waitUntil } from './wait.ts';
+import { leftovers } from './leaks.ts';
+
+export interface HearthInstance {
+  dataDir: string;
+  api: string;
+  runtime: string;
+  clientId: string;
+  clientSecret: string;
+  bridge: string;
+  linkPrefix: string;
+  subnet: string;
+  proc: ChildProcess;
+  logs: string[];
+  /** Delete every workspace, stop hearthd, and assert nothing is left behind. */
+  stop(): Promise<void>;
+}
+
+const repo = path.resolve(import.meta.dirname, '..', '..');
+
+export async function startHearth(opts: { driver?: string; extraArgs?: string[] } = {}): Promise<HearthInstance> {
+  const tag = 't' + randomBytes(2).toString('hex').slice(0, 3);
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `hearth-${tag}-`));
+  const octet = 100 + (randomBytes(1)[0]! % 100);
+  const subnet = `10.${octet}.${randomBytes(1)[0]}.0/24`;
+  const bridge = `hb${tag}`;
+  const args = [
+    path.join(repo, 'bin/hearth.mjs'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--runtime-listen', '127.0.0.1:0',
+    '--bridge', bridge, '--subnet', subnet, '--link-prefix', tag, '--driver', opts.driver ?? 'container', ...(opts.extraArgs ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  proc.stdout!.on('data', (d) => logs.push(String(d)));
+  proc.stderr!.on('data', (d) => logs.push(String(d)));
+  let exited = false;
+  proc.on('exit', () => { exited = true; });
+  const endpoints = await waitUntil('hearth serve to write endpoints.json', async () => {
+    if (exited) throw new Error(`hearth serve exited early:\n${logs.join('')}`);
+    return JSON.parse(await fs.readFile(path.join(dataDir, 'endpoints.json'), 'utf8')) as { api: string; runtime: string };
+  }, 60_000, 50).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${err.message}\n${logs.join('').slice(-4000)}`); });
+  const creds = JSON.parse(await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { clientId: string; clientSecret: string };
+
+  const inst: HearthInstance = {
+    dataDir, api: endpoints.api, runtime: endpoints.runtime, ...creds, bridge, linkPrefix: tag, subnet, proc, logs,
+    async stop() {
+      const headers = { 'x-client-id': creds.clientId, 'x-client-secret': creds.clientSecret, 'content-type': 'application/json' };
+      if (!exited) {
+        const list = await (await fetch(`${endpoints.api}/workspace?limit=500`, { headers })).json() as { workspaces?: { id: string }[] };
+        for (const ws of list.workspaces ?? []) await fetch(`${endpoints.api}/workspace/${ws.id}`, { method: 'DELETE', headers });
+        proc.kill('SIGTERM');
+        await waitUntil('hearthd to exit', async () => exited, 20_000);
+      }
+      const left = await leftovers({ dataDir, linkPrefix: tag, bridge });
+      // The bridge and table are host-level singletons of this instance: removed here, after the check of per-workspace state.
+      await fs.rm(dataDir, { recursive: true, force: true });
+      if (left.length) throw new Error(`hearth left resources behind:\n  ${left.join('\n  ')}`);
+    },
+  };
+  return inst;
+}
