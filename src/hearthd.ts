@@ -68,6 +68,8 @@ export class Hearthd {
     const api = buildApi({ workspaces, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
+    const reconciled = await workspaces.reconcile();
+    opts.log.info({ reconciled }, 'reconciled the store with the host');
     await api.app.listen({ host: opts.api.host, port: opts.api.port });
     await new Promise<void>((resolve, reject) => {
       gateway.server.once('error', reject);

@@ -410,6 +410,51 @@ export class WorkspaceService {
     return handled;
   }
 
+  /**
+   * Startup reconcile (E2B's startupreclaim): compare the store with the
+   * host. Interrupted creations and deletions are finished, workspaces that
+   * should run but died are started again, sandboxes of this host that the
+   * store does not know are reported. Returns a per-action summary.
+   */
+  async reconcile(): Promise<Record<string, number>> {
+    const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_found: 0, failed: 0 };
+    const rows = (await this.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
+    const known = new Set(rows.map((r) => r.id));
+    for (const ws of rows) {
+      try {
+        if (ws.state === 'deleting' || ws.state === 'deleted') {
+          await this.delete(null, ws.id, 'reconcile');
+          summary.deleted!++;
+        } else if (ws.state === 'provisioning') {
+          this.startProvisioning(ws);
+          summary.restarted!++;
+        } else if (ws.state === 'running' || ws.state === 'paused') {
+          const onHost = await this.host.state(sandboxRef(ws));
+          if (onHost === 'running' || onHost === 'paused') {
+            summary.adopted!++;
+            continue;
+          }
+          this.log.warn({ workspace: ws.id, host_state: onHost }, 'workspace died while hearthd was away: starting it again');
+          await this.host.stop(sandboxRef(ws)).catch(() => undefined);
+          const restarted = await this.transition(ws, 'stopped', { provisioning: null });
+          await this.transition(restarted, 'provisioning', { generation: ws.generation + 1, provisioning: { ...this.freshProvisioning(now()), message: 'restarting after host restart' } });
+          this.startProvisioning((await this.byId(ws.id))!);
+          summary.restarted!++;
+        }
+      } catch (err) {
+        summary.failed!++;
+        this.log.error({ workspace: ws.id, err: String(err) }, 'reconcile failed for workspace');
+      }
+    }
+    for (const sb of await this.host.listSandboxes().catch(() => [])) {
+      if (known.has(sb.id)) continue;
+      // Never touch what we cannot prove is ours and know how to undo: report it.
+      this.log.warn({ sandbox: sb.id, driver: sb.driver }, 'found a sandbox the store does not know; leaving it in place');
+      summary.orphans_found!++;
+    }
+    return summary;
+  }
+
   /** Wait for all in-flight provisioning (shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.inflight.values()]);

@@ -16,12 +16,14 @@ export interface TestAgent {
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Raw fetch with auth. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** ws:// URL for `path` with the secret as `?token=`. */
+  wsUrl(path?: string): string;
   close(): Promise<void>;
 }
 
-export async function startTestAgent(): Promise<TestAgent> {
+export async function startTestAgent(opts: { heartbeatMs?: number } = {}): Promise<TestAgent> {
   const secret = randomBytes(16).toString('hex');
-  const agent = await startAgent({ port: 0, host: '127.0.0.1', secret, workspaceId: 'ws_test', log: () => {} });
+  const agent = await startAgent({ port: 0, host: '127.0.0.1', secret, workspaceId: 'ws_test', log: () => {}, ...opts });
   const auth = { authorization: `Bearer ${secret}` };
   const rawFetch = (path: string, init: RequestInit = {}): Promise<Response> =>
     fetch(agent.url + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } });
@@ -45,6 +47,7 @@ export async function startTestAgent(): Promise<TestAgent> {
       }
       return { status: res.status, body: parsed };
     },
+    wsUrl: (path = '/ws') => `${agent.url.replace(/^http/, 'ws')}${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(secret)}`,
     close: () => agent.close(),
   };
 }
@@ -97,4 +100,59 @@ export async function waitUntil<T>(cond: () => Promise<T> | T, what: string, tim
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+}
+
+/**
+ * A WebSocket client that records every frame, so tests can wait for the
+ * frame they expect with a deadline instead of sleeping.
+ */
+export class WsRecorder {
+  readonly frames: { binary: boolean; data: Buffer }[] = [];
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly ws: import('ws').WebSocket) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.frames.push({ binary: isBinary, data: Buffer.from(data) });
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  static async open(url: string, headers?: Record<string, string>): Promise<WsRecorder> {
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(url, headers ? { headers } : {});
+    const rec = new WsRecorder(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+    return rec;
+  }
+
+  /** Concatenated output of terminal `id` from binary frames. */
+  terminalOutput(id: number): string {
+    return Buffer.concat(this.frames.filter((f) => f.binary && f.data[0] === id).map((f) => f.data.subarray(1))).toString('utf8');
+  }
+
+  json(): Record<string, unknown>[] {
+    return this.frames.filter((f) => !f.binary).map((f) => JSON.parse(f.data.toString('utf8')) as Record<string, unknown>);
+  }
+
+  async waitFor<T>(cond: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const v = cond();
+      if (v) return v;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; frames: ${this.frames.map((f) => (f.binary ? `[bin ${f.data[0]}] ${JSON.stringify(f.data.subarray(1).toString())}` : f.data.toString())).join(' | ').slice(-2000)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+  }
+
+  close(): void {
+    this.ws.close();
+  }
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { waitUntil } from './wait.ts';
 import { leftovers } from './leaks.ts';
+import assert from 'node:assert/strict';
 
 export interface HearthInstance {
   dataDir: string;
@@ -24,6 +25,8 @@ export interface HearthInstance {
   logs: string[];
   /** Delete every workspace, stop hearthd, and assert nothing is left behind. */
   stop(): Promise<void>;
+  /** kill -9 hearthd (workspaces keep running) and start it again on the same data dir. */
+  crashAndRestart(): Promise<void>;
 }
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
@@ -35,23 +38,37 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
   const subnet = `10.${octet}.${randomBytes(1)[0]}.0/24`;
   const bridge = `hb${tag}`;
   const args = [
-    path.join(repo, 'bin/hearth.mjs'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--runtime-listen', '127.0.0.1:0',
+    path.join(repo, 'bin/hearth.mjs'), 'serve', '--data-dir', dataDir,
     '--bridge', bridge, '--subnet', subnet, '--link-prefix', tag, '--driver', opts.driver ?? 'container', ...(opts.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
-  proc.stdout!.on('data', (d) => logs.push(String(d)));
-  proc.stderr!.on('data', (d) => logs.push(String(d)));
+  let proc!: ChildProcess;
   let exited = false;
-  proc.on('exit', () => { exited = true; });
-  const endpoints = await waitUntil('hearth serve to write endpoints.json', async () => {
-    if (exited) throw new Error(`hearth serve exited early:\n${logs.join('')}`);
-    return JSON.parse(await fs.readFile(path.join(dataDir, 'endpoints.json'), 'utf8')) as { api: string; runtime: string };
-  }, 60_000, 50).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${err.message}\n${logs.join('').slice(-4000)}`); });
+  const launch = async (listen: string[]) => {
+    await fs.rm(path.join(dataDir, 'endpoints.json'), { force: true });
+    proc = spawn(process.execPath, [...args, ...listen], { stdio: ['ignore', 'pipe', 'pipe'] });
+    exited = false;
+    proc.stdout!.on('data', (d) => logs.push(String(d)));
+    proc.stderr!.on('data', (d) => logs.push(String(d)));
+    proc.on('exit', () => { exited = true; });
+    return waitUntil('hearth serve to write endpoints.json', async () => {
+      if (exited) throw new Error(`hearth serve exited early:\n${logs.join('')}`);
+      return JSON.parse(await fs.readFile(path.join(dataDir, 'endpoints.json'), 'utf8')) as { api: string; runtime: string };
+    }, 60_000, 50).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${err.message}\n${logs.join('').slice(-4000)}`); });
+  };
+  const endpoints = await launch(['--listen', '127.0.0.1:0', '--runtime-listen', '127.0.0.1:0']);
   const creds = JSON.parse(await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { clientId: string; clientSecret: string };
 
   const inst: HearthInstance = {
     dataDir, api: endpoints.api, runtime: endpoints.runtime, ...creds, bridge, linkPrefix: tag, subnet, proc, logs,
+    async crashAndRestart() {
+      proc.kill('SIGKILL');
+      await waitUntil('hearthd to die', async () => exited, 10_000);
+      // Same ports, so clients holding URLs keep working.
+      const again = await launch(['--listen', new URL(endpoints.api).host, '--runtime-listen', new URL(endpoints.runtime).host]);
+      inst.proc = proc;
+      assert.equal(again.api, endpoints.api);
+    },
     async stop() {
       const headers = { 'x-client-id': creds.clientId, 'x-client-secret': creds.clientSecret, 'content-type': 'application/json' };
       if (!exited) {
