@@ -1,0 +1,11 @@
+/**
+ * Every migration, in order. Add a file `NNNN_name.ts` exporting one
+ * Migration and list it here; names sort in application order and a
+ * migration never changes once released.
+ */
+import type { Migration } from 'kysely';
+import { m0001Initial } from './0001_initial.ts';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': m0001Initial,
+};
