@@ -14,7 +14,11 @@ import { createApiKey, type NewKey } from './auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from './control/workspaces.ts';
 import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
+import { NamespaceService } from './control/namespaces.ts';
+import { Meter } from './control/metering.ts';
+import { UsageReports } from './control/usage.ts';
 import type { HostDriver } from './host/host-driver.ts';
+import { publicServicesFor, startPublicPlane, type PublicPlane, type PublicPlaneOptions } from './edge/plane.ts';
 
 export interface Listen {
   host: string;
@@ -30,6 +34,10 @@ export interface HearthdOptions {
   /** How often the TTL reaper runs. */
   reapIntervalMs?: number;
   fastPathMs?: number;
+  /** How often running time is metered into usage buckets (billing is exact whatever the period). */
+  meterIntervalMs?: number;
+  /** Edge (preview URLs, custom domains) and SSH gateway listeners; absent = both off. */
+  publicPlane?: PublicPlaneOptions;
 }
 
 export interface Endpoints {
@@ -37,12 +45,17 @@ export interface Endpoints {
   runtime: string;
   edge: string | null;
   ssh: string | null;
+  /** The edge's HTTPS listener and the preview base domain (issue 7). */
+  edge_tls?: string | null;
+  preview_domain?: string | null;
 }
 
 export class Hearthd {
   private reaper: NodeJS.Timeout | undefined;
+  private meter: Meter | null = null;
   private reaping = false;
   endpoints: Endpoints | null = null;
+  publicPlane: PublicPlane | null = null;
 
   private constructor(
     readonly db: Db,
@@ -64,10 +77,20 @@ export class Hearthd {
     const workspaces = new WorkspaceService(db, opts.host, opts.log.child({ component: 'workspaces' }), {
       ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
     });
+    const namespaces = new NamespaceService(db, opts.log.child({ component: 'namespaces' }));
+    const meter = new Meter(db, opts.log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : opts.host.egressBytes({ slotIndex: ws.slotIndex })) });
+    workspaces.namespaces = namespaces;
+    workspaces.meter = meter;
+    namespaces.workspaces = workspaces;
+    const usage = new UsageReports(db);
     let runtimeUrl: string | null = null;
-    const api = buildApi({ workspaces, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl });
+    const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };
+    const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
+    const publicPlane = publicServicesFor(planeDeps, planeOpts);
+    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
+    d.meter = meter;
     const reconciled = await workspaces.reconcile();
     opts.log.info({ reconciled }, 'reconciled the store with the host');
     await api.app.listen({ host: opts.api.host, port: opts.api.port });
@@ -79,8 +102,13 @@ export class Hearthd {
     const rtAddr = gateway.server.address() as AddressInfo;
     const url = (a: AddressInfo, host: string) => `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
     runtimeUrl = url(rtAddr, opts.runtime.host);
-    d.endpoints = { api: url(apiAddr, opts.api.host), runtime: runtimeUrl, edge: null, ssh: null };
+    d.publicPlane = await startPublicPlane(planeDeps, planeOpts, publicPlane);
+    d.endpoints = {
+      api: url(apiAddr, opts.api.host), runtime: runtimeUrl, edge: d.publicPlane.edgeUrl, ssh: d.publicPlane.sshUrl,
+      edge_tls: d.publicPlane.edgeTlsUrl, preview_domain: publicPlane.services.publicAccess.opts.previewDomain,
+    };
     d.startReaper();
+    meter.start(opts.meterIntervalMs ?? 5000);
     return d;
   }
 
@@ -105,6 +133,8 @@ export class Hearthd {
 
   async close(): Promise<void> {
     clearInterval(this.reaper);
+    this.meter?.stop();
+    await this.publicPlane?.close();
     await this.api.app.close();
     await this.gateway.close();
     await this.workspaces.drain();

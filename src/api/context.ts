@@ -1,12 +1,18 @@
 /** What control-plane routes may use: services, never the store or the kernel directly. */
 import type { Logger } from 'pino';
 import type { WorkspaceService } from '../control/workspaces.ts';
+import type { NamespaceService } from '../control/namespaces.ts';
+import type { UsageReports } from '../control/usage.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { Db } from '../store/db.ts';
 
 export interface ApiContext {
   workspaces: WorkspaceService;
+  namespaces: NamespaceService;
+  usage: UsageReports;
+  /** Brings usage up to now before a report is read. */
+  meter: { tick(): Promise<void> } | null;
   host: HostDriver;
   signer: TokenSigner;
   /** Used only by auth and key management. */

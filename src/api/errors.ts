@@ -7,16 +7,18 @@
  */
 import {
   AlreadyExists, Forbidden, LimitReached, NotFound, ProvisionFailed, StateConflict,
-  Unauthenticated, Unavailable, ValidationFailed,
+  Unauthenticated, Unavailable, ValidationFailed, QuotaExceeded,
 } from '../core/errors.ts';
 import { InvalidTransition } from '../core/lifecycle.ts';
 import { DurationError } from '../core/duration.ts';
+import { PortLimitReached } from '../control/public-access.ts';
 
 export const ERROR_STATUS = {
   bad_request: 400,
   validation_error: 400,
   missing_credentials: 401,
   invalid_credentials: 401,
+  quota_exceeded: 402,
   forbidden: 403,
   namespace_suspended: 403,
   runtime_disabled: 403,
@@ -25,6 +27,7 @@ export const ERROR_STATUS = {
   invalid_state: 409,
   SANDBOX_LIMIT_REACHED: 409,
   NAMESPACE_LIMIT_REACHED: 409,
+  PORT_LIMIT_REACHED: 409,
   payload_too_large: 413,
   rate_limited: 429,
   server_error: 500,
@@ -70,6 +73,7 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof AlreadyExists) return new HttpError('conflict', err.message, { kind: err.kind, id: err.id });
   if (err instanceof StateConflict) return new HttpError('invalid_state', err.message, undefined, err.hint);
   if (err instanceof InvalidTransition) return new HttpError('invalid_state', err.message, { from: err.from, to: err.to });
+  if (err instanceof PortLimitReached) return new HttpError('PORT_LIMIT_REACHED', err.message, { current: err.current, max: err.max }, 'revoke a port with publicAccess.revoke(id, port)', { current: err.current, max: err.max });
   if (err instanceof LimitReached) {
     const code = err.kind === 'namespace' ? 'NAMESPACE_LIMIT_REACHED' : 'SANDBOX_LIMIT_REACHED';
     return new HttpError(code, err.message, { current: err.current, max: err.max }, undefined, { current: err.current, max: err.max });
@@ -79,6 +83,7 @@ export function toHttpError(err: unknown): HttpError {
     return new HttpError(code, err.message);
   }
   if (err instanceof Unauthenticated) return new HttpError(err.reason === 'missing' ? 'missing_credentials' : 'invalid_credentials', err.message);
+  if (err instanceof QuotaExceeded) return new HttpError('quota_exceeded', err.message, { namespace: err.namespace, service: err.service, used: err.used, limit: err.limit });
   if (err instanceof Unavailable) return new HttpError('workspace_unavailable', err.message, undefined, err.hint);
   if (err instanceof ProvisionFailed) return new HttpError('server_error', err.message, { ...err.failure }, err.failure.hint);
   const message = err instanceof Error ? err.message : String(err);

@@ -11,13 +11,21 @@ import { authenticate } from '../auth/keys.ts';
 import { workspaceRoutes } from './routes/workspaces.ts';
 import { runtimeAccessRoutes } from './routes/runtime-access.ts';
 import { accountRoutes } from './routes/account.ts';
+import { usageRoutes } from './routes/usage.ts';
+import { namespaceRoutes } from './routes/namespaces.ts';
+import { creditRoutes } from './routes/credits.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { publicAccessRoutes } from './routes/public-access.ts';
+import { domainRoutes } from './routes/domains.ts';
+import { sshRoutes } from './routes/ssh.ts';
+import { defaultPublicServices, type PublicServices } from '../control/public-services.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
   routes: RouteTable;
 }
 
-export function buildApi(ctx: ApiContext): ApiApp {
+export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }): ApiApp {
   const app = Fastify({
     loggerInstance: ctx.log.child({ plane: 'api' }) as unknown as FastifyBaseLogger,
     disableRequestLogging: false,
@@ -59,5 +67,13 @@ export function buildApi(ctx: ApiContext): ApiApp {
   workspaceRoutes(routes, ctx);
   runtimeAccessRoutes(routes, ctx);
   accountRoutes(routes, ctx);
+  usageRoutes(routes, ctx);
+  namespaceRoutes(routes, ctx);
+  creditRoutes(routes, ctx);
+  keyRoutes(routes, ctx);
+  const pub = ctx.publicServices ?? defaultPublicServices(ctx);
+  publicAccessRoutes(routes, pub.publicAccess);
+  domainRoutes(routes, pub.publicAccess);
+  sshRoutes(routes, pub.ssh);
   return { app, routes };
 }

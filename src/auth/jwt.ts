@@ -6,6 +6,7 @@
  *    old tokens stop at once whatever their `exp`.
  */
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import type { Grants } from '../core/grants.ts';
 
 export interface RuntimeClaims {
   kind: 'runtime';
@@ -20,6 +21,7 @@ export interface AccessClaims {
   namespace?: string | null;
   workspace?: string | null;
   label?: string | null;
+  grants?: Grants;
 }
 
 export type Claims = RuntimeClaims | AccessClaims;

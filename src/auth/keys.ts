@@ -7,6 +7,7 @@ import { Unauthenticated } from '../core/errors.ts';
 import { hashSecret, randomId, randomToken, secretMatches } from './secrets.ts';
 import type { TokenSigner } from './jwt.ts';
 import type { Principal } from './principal.ts';
+import { ALL_GRANTS } from '../core/grants.ts';
 
 export interface NewKey {
   clientId: string;
@@ -40,12 +41,17 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
     const token = auth.replace(/^bearer\s+/i, '').trim();
     const claims = token ? await signer.verify(token) : null;
     if (!claims || claims.kind !== 'access') throw new Unauthenticated('invalid or expired bearer token');
+    const revoked = await db.selectFrom('revoked_tokens').select('jti').where('jti', '=', claims.jti).executeTakeFirst();
+    if (revoked) throw new Unauthenticated('this token was revoked');
     const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', claims.sub).executeTakeFirst();
     if (!key || key.revoked_at) throw new Unauthenticated('the API key that issued this token was revoked');
     return {
       kind: 'token', clientId: claims.sub, admin: false,
       namespace: claims.namespace ?? key.namespace ?? null,
       workspaceId: claims.workspace ?? null,
+      // Tokens minted before grants existed, or without them, get none: fail closed.
+      grants: claims.grants ?? { ...ALL_GRANTS, create: false, destroy: false, expose: false, runtime: false, manage: false },
+      tokenId: claims.jti,
     };
   }
   const clientId = header(headers, 'x-client-id');
@@ -55,5 +61,5 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
   }
   const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', clientId).executeTakeFirst();
   if (!key || key.revoked_at || !secretMatches(secret, key.secret_hash)) throw new Unauthenticated('invalid client id or secret');
-  return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null };
+  return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null, grants: ALL_GRANTS, tokenId: null };
 }

@@ -7,6 +7,7 @@ import { ArgError } from './args/listen.ts';
 const COMMANDS: Record<string, { describe: string; load: () => Promise<(argv: string[]) => Promise<number>> }> = {
   serve: { describe: 'run hearthd (control plane, gateway)', load: async () => (await import('./commands/serve.ts')).serveCommand },
   setup: { describe: 'prepare this host: packages, agent drive, images', load: async () => (await import('./commands/setup.ts')).setupCommand },
+  ca: { describe: 'print the Hearth CA certificate, or --install it into the system trust store', load: async () => (await import('./commands/ca.ts')).caCommand },
   doctor: { describe: 'which isolation drivers this host can run, and why not', load: async () => (await import('./commands/doctor.ts')).doctorCommand },
 };
 

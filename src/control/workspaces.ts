@@ -15,6 +15,8 @@ import {
 import { AlreadyExists, NotFound, ProvisionFailed, StateConflict, ValidationFailed, LimitReached } from '../core/errors.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { canSeeWorkspace, type Principal } from '../auth/principal.ts';
+import { ALL_GRANTS, checkNetworkReach } from '../core/grants.ts';
+import type { NamespaceService, WorkspaceOps } from './namespaces.ts';
 import { randomId, randomToken } from '../auth/secrets.ts';
 import { decodeWorkspace, sandboxRef, type Provisioning, type Workspace } from './workspace-row.ts';
 
@@ -34,7 +36,16 @@ export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {
 
 const now = () => new Date().toISOString();
 
-export class WorkspaceService {
+/** Accrues metered usage for a workspace up to now (called before every state change). */
+export interface UsageMeter {
+  accrue(ws: Workspace): Promise<void>;
+}
+
+export class WorkspaceService implements WorkspaceOps {
+  /** Namespace admission (limits, suspension, quotas); wired by hearthd. */
+  namespaces: Pick<NamespaceService, 'admitCreate' | 'admitStart' | 'admitResize'> | null = null;
+  meter: UsageMeter | null = null;
+
   private readonly locks = new KeyedMutex();
   private readonly restingSlots = new Map<number, number>();
   /** In-flight provisioning per workspace, so callers can await readiness. */
@@ -101,7 +112,8 @@ export class WorkspaceService {
         .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
       if (existing && existing.state !== 'deleted') return this.awaitFastPath(decodeWorkspace(existing));
     }
-    const namespace = p.namespace ?? req.namespace;
+    // A namespace-bound caller may name only its own namespace (admission refuses others).
+    const namespace = req.namespace ?? p.namespace;
     if (p.workspaceId) throw new ValidationFailed('scope', 'a workspace-scoped token cannot create workspaces');
     // Resolving the image first means a bad name creates nothing at all.
     await this.host.resolveImage(req.image);
@@ -109,7 +121,12 @@ export class WorkspaceService {
     if (req.slug) validateSlug(req.slug);
     const driver = req.driver ?? this.host.defaultDriver;
 
+    await this.checkReach(p, req.config.ingress, req.config.egress);
+
+    // One lock for every create: counting and inserting cannot interleave, so no
+    // two creates can both pass a namespace limit of one (single hearthd per store).
     const ws = await this.locks.run('__slots__', async () => {
+      const nsSlug = this.namespaces ? await this.namespaces.admitCreate(p, namespace, req.config) : namespace;
       const live = await this.db.selectFrom('workspaces').select('slot_index').where('slot_index', 'is not', null).execute();
       if (live.length >= this.opts.maxWorkspaces) {
         throw new LimitReached('sandbox', `this host runs at most ${this.opts.maxWorkspaces} workspaces`, live.length, this.opts.maxWorkspaces);
@@ -130,12 +147,12 @@ export class WorkspaceService {
         created_at: at, updated_at: at, completed_at: null,
       };
       const row: WorkspaceTable = {
-        id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace,
+        id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace: nsSlug,
         image: req.image, mode: req.mode, state: 'provisioning', driver, slot_index: slotIndex, generation: 1,
         agent_secret: randomToken(32), runtime_enabled: 0, runtime_token_gen: 0,
         config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
         ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
-        idempotency_key: req.idempotencyKey, user_requested_stop: 0,
+        idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
         state_changed_at: at, created_at: at, updated_at: at,
       };
       await this.db.insertInto('workspaces').values(row).execute();
@@ -220,6 +237,8 @@ export class WorkspaceService {
   /** Persist a state change (checked against the lifecycle table) before acting on it. */
   private async transition(ws: Workspace, to: WorkspaceState, extra: { provisioning?: Partial<Provisioning> | null; userRequestedStop?: boolean; generation?: number } = {}): Promise<Workspace> {
     assertTransition(ws.state, to);
+    // Meter the time spent in the old state before leaving it.
+    await this.meter?.accrue(ws);
     const at = now();
     const set: Partial<WorkspaceTable> = { state: to, state_changed_at: at, updated_at: at };
     if (extra.provisioning === null) set.provisioning = null;
@@ -237,6 +256,7 @@ export class WorkspaceService {
     await this.locks.run(found.id, async () => {
       const ws = (await this.byId(found.id))!;
       if (ws.state === 'running' || ws.state === 'provisioning') return;
+      await this.namespaces?.admitStart(ws.namespace);
       if (ws.state === 'paused') {
         await this.host.resume(sandboxRef(ws));
         await this.transition(ws, 'running');
@@ -303,6 +323,7 @@ export class WorkspaceService {
       const ws = (await this.byId(found.id))!;
       if (ws.state === 'running') return ws;
       if (ws.state !== 'paused') throw new StateConflict(`workspace is ${ws.state}; only a paused workspace can be resumed`, 'use start for a stopped workspace');
+      await this.namespaces?.admitStart(ws.namespace);
       await this.host.resume(sandboxRef(ws));
       return this.transition(ws, 'running');
     });
@@ -318,6 +339,7 @@ export class WorkspaceService {
       if (!ws || ws.state === 'deleted') return;
       if (ws.state !== 'deleting') await this.transition(ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
       await this.host.destroy(sandboxRef(ws));
+      await this.meter?.accrue((await this.byId(ws.id)) ?? ws);
       await this.db.deleteFrom('workspaces').where('id', '=', ws.id).execute();
       if (ws.slotIndex !== null) this.restingSlots.set(ws.slotIndex, Date.now() + this.opts.slotRestMs);
       this.log.info({ workspace: ws.id, reason }, 'workspace deleted');
@@ -349,6 +371,11 @@ export class WorkspaceService {
       if (body.config !== undefined) {
         if (typeof body.config !== 'object' || body.config === null || Array.isArray(body.config)) throw new ValidationFailed('config', 'config must be an object');
         config = mergeConfig(ws.config, body.config as Record<string, unknown>, this.opts.bounds);
+        const cfgIn = body.config as Record<string, unknown>;
+        await this.checkReach(p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
+        if (config.cpus !== ws.config.cpus || config.memory_mb !== ws.config.memory_mb || config.disk_size_mb !== ws.config.disk_size_mb) {
+          await this.namespaces?.admitResize(ws.namespace, ws.id, config);
+        }
         if (ws.mode === 'permanent' && config.ttl_seconds !== null) throw new ValidationFailed('ttl', 'a permanent workspace has no ttl: convert it with lifecycle.makeTemporary');
         set.config = JSON.stringify(config);
         if (config.ttl_seconds !== ws.config.ttl_seconds) {
@@ -378,6 +405,55 @@ export class WorkspaceService {
       .set({ runtime_token_gen: sql<number>`runtime_token_gen + 1` as unknown as number, runtime_enabled: 1, updated_at: now() })
       .where('id', '=', ws.id).execute();
     return (await this.byId(ws.id))!;
+  }
+
+  // ---------------------------------------------------------------- network reach
+
+  /** Tokens may wire ingress/egress only to workspaces and hosts they were granted. */
+  private async checkReach(p: Principal, ingress: string[] | undefined, egress: string[] | undefined): Promise<void> {
+    if (p.grants.reach === null && p.grants.egressHosts === null && p.namespace === null) return;
+    if (!ingress?.length && !egress?.length) return;
+    const rows = await this.db.selectFrom('workspaces').select(['id', 'slot_index']).where('slot_index', 'is not', null).execute();
+    const ipOf = (slotIndex: number) => this.host.agentEndpoint({ slotIndex }).ip;
+    const internal = new Set(rows.map((r) => ipOf(r.slot_index!)));
+    // Without an explicit reach list, a namespace-bound caller reaches its own namespace only.
+    const inScope = p.namespace === null ? null
+      : new Set((await this.db.selectFrom('workspaces').select('id').where('namespace', '=', p.namespace).execute()).map((r) => r.id));
+    const reachable = new Set(rows.filter((r) => (p.grants.reach ?? (inScope ? [...inScope] : [])).includes(r.id)).map((r) => ipOf(r.slot_index!)));
+    checkNetworkReach(p.grants, { ingress, egress }, { isInternal: (e) => internal.has(e), ipsOfReachable: reachable, unrestricted: p.grants.reach === null && p.namespace === null });
+  }
+
+  // ---------------------------------------------------------------- for the namespace service
+
+  async idsInNamespace(slug: string, states?: string[]): Promise<string[]> {
+    let q = this.db.selectFrom('workspaces').select('id').where('namespace', '=', slug).where('state', 'not in', ['deleting', 'deleted']);
+    if (states) q = q.where('state', 'in', states);
+    return (await q.execute()).map((r) => r.id);
+  }
+
+  async stopSystem(id: string, reason: 'namespace' | 'quota'): Promise<void> {
+    // Stopped, never deleted, whatever remove_on_exit says: the namespace's data stays.
+    await this.locks.run(id, async () => {
+      const ws = await this.byId(id);
+      if (!ws || ws.state === 'stopped' || ws.state === 'failed' || ws.state === 'deleting') return;
+      await this.host.stop(sandboxRef(ws));
+      if (ws.state === 'provisioning') {
+        await this.transition(ws, 'failed', { provisioning: { state: 'failed', phase: 'failed', message: `stopped (${reason})`, error: { code: 'CREATE_FAILED', message: `stopped by the namespace's ${reason === 'quota' ? 'quota policy' : 'suspension'}` } } });
+      } else {
+        await this.transition(ws, 'stopped', { provisioning: null, userRequestedStop: false });
+      }
+      this.log.info({ workspace: id, reason }, 'workspace stopped');
+    });
+  }
+
+  async deleteSystem(id: string): Promise<void> {
+    await this.delete(null, id, 'namespace');
+  }
+
+  async usageNow(slug: string, excludeId?: string): Promise<{ workspaces: number; totalVcpus: number; totalRamMb: number }> {
+    const rows = await this.db.selectFrom('workspaces').select(['id', 'config']).where('namespace', '=', slug).where('state', 'not in', ['deleting', 'deleted']).execute();
+    const counted = rows.filter((r) => r.id !== excludeId).map((r) => JSON.parse(r.config) as WorkspaceConfig);
+    return { workspaces: counted.length, totalVcpus: counted.reduce((a, c) => a + c.cpus, 0), totalRamMb: counted.reduce((a, c) => a + c.memory_mb, 0) };
   }
 
   // ---------------------------------------------------------------- TTL
@@ -462,4 +538,4 @@ export class WorkspaceService {
 }
 
 /** The principal of hearthd's own background work (reaper, reconcile). */
-export const adminPrincipal: Principal = { kind: 'key', clientId: 'hearthd', admin: true, namespace: null, workspaceId: null };
+export const adminPrincipal: Principal = { kind: 'key', clientId: 'hearthd', admin: true, namespace: null, workspaceId: null, grants: ALL_GRANTS };

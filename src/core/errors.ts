@@ -78,3 +78,11 @@ export class ProvisionFailed extends Error {
     this.name = 'ProvisionFailed';
   }
 }
+
+/** A namespace's spending quota (plus overdraft) is used up and its policy blocks new work. */
+export class QuotaExceeded extends Error {
+  constructor(readonly namespace: string, readonly service: string, readonly used: number, readonly limit: number) {
+    super(`namespace ${namespace} used ${used.toFixed(4)} credits of its ${service} quota (${limit} + overdraft): new work is blocked until the quota is raised or reset`);
+    this.name = 'QuotaExceeded';
+  }
+}

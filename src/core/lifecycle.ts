@@ -19,7 +19,7 @@ export const ALLOWED: Record<WorkspaceState, readonly WorkspaceState[]> = {
 };
 
 /** Why a workspace stopped or went away: a closed set (E2B's KillReason). */
-export type StopReason = 'request' | 'ttl' | 'idle' | 'remove_on_exit' | 'reconcile' | 'crash';
+export type StopReason = 'request' | 'ttl' | 'idle' | 'remove_on_exit' | 'reconcile' | 'crash' | 'namespace' | 'quota';
 
 export class InvalidTransition extends Error {
   constructor(readonly from: WorkspaceState, readonly to: WorkspaceState) {

@@ -4,7 +4,9 @@
  * Hearth spans several hosts. Unit tests of the API use a fake of this
  * interface (test/unit only); the product ships only LocalHost.
  */
-import type { Capabilities, DriverName, SandboxState, SandboxStats } from './drivers/driver.ts';
+import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
+import type { PullEvent } from './images/oci/pull.ts';
+import type { HostSnapshot, SnapshotOptions } from './snapshots/host.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 
@@ -44,7 +46,25 @@ export interface HostDriver {
   /** Apply network settings (allow_internet, ingress, egress) live. */
   applyNetwork(ws: SandboxRef): Promise<void>;
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint;
+  /** Bytes sent by the workspace so far (host side of its link), or null when it has no link. */
+  egressBytes(ws: Pick<SandboxRef, 'slotIndex'>): Promise<number | null>;
   /** Workspace ids with a sandbox on this host (for reconcile). */
   listSandboxes(): Promise<{ id: string; driver: DriverName }[]>;
+
+  // Images and snapshots (src/host/images, src/host/snapshots).
+  /** Pull (or find locally) an image by any name `resolveImage` accepts, reporting progress. */
+  pullImage(name: string, onEvent?: (e: PullEvent) => void): Promise<ResolvedImage>;
+  /** What snapshots of a workspace on this driver capture (lifecycle: snapshot_supported). */
+  snapshotSupport(driver: DriverName): SnapshotSupport;
+  /**
+   * Snapshot the workspace's sandbox as `snapshotId` (made by the control
+   * plane). A running sandbox is frozen while its state is copied; `after`
+   * says how it is left ('stop' leaves it frozen for the caller's stop).
+   */
+  snapshot(ws: SandboxRef, snapshotId: string, opts: SnapshotOptions): Promise<HostSnapshot>;
+  /** Replace a stopped sandbox's state by a snapshot of it. */
+  restoreSnapshot(ws: SandboxRef, snapshotId: string): Promise<{ state: SandboxState }>;
+  /** Remove a snapshot's files. Idempotent. */
+  deleteSnapshot(snapshotId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -11,12 +11,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentEndpoint, HostDriver, SandboxRef } from './host-driver.ts';
-import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats } from './drivers/driver.ts';
+import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
 import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
 import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
+import type { PullEvent } from './images/oci/pull.ts';
+import { HostSnapshots, type HostSnapshot, type SnapshotOptions } from './snapshots/host.ts';
 import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
 
 export const AGENT_PORT = 9990;
@@ -89,7 +91,7 @@ export class LocalHost implements HostDriver {
   async resolveImage(name: string): Promise<ResolvedImage> {
     const hit = this.images.get(name);
     if (hit && Date.now() - hit.at < 10_000) return hit.image;
-    const image = await resolveImage(name, { artifactsDir: this.opts.artifactsDir });
+    const image = await this.resolveUncached(name);
     this.images.set(name, { image, at: Date.now() });
     return image;
   }
@@ -206,6 +208,60 @@ export class LocalHost implements HostDriver {
 
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint {
     return { ip: slotFor(this.opts.network, ws.slotIndex).ip, port: AGENT_PORT };
+  }
+
+  async egressBytes(ws: Pick<SandboxRef, 'slotIndex'>): Promise<number | null> {
+    // /proc/self/net/dev is per network namespace (unlike /sys under nsenter).
+    const name = slotFor(this.opts.network, ws.slotIndex).hostIf;
+    const dev = await readFile('/proc/self/net/dev', 'utf8');
+    const line = dev.split('\n').find((l) => l.trim().startsWith(`${name}:`));
+    if (!line) return null;
+    // Host-side receive bytes of the workspace's link = what the workspace sent.
+    return Number(line.split(':')[1]!.trim().split(/\s+/)[0]);
+  }
+
+  // ---------------------------------------------------------------- images and snapshots
+
+  private snaps?: HostSnapshots;
+  private get snapshots(): HostSnapshots {
+    return (this.snaps ??= new HostSnapshots({ dataDir: this.opts.dataDir, driver: (n) => this.drivers[n], spec: (ws) => this.spec(ws) }));
+  }
+
+  /** Any image name, snapshots (`snapshot:<id>`) included; pulls are logged with their progress. */
+  private resolveUncached(name: string, onPull?: (e: PullEvent) => void): Promise<ResolvedImage> {
+    const log = this.opts.log;
+    return this.snapshots.resolve(name, (n) => resolveImage(n, {
+      artifactsDir: this.opts.artifactsDir,
+      onPull: (e) => {
+        onPull?.(e);
+        if (e.type === 'resolved') log.info({ image: e.ref, layers: e.layers, bytes: e.bytes, manifest: e.digest }, 'pulling image');
+        else if (e.type === 'done') log.info({ image: e.ref, id: e.id, cached: e.cached, seconds: e.seconds, downloaded: e.downloaded }, 'image pulled');
+      },
+      onFallback: (alias, reason) => log.warn({ image: alias, reason }, 'official image unavailable: using the offline image'),
+    }));
+  }
+
+  async pullImage(name: string, onEvent?: (e: PullEvent) => void): Promise<ResolvedImage> {
+    const image = await this.resolveUncached(name, onEvent);
+    this.images.set(name, { image, at: Date.now() });
+    return image;
+  }
+
+  snapshotSupport(driver: DriverName): SnapshotSupport {
+    return this.snapshots.support(driver);
+  }
+
+  snapshot(ws: SandboxRef, snapshotId: string, opts: SnapshotOptions): Promise<HostSnapshot> {
+    return this.snapshots.take(ws, snapshotId, opts);
+  }
+
+  async restoreSnapshot(ws: SandboxRef, snapshotId: string): Promise<{ state: SandboxState }> {
+    return { state: (await this.snapshots.restore(ws, snapshotId)).state };
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    this.images.delete(`snapshot:${snapshotId}`);
+    await this.snapshots.remove(snapshotId);
   }
 
   async listSandboxes(): Promise<{ id: string; driver: DriverName }[]> {

@@ -4,7 +4,7 @@
  * runs on several hosts. Migrations are ordered, named and recorded.
  */
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql, type Migration, Migrator, type MigrationProvider } from 'kysely';
+import { Kysely, SqliteDialect, sql, type Generated, type Migration, Migrator, type MigrationProvider, type Selectable } from 'kysely';
 import { migrations } from './migrations/index.ts';
 
 export interface ApiKeyTable {
@@ -40,6 +40,83 @@ export interface WorkspaceTable {
   state_changed_at: string;
   created_at: string;
   updated_at: string;
+  /** Up to when this workspace's running time has been metered. */
+  metered_at: string | null;
+  metadata: string | null;
+}
+
+export interface NamespaceTable {
+  id: string;
+  client_id: string;
+  name: string;
+  slug: string;
+  description: string | null;
+  status: string;
+  type: string;
+  is_default: number;
+  metadata: string | null;
+  tags: string | null;
+  resource_limits: string | null;
+  created_at: string;
+  updated_at: string;
+  last_active_at: string | null;
+}
+
+export interface NamespaceActivityTable {
+  id: Generated<number>;
+  namespace_id: string;
+  user_id: string | null;
+  action: string;
+  description: string | null;
+  changes: string | null;
+  created_at: string;
+}
+
+export interface NamespaceQuotaTable {
+  id: Generated<number>;
+  client_id: string;
+  namespace: string;
+  service: string;
+  quota_limit: number | null;
+  quota_used: number;
+  overdraft: number;
+  on_overdraft_action: string;
+  notification_thresholds: string | null;
+  last_threshold_fired: number | null;
+  enabled: number;
+  tripped_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type QuotaRow = Selectable<NamespaceQuotaTable>;
+
+export interface DefaultQuotaTable {
+  id: Generated<number>;
+  client_id: string;
+  level: string;
+  service: string;
+  quota_limit: number | null;
+  overdraft: number;
+  on_overdraft_action: string;
+  auto_apply: number;
+  enabled: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UsageBucketTable {
+  workspace_id: string;
+  namespace: string | null;
+  bucket: string;
+  seconds: number;
+  vcpu_seconds: number;
+  memory_mb_seconds: number;
+  disk_mb_seconds: number;
+  cpu_used_seconds: number;
+  egress_bytes: number;
+  credits: number;
+  records: number;
 }
 
 export interface SettingTable {
@@ -51,6 +128,12 @@ export interface Database {
   api_keys: ApiKeyTable;
   workspaces: WorkspaceTable;
   settings: SettingTable;
+  namespaces: NamespaceTable;
+  namespace_activity: NamespaceActivityTable;
+  namespace_quotas: NamespaceQuotaTable;
+  default_quotas: DefaultQuotaTable;
+  usage_buckets: UsageBucketTable;
+  revoked_tokens: { jti: string; expires_at: string };
 }
 
 class StaticMigrations implements MigrationProvider {

@@ -8,6 +8,8 @@ import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/wor
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { FakeHost } from './fake-host.ts';
+import { NamespaceService } from '../../src/control/namespaces.ts';
+import { UsageReports } from '../../src/control/usage.ts';
 
 let db: Db;
 let api: ApiApp;
@@ -20,7 +22,10 @@ before(async () => {
   host = new FakeHost();
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
-  api = buildApi({ workspaces: service, host, signer: new TokenSigner('test-secret'), db, log, runtimeUrl: () => 'http://gw' });
+  const namespaces = new NamespaceService(db, log);
+  namespaces.workspaces = service;
+  service.namespaces = namespaces;
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer: new TokenSigner('test-secret'), db, log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });
@@ -61,7 +66,7 @@ test('create answers ready:true with internal_ip when the host is fast', async (
 test('slow creations answer provisioning and become ready later', async () => {
   host.startDelayMs = 300;
   const svc = new WorkspaceService(db, host, pino({ level: 'silent' }), { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 10 });
-  const p = { kind: 'key' as const, clientId: 'x', admin: true, namespace: null, workspaceId: null };
+  const { adminPrincipal: p } = await import('../../src/control/workspaces.ts');
   const { parseCreateRequest } = await import('../../src/core/workspace-spec.ts');
   const ws = await svc.create(p, parseCreateRequest({ image: 'debian-12' }));
   assert.equal(ws.state, 'provisioning');

@@ -45,6 +45,7 @@ export class FakeHost implements HostDriver {
   async stats() { return null; }
   async applyNetwork(ws: SandboxRef) { this.calls.push(`network ${ws.id}`); }
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>) { return { ip: `10.99.0.${ws.slotIndex + 2}`, port: 9990 }; }
+  async egressBytes() { return 0; }
   async listSandboxes() { return [...this.sandboxes.keys()].map((id) => ({ id, driver: 'container' as const })); }
   async close() {}
 }

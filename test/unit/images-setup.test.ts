@@ -12,6 +12,7 @@ test('the host package list is what Hearth needs', () => {
   assert.deepEqual(HOST_PACKAGES, [
     'runc', 'nftables', 'tini', 'busybox-static', 'e2fsprogs', 'mmdebstrap',
     'qemu-system-x86', 'qemu-utils', 'erofs-utils', 'iproute2', 'procps',
+    'openssh-client', 'sshpass', 'pebble',
   ]);
 });
 

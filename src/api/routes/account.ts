@@ -4,6 +4,7 @@ import type { RouteTable } from '../route-table.ts';
 import { bodyObject, queryString, type Json } from '../parse.ts';
 import { ValidationFailed, NotFound } from '../../core/errors.ts';
 import { DEFAULT_BOUNDS } from '../../core/workspace-spec.ts';
+import { parseTokenGrants } from '../../core/grants.ts';
 
 const CATEGORIES = [
   { id: 'all', label: 'All' }, { id: 'os', label: 'Operating systems' }, { id: 'runtime', label: 'Runtimes' },
@@ -83,7 +84,22 @@ export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
       namespace = ws.namespace;
     }
     const label = typeof b.label === 'string' ? b.label.slice(0, 200) : null;
-    const { token, expiresAt } = await ctx.signer.sign({ kind: 'access', sub: p.clientId, scope, namespace, workspace, label }, ttl);
-    return { success: true, token, expiresAt: expiresAt.toISOString(), scope, ttl };
+    if (b.permissions !== undefined && (typeof b.permissions !== 'object' || b.permissions === null || Array.isArray(b.permissions))) {
+      throw new ValidationFailed('permissions', 'permissions must be an object');
+    }
+    const grants = parseTokenGrants(b.permissions, scope);
+    const { token, expiresAt } = await ctx.signer.sign({ kind: 'access', sub: p.clientId, scope, namespace, workspace, label, grants }, ttl);
+    return { success: true, token, expiresAt: expiresAt.toISOString(), scope, ttl, permissions: grants };
+  });
+
+  // Early revocation (§24: "blacklisting jti"). Hearth extension.
+  r.add('POST', '/tokens/revoke', 'admin', async (req) => {
+    const b = bodyObject(req.body);
+    if (typeof b.token !== 'string') throw new ValidationFailed('token', 'token is required');
+    const claims = await ctx.signer.verify(b.token);
+    if (!claims) return { success: true, revoked: false, reason: 'token already invalid or expired' };
+    await ctx.db.insertInto('revoked_tokens').values({ jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString() })
+      .onConflict((oc) => oc.column('jti').doNothing()).execute();
+    return { success: true, revoked: true };
   });
 }

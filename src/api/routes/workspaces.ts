@@ -45,13 +45,13 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
     return { success: true, workspace: view(ws) };
   });
 
-  r.add('DELETE', '/workspace/:id', 'workspace:write', async (req, _reply, p) => {
+  r.add('DELETE', '/workspace/:id', 'workspace:delete', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     await ctx.workspaces.delete(p, ws.id);
     return { success: true, deleted: true, id: ws.id };
   });
 
-  r.add('DELETE', '/workspace/:id/lifecycle', 'workspace:write', async (req, _reply, p) => {
+  r.add('DELETE', '/workspace/:id/lifecycle', 'workspace:delete', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     await ctx.workspaces.delete(p, ws.id);
     return { success: true, deleted: true, id: ws.id };

@@ -4,16 +4,18 @@ import path from 'node:path';
 import pino from 'pino';
 import { parseFlags } from '../args/parse.ts';
 import { parseListen, ArgError } from '../args/listen.ts';
+import { PUBLIC_PLANE_FLAGS, PUBLIC_PLANE_USAGE, parsePublicPlaneFlags } from '../args/public-plane.ts';
 import { Hearthd } from '../../hearthd.ts';
 import { createLocalHost } from '../../host/local-host.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR]';
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
+    ...PUBLIC_PLANE_FLAGS,
     'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
-    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string',
   }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
@@ -32,9 +34,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     },
     ...(f['artifacts-dir'] ? { artifactsDir: String(f['artifacts-dir']) } : {}),
   });
+  const publicPlane = parsePublicPlaneFlags(f, api);
   const d = await Hearthd.open({
-    dataDir, api, runtime, host, log,
+    dataDir, api, runtime, host, log, publicPlane,
     ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
+    ...(f['meter-interval-ms'] ? { meterIntervalMs: Number(f['meter-interval-ms']) } : {}),
   });
   const endpoints = d.endpoints!;
   await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');

@@ -70,4 +70,54 @@ export interface Driver {
   stats(spec: SandboxSpec): Promise<SandboxStats | null>;
   /** Ids (workspace ids) of sandboxes of this driver that exist on the host, for reconcile. */
   list(): Promise<string[]>;
+
+  // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
+  /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */
+  snapshotSupport?(): SnapshotSupport;
+  /**
+   * Capture the sandbox's state into `req.dir` (an empty directory on the
+   * data dir's filesystem). A running sandbox is frozen while its state is
+   * copied, so the snapshot is one point in time; afterwards it runs again,
+   * or stays frozen when `req.after` is 'stop' (the caller then stops it, so
+   * nothing runs between the snapshot and the stop).
+   */
+  snapshot?(spec: SandboxSpec, req: SnapshotRequest): Promise<DriverSnapshot>;
+  /**
+   * Replace the sandbox's state by the snapshot in `dir` (made by this
+   * driver, format as returned then). Called with the sandbox stopped. A
+   * driver that restores memory may start it and says so in the result; the
+   * container driver replaces the writable layer and leaves it stopped.
+   */
+  restoreSnapshot?(spec: SandboxSpec, dir: string, snap: Pick<DriverSnapshot, 'format' | 'kinds'>): Promise<{ state: SandboxState }>;
+}
+
+export type SnapshotAfter = 'resume' | 'paused' | 'stop';
+
+export interface SnapshotSupport {
+  filesystem: boolean;
+  /** Process memory (a microVM's RAM and devices), so a restore resumes running programs. */
+  memory: boolean;
+  /** Why not, or what is captured. */
+  reason: string;
+}
+
+export interface SnapshotRequest {
+  dir: string;
+  /** Capture memory as well, where the driver can. */
+  memory: boolean;
+  after: SnapshotAfter;
+}
+
+export interface DriverSnapshot {
+  kinds: Array<'filesystem' | 'memory'>;
+  /**
+   * Layout of the snapshot dir. `overlay-upper`: `upper/` is a copy of the
+   * overlay writable layer (whiteouts as 0/0 devices, opaque xattrs), usable
+   * as a lower layer of new workspaces. Other drivers name their own
+   * (e.g. a qcow2 overlay plus a migration stream).
+   */
+  format: string;
+  bytes: number;
+  /** The sandbox's state when the call returns. */
+  state: SandboxState;
 }

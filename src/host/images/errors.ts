@@ -12,13 +12,13 @@ export class UnknownImageError extends ValidationFailed {
    * @param available ids of the images built on this host
    * @param known ids of every catalog image (built or not)
    */
-  constructor(readonly image: string, readonly available: string[], known: string[] = available) {
+  constructor(readonly image: string, readonly available: string[], known: string[] = available, hint?: string) {
     super(
       'image',
       `unknown image ${JSON.stringify(image)}`,
-      available.length
+      hint ?? (available.length
         ? `available images: ${available.join(', ')}`
-        : `no image is built on this host yet: run \`hearth setup\` (catalog: ${known.join(', ')})`,
+        : `no image is built on this host yet: run \`hearth setup\` (catalog: ${known.join(', ')})`),
     );
     this.name = 'UnknownImageError';
   }
@@ -44,5 +44,46 @@ export class AgentBundleError extends Error {
   constructor(message: string, readonly hint?: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AgentBundleError';
+  }
+}
+
+/** The registry has no such repository or tag (or hides it behind credentials we lack). */
+export class ImageNotFoundError extends ValidationFailed {
+  constructor(readonly image: string, reason: string, hint?: string) {
+    super('image', `image ${JSON.stringify(image)} not found: ${reason}`, hint ?? 'check the repository and tag; list what this host has with `hearth images list`');
+    this.name = 'ImageNotFoundError';
+  }
+}
+
+/** The image's documents are malformed or use a format Hearth does not support. */
+export class InvalidImageError extends ValidationFailed {
+  constructor(readonly image: string, reason: string, hint?: string) {
+    super('image', `image ${JSON.stringify(image)} cannot be used: ${reason}`, hint);
+    this.name = 'InvalidImageError';
+  }
+}
+
+/** The registry could not be reached, timed out, refused our credentials or answered with a server error. */
+export class RegistryError extends Unavailable {
+  constructor(readonly registry: string, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(`registry ${registry}: ${message}`, hint ?? 'check that the registry is reachable from this host, then retry');
+    this.name = 'RegistryError';
+    if (options?.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+  }
+}
+
+/** A blob's content does not match its digest (or declared size): nothing from it is used. */
+export class BlobVerificationError extends Unavailable {
+  constructor(readonly digest: string, readonly source: string, message: string) {
+    super(`blob ${digest} from ${source} failed verification: ${message}`, 'the registry or archive holds corrupted data; nothing was unpacked from it. Re-push the image or use another copy');
+    this.name = 'BlobVerificationError';
+  }
+}
+
+/** The name is a valid reference but pulling it is not allowed by this host's registry policy. */
+export class PullNotAllowedError extends ValidationFailed {
+  constructor(readonly image: string, reason: string, hint: string) {
+    super('image', `image ${JSON.stringify(image)} is not on this host and ${reason}`, hint);
+    this.name = 'PullNotAllowedError';
   }
 }

@@ -21,6 +21,19 @@ export interface ImageManifest {
   versions: Record<string, string>;
   built_at: string;
   recipe_version: number;
+  /** Present for pulled or imported images (`digest` is then the config digest, Docker's image id). */
+  kind?: 'oci';
+  /** Image config beyond env/workingDir/user: the default command. */
+  entrypoint?: string[] | null;
+  cmd?: string[] | null;
+  /** Registry manifest digest (null for `docker save` archives, which carry none). */
+  manifest_digest?: string | null;
+  source?: { type: 'registry' | 'docker-archive' | 'oci-archive'; from: string };
+  /** Bytes of the unpacked layers. */
+  size?: number;
+  labels?: Record<string, string>;
+  exposed_ports?: string[];
+  created?: string | null;
 }
 
 /** `layers/<name>-<key>/layer.json`: one built layer. */
@@ -70,6 +83,10 @@ export function parseImageManifest(text: string, file = 'manifest'): ImageManife
   need('versions', isStringRecord(m.versions));
   need('recipe_version', typeof m.recipe_version === 'number');
   need('digest', /^sha256:[0-9a-f]{64}$/.test(m.digest as string));
+  if (m.kind !== undefined) {
+    need('kind', m.kind === 'oci');
+    for (const key of ['entrypoint', 'cmd']) need(key, m[key] === null || m[key] === undefined || isStringArray(m[key]));
+  }
   return m as unknown as ImageManifest;
 }
 

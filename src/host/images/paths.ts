@@ -9,7 +9,10 @@
  *     node/<version>-<key>/     extracted official Node binary (bin/node)
  *     agent/<hash>/             agent drives (bin/node, bin/tini, lib/, agent.mjs)
  *     layers/<name>-<key>/      image layers: rootfs/ + layer.json
- *     images/<id>.json          built image manifests (point at layers)
+ *     layers/oci-<diff16>/      layers of pulled/imported images, keyed by diff_id (unpacked once, shared)
+ *     images/<id>.json          built image manifests (point at layers); `oci-<config16>.json` for OCI images
+ *     refs/<ref>.json           name → image (`docker.io/library/python:3.12-slim` → oci-…)
+ *     derived/<kind>/<key16>/   per-driver artifacts of an image (disks, …), keyed by image digest
  *     tmp/                      build scratch, same filesystem (atomic rename)
  */
 import path from 'node:path';
@@ -29,6 +32,8 @@ export interface ArtifactPaths {
   agent: string;
   layers: string;
   images: string;
+  refs: string;
+  derived: string;
   tmp: string;
 }
 
@@ -41,6 +46,8 @@ export function artifactPaths(explicit?: string, env: NodeJS.ProcessEnv = proces
     agent: path.join(root, 'agent'),
     layers: path.join(root, 'layers'),
     images: path.join(root, 'images'),
+    refs: path.join(root, 'refs'),
+    derived: path.join(root, 'derived'),
     tmp: path.join(root, 'tmp'),
   };
 }

@@ -18,8 +18,21 @@ export interface ResolvedImage {
   env: string[];
   workingDir: string;
   user: string;
-  /** Content hash over the layer digests: identifies the built artifact. */
+  /** Content hash over the layer digests (catalog) or the config digest (OCI): identifies the image. */
   digest: string;
+  /**
+   * The image's default command (OCI images): argv = entrypoint + cmd, as
+   * Docker runs it. Absent for catalog images (they have none: a shell).
+   * See images/process.ts for how exec and workloads apply it.
+   */
+  entrypoint?: string[] | null;
+  cmd?: string[] | null;
+  /**
+   * Set when the image is a snapshot (`snapshot:<id>`): a container snapshot
+   * is already the first entry of `layers`; a driver with another snapshot
+   * format applies `dir` itself.
+   */
+  snapshot?: { id: string; dir: string; format: string; kinds: string[]; driver: string };
 }
 
 /** One entry of the image catalog, shaped as the contract's ImageCatalogEntry (§19). */
@@ -35,8 +48,22 @@ export interface ImageCatalogEntry {
   aliases: string[];
   /** What is really inside, e.g. `{ debian: '12.11', python: '3.11.2' }`. */
   versions: Record<string, string>;
-  /** Whether `hearth setup` has built it on this host. */
+  /** Whether it can be used on this host now (built, pulled or imported; or pullable on first use). */
   available: boolean;
+  /** Where it comes from: a catalog build, a seed alias, a registry pull or an imported archive. */
+  source?: 'catalog' | 'alias' | 'pulled' | 'imported';
+  /** For aliases: what the name runs right now (an official image or an offline catalog id). */
+  resolves_to?: string;
+  /** The truth about an alias's substitute, or how it will be obtained. */
+  note?: string;
+  /** The reference pulled on first use, when not here yet. */
+  pull?: string;
+  /** Config digest (Docker's image id) of pulled or imported images. */
+  digest?: string;
+  /** Unpacked size in bytes. */
+  size?: number;
+  /** The image config exec and workloads honour. */
+  config?: { entrypoint: string[] | null; cmd: string[] | null; env: string[]; working_dir: string; user: string };
 }
 
 /**

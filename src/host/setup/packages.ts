@@ -8,6 +8,9 @@ import { run, type RunOptions } from '../images/exec.ts';
 export const HOST_PACKAGES = [
   'runc', 'nftables', 'tini', 'busybox-static', 'e2fsprogs', 'mmdebstrap',
   'qemu-system-x86', 'qemu-utils', 'erofs-utils', 'iproute2', 'procps',
+  // Public access and SSH (issue 7): the real OpenSSH client, sshpass and Let's Encrypt's
+  // pebble ACME server drive the gateway and edge tests on loopback.
+  'openssh-client', 'sshpass', 'pebble',
 ];
 
 /** Pure: `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'` output → installed package names. */

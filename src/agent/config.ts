@@ -1,0 +1,31 @@
+/** Agent configuration from the environment (set by hearthd in the workspace spec). */
+
+export interface AgentConfig {
+  secret: string;
+  port: number;
+  host: string;
+  workspaceId: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
+  const secret = env.HEARTH_AGENT_SECRET;
+  if (!secret) throw new ConfigError('HEARTH_AGENT_SECRET is required');
+  const portText = env.HEARTH_AGENT_PORT ?? '9990';
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`HEARTH_AGENT_PORT is not a port: ${portText}`);
+  return {
+    secret,
+    port,
+    host: env.HEARTH_AGENT_HOST || '0.0.0.0',
+    workspaceId: env.HEARTH_WORKSPACE_ID || undefined,
+  };
+}
+
+/** Remove the agent's own variables so no child process can inherit them. */
+export function scrubAgentEnv(env: NodeJS.ProcessEnv): void {
+  for (const k of Object.keys(env)) if (k.startsWith('HEARTH_')) delete env[k];
+}

@@ -1,0 +1,51 @@
+/** Workspace usage (§15): metered resource-seconds in usage units. */
+import type { ApiContext } from '../context.ts';
+import type { RouteTable } from '../route-table.ts';
+import { param, queryString, type Json } from '../parse.ts';
+import { parseRange } from '../../control/usage.ts';
+import { ValidationFailed } from '../../core/errors.ts';
+
+export function usageRoutes(r: RouteTable, ctx: ApiContext): void {
+  r.add('GET', '/workspace/usage', 'workspace:read', async (req, _reply, p) => {
+    await ctx.meter?.tick();
+    const q = req.query as Json;
+    // Usage outlives workspaces: a namespace's report includes deleted ones.
+    const namespace = p.namespace ?? queryString(q, 'namespace') ?? null;
+    const ids = p.workspaceId !== null ? [p.workspaceId] : null;
+    const report = await ctx.usage.many(ids, namespace, parseRange(q));
+    return { success: true, ...report };
+  });
+  r.add('GET', '/workspace/activity', 'workspace:read', async () => ({ success: true, data: [] }));
+
+  r.add('GET', '/workspace/:id/usage', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    const q = req.query as Json;
+    const groupBy = queryString(q, 'groupBy') ?? 'hour';
+    if (groupBy !== 'hour' && groupBy !== 'day') throw new ValidationFailed('groupBy', 'groupBy must be "hour" or "day"');
+    await ctx.meter?.tick();
+    return { success: true, ...(await ctx.usage.workspace(ws.id, parseRange(q), groupBy)) };
+  });
+  r.add('GET', '/workspace/:id/usage/totals', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    await ctx.meter?.tick();
+    const report = await ctx.usage.workspace(ws.id, { from: ws.createdAt, to: new Date(Date.now() + 3_600_000).toISOString() });
+    return { success: true, workspace_id: ws.id, totals: report.totals };
+  });
+  r.add('GET', '/workspace/:id/usage/credits/chart', 'workspace:read', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    await ctx.meter?.tick();
+    const report = await ctx.usage.workspace(ws.id, parseRange(req.query as Json), 'day');
+    return { success: true, workspace_id: ws.id, points: report.buckets.map((b) => ({ timestamp: b.timestamp, credits: b.credits })) };
+  });
+  r.add('DELETE', '/workspace/:id/usage', 'workspace:write', async (req, _reply, p) => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    return { success: true, deleted: await ctx.usage.wipe(ws.id) };
+  });
+  // Hearth meters every workspace all the time; tracking switches are accepted for compatibility.
+  for (const verb of ['start', 'stop'] as const) {
+    r.add('POST', `/workspace/:id/usage/tracking/${verb}`, 'workspace:write', async (req, _reply, p) => {
+      const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+      return { success: true, workspace_id: ws.id, tracking: true, message: 'Hearth meters every workspace continuously' };
+    });
+  }
+}

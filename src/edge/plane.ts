@@ -1,0 +1,178 @@
+/**
+ * Starting and stopping hearthd's public front doors: the edge (HTTP +
+ * HTTPS) with its CA, ACME and certificate renewal, and the SSH gateway.
+ * hearthd calls `publicServicesFor` before building the API (the routes and
+ * the listeners share one PublicAccessService) and `startPublicPlane` once
+ * the control plane listens.
+ */
+import dns from 'node:dns';
+import os from 'node:os';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.ts';
+import type { HostDriver } from '../host/host-driver.ts';
+import type { WorkspaceService } from '../control/workspaces.ts';
+import type { Workspace } from '../control/workspace-row.ts';
+import { createPublicServices, DEFAULT_PREVIEW_DOMAIN, type PublicServices } from '../control/public-services.ts';
+import type { EdgePorts } from './hostnames.ts';
+import { HearthCA } from './ca.ts';
+import { AcmeIssuer } from './acme.ts';
+import { CertManager } from './certs.ts';
+import { Edge, type EdgeLifecycle, type EdgeLimits } from './server.ts';
+import { fileAccessLog, type AccessLog } from './access-log.ts';
+import { SshGateway, loadHostKey } from '../ssh/server.ts';
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface PublicPlaneOptions {
+  /** null = that listener is off. */
+  edgeHttp: Listen | null;
+  edgeHttps: Listen | null;
+  ssh: Listen | null;
+  previewDomain?: string;
+  /** ACME directory URL for custom-domain certificates; absent = the Hearth CA signs them. */
+  acmeDirectory?: string;
+  acmeEmail?: string;
+  /** DNS server(s) `host:port` for domain checks; absent = the system resolver. */
+  dnsServers?: string[];
+  limits?: Partial<EdgeLimits>;
+}
+
+export interface PublicPlaneDeps {
+  db: Db;
+  workspaces: WorkspaceService;
+  host: HostDriver;
+  log: Logger;
+  dataDir: string;
+}
+
+interface Live {
+  edgePorts: EdgePorts;
+  ssh: { host: string; port: number } | null;
+}
+
+/** Shared state between the services (built first) and the listeners (bound later). */
+export interface PublicPlaneHandle {
+  services: PublicServices;
+  live: Live;
+}
+
+/** The host users type for a listener bound to `host` (a wildcard bind is reached by this machine's name). */
+function publicHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? os.hostname() : host;
+}
+
+export function publicServicesFor(deps: PublicPlaneDeps, opts: PublicPlaneOptions): PublicPlaneHandle {
+  const live: Live = { edgePorts: { http: null, https: null }, ssh: null };
+  const resolver = new dns.promises.Resolver({ timeout: 2000, tries: 1 });
+  if (opts.dnsServers?.length) resolver.setServers(opts.dnsServers);
+  const resolveDns = async (name: string, type: 'A' | 'CNAME' | 'TXT'): Promise<string[]> => {
+    if (type === 'A') return resolver.resolve4(name);
+    if (type === 'CNAME') return resolver.resolveCname(name);
+    return (await resolver.resolveTxt(name)).map((parts) => parts.join(''));
+  };
+  const services = createPublicServices(deps, {
+    previewDomain: opts.previewDomain ?? DEFAULT_PREVIEW_DOMAIN,
+    edgePorts: () => live.edgePorts,
+    endpoint: () => live.ssh,
+    edgeIps: () => [opts.edgeHttps?.host, opts.edgeHttp?.host].filter((h): h is string => !!h && h !== '0.0.0.0' && h !== '::'),
+    resolveDns,
+  });
+  return { services, live };
+}
+
+export interface PublicPlane {
+  edge: Edge | null;
+  ssh: SshGateway | null;
+  certs: CertManager | null;
+  /** `http://host:port` of the edge's HTTP listener. */
+  edgeUrl: string | null;
+  edgeTlsUrl: string | null;
+  sshUrl: string | null;
+  close(): Promise<void>;
+}
+
+/** Wake hook: the lifecycle feature (idle sleep) provides `wake`/`noteActivity` on the workspace service; until then nothing sleeps, so nothing wakes. */
+function lifecycleHook(workspaces: WorkspaceService): EdgeLifecycle {
+  const w = workspaces as unknown as { wake?: (id: string) => Promise<boolean>; noteActivity?: (id: string) => void };
+  return {
+    wake: async (ws) => (typeof w.wake === 'function' ? w.wake(ws.id) : ws.state === 'running'),
+    touch: (id) => { if (typeof w.noteActivity === 'function') w.noteActivity(id); },
+  };
+}
+
+/** Workspace rows for the hot path, cached briefly (the route table, not this cache, decides what is reachable). */
+function cachedLookup(workspaces: WorkspaceService, ttlMs: number): (id: string) => Promise<Workspace | null> {
+  const cache = new Map<string, { ws: Workspace | null; at: number }>();
+  return async (id) => {
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.ws;
+    const ws = await workspaces.byId(id);
+    if (cache.size > 10_000) cache.clear();
+    cache.set(id, { ws, at: Date.now() });
+    return ws;
+  };
+}
+
+export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneOptions, handle: PublicPlaneHandle): Promise<PublicPlane> {
+  const { services, live } = handle;
+  const pa = services.publicAccess;
+  const previewDomain = opts.previewDomain ?? DEFAULT_PREVIEW_DOMAIN;
+  const internalIp = (ws: Workspace) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex }).ip);
+  const lookup = cachedLookup(deps.workspaces, 500);
+  let edge: Edge | null = null;
+  let certs: CertManager | null = null;
+  let access: AccessLog | null = null;
+  let ssh: SshGateway | null = null;
+  const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  await pa.reload();
+  // Rows vanish by cascade when a workspace is deleted: re-read the table so its routes (and connections) go too.
+  const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err: String(err) }, 'route reload failed')); }, 2000);
+  reloader.unref();
+
+  if (opts.edgeHttp || opts.edgeHttps) {
+    if (opts.edgeHttps) {
+      const ca = await HearthCA.open(deps.dataDir);
+      const acme = opts.acmeDirectory ? new AcmeIssuer(deps.dataDir, { directoryUrl: opts.acmeDirectory, ...(opts.acmeEmail ? { email: opts.acmeEmail } : {}) }) : null;
+      certs = new CertManager(deps.dataDir, deps.db, ca, previewDomain, acme, deps.log.child({ component: 'certs' }));
+      await certs.init();
+      pa.certs = certs;
+    }
+    access = fileAccessLog(deps.dataDir);
+    edge = new Edge({
+      routes: pa, workspace: lookup, internalIp, certs, lifecycle: lifecycleHook(deps.workspaces),
+      log: deps.log.child({ plane: 'edge' }), access, ...(opts.limits ? { limits: opts.limits } : {}),
+    });
+    await edge.listen(opts.edgeHttp, opts.edgeHttps);
+    live.edgePorts = {
+      http: opts.edgeHttp ? (edge.http.address() as AddressInfo).port : null,
+      https: opts.edgeHttps && edge.https ? (edge.https.address() as AddressInfo).port : null,
+    };
+  }
+  if (opts.ssh) {
+    ssh = new SshGateway(await loadHostKey(deps.dataDir), {
+      access: services.ssh, workspace: (id) => deps.workspaces.byId(id),
+      agentEndpoint: (ws) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex })),
+      log: deps.log.child({ plane: 'ssh' }), dataDir: deps.dataDir,
+    });
+    await ssh.listen(opts.ssh.host, opts.ssh.port);
+    live.ssh = { host: publicHost(opts.ssh.host), port: ssh.address().port };
+  }
+  return {
+    edge, ssh, certs,
+    edgeUrl: opts.edgeHttp && live.edgePorts.http !== null ? url('http', opts.edgeHttp.host, live.edgePorts.http) : null,
+    edgeTlsUrl: opts.edgeHttps && live.edgePorts.https !== null ? url('https', opts.edgeHttps.host, live.edgePorts.https) : null,
+    sshUrl: live.ssh ? `ssh://${live.ssh.host}:${live.ssh.port}` : null,
+    async close() {
+      clearInterval(reloader);
+      await edge?.close();
+      await ssh?.close();
+      certs?.close();
+      await access?.close();
+    },
+  };
+}

@@ -1,0 +1,426 @@
+/**
+ * The container driver: runc (OCI) sandboxes on an overlay rootfs, joined to
+ * a network namespace made by HostNetwork.
+ *
+ * Nothing about a running workspace is kept in memory. Everything is derived
+ * from the host: runc's state root (`<runDir>/runc`), the pid file runc
+ * writes (`<runDir>/pids/<id>.pid`), /proc/self/mountinfo, the workspace's
+ * cgroup and the network namespace named after its slot. So a restarted
+ * hearthd can stop, inspect and destroy what an earlier one started.
+ *
+ * Per workspace, on the host:
+ *   <spec.dir>/upper, work    overlay writable layer (created once, kept across stop/start)
+ *   <spec.dir>/rootfs         overlay mountpoint while running
+ *   <spec.dir>/config.json    the OCI bundle config (the bundle dir is spec.dir)
+ *   <spec.dir>/hostname, hosts, resolv.conf   bound into /etc
+ *   <spec.dir>/console.log    stdout+stderr of the workspace's PID 1 (rotated at 8 MiB)
+ *   <spec.dir>/runc.log       runc's own JSON log (errors of the last start)
+ *   cgroups /hearth/<instance>/<workspaceId> in every hierarchy
+ *   netns /run/netns/<slot.hostIf>, veth <slot.hostIf> on the bridge
+ */
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { UndoStack } from '../../exec.ts';
+import type { HostNetwork } from '../../network/host-network.ts';
+import type { Capabilities, Driver, SandboxSpec, SandboxState, SandboxStats } from '../driver.ts';
+import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
+import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
+import { NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
+import { RUNC_ID_RE, Runc } from './runc.ts';
+import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from '../../snapshots/container.ts';
+import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver.ts';
+
+export type ContainerStage = 'validate' | 'disk' | 'network' | 'vmm';
+
+/** A container driver failure, with the stage it happened in (STYLE §12) and what to do next. */
+export class ContainerDriverError extends Error {
+  constructor(
+    readonly op: 'run' | 'stop' | 'pause' | 'resume' | 'destroy' | 'state' | 'stats' | 'list' | 'teardown',
+    readonly stage: ContainerStage,
+    message: string,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`container ${op} (${stage}): ${message}`, options);
+    this.name = 'ContainerDriverError';
+  }
+}
+
+/** The driver also honours this optional field until SandboxSpec carries network policy. */
+export type ContainerSandboxSpec = SandboxSpec & { allowInternet?: boolean };
+
+export interface ContainerDriverOptions {
+  network: HostNetwork;
+  /** Volatile state: runc root (`<runDir>/runc`) and pid files. Prefer a tmpfs (/run/hearth). */
+  runDir: string;
+  /** destroy() deletes spec.dir only when it lies strictly inside this directory. */
+  workspacesRoot: string;
+  /** Distinguishes Hearth instances (tests) sharing a host: cgroups live under /hearth/<instance>/. */
+  instance?: string;
+  runcPath?: string;
+  /** Nameservers for /etc/resolv.conf. Default: the host's non-loopback ones, else public resolvers. */
+  nameservers?: string[];
+  searchDomains?: string[];
+  /** How long stop waits for the container's init to disappear after SIGKILL. Default 10 s. */
+  stopTimeoutMs?: number;
+  /** Called as each phase of run/stop completes, with ms since the operation began (bench/). */
+  trace?: (event: { op: string; phase: string; ms: number }) => void;
+}
+
+const CONTAINER_PREFIX = 'hth-';
+const CONSOLE_ROTATE_BYTES = 8 * 1024 * 1024;
+
+/** The runc container id of a workspace. */
+export function containerId(workspaceId: string): string {
+  const id = `${CONTAINER_PREFIX}${workspaceId}`;
+  if (!workspaceId || !RUNC_ID_RE.test(id) || id.length > 128) throw new ContainerDriverError('run', 'validate', `workspace id ${JSON.stringify(workspaceId)} cannot name a runc container (want [A-Za-z0-9_+.-], at most 124 characters)`);
+  return id;
+}
+
+export class ContainerDriver implements Driver {
+  readonly name = 'container' as const;
+  readonly runc: Runc;
+  readonly instance: string;
+  private readonly network: HostNetwork;
+  private layoutP: Promise<CgroupLayout> | null = null;
+  private dnsP: Promise<{ nameservers: string[]; search: string[] }> | null = null;
+  private nofileP: Promise<number> | null = null;
+
+  constructor(private readonly opts: ContainerDriverOptions) {
+    this.network = opts.network;
+    this.instance = opts.instance ?? 'default';
+    if (!/^[A-Za-z0-9_.-]+$/.test(this.instance)) throw new Error(`container driver instance ${JSON.stringify(this.instance)}: use [A-Za-z0-9_.-]`);
+    this.runc = new Runc(join(opts.runDir, 'runc'), opts.runcPath ?? 'runc');
+  }
+
+  /** The cgroup path of a workspace (absolute in every hierarchy). */
+  cgroupsPath(workspaceId: string): string {
+    return `/hearth/${this.instance}/${workspaceId}`;
+  }
+
+  /** The cgroup directories this workspace has (or would have) on this host. */
+  async cgroupDirs(workspaceId: string): Promise<string[]> {
+    return cgroupDirs(await this.layout(), this.cgroupsPath(workspaceId));
+  }
+
+  private pidFile(id: string): string {
+    return join(this.opts.runDir, 'pids', `${id}.pid`);
+  }
+
+  private layout(): Promise<CgroupLayout> {
+    return (this.layoutP ??= cgroupLayout());
+  }
+
+  private dns(): Promise<{ nameservers: string[]; search: string[] }> {
+    if (this.opts.nameservers) return Promise.resolve({ nameservers: this.opts.nameservers, search: this.opts.searchDomains ?? [] });
+    return (this.dnsP ??= readFile('/etc/resolv.conf', 'utf8').catch(() => '').then((t) => workspaceNameservers(t)));
+  }
+
+  async probe(): Promise<Capabilities> {
+    const no = (reason: string, details?: Record<string, unknown>): Capabilities => ({ driver: 'container', available: false, reason, details });
+    if (process.platform !== 'linux') return no('containers need Linux');
+    if (process.getuid?.() !== 0) return no('the container driver needs root (namespaces, cgroups, overlay mounts): run hearthd as root');
+    let version: string;
+    try {
+      version = await this.runc.version();
+    } catch (e) {
+      return no(`runc does not run: ${(e as Error).message}`, { hint: 'install it: apt-get install runc' });
+    }
+    const layout = await this.layout();
+    const details = { runc: version, cgroups: layout.mode };
+    if (layout.mode === 'v2') {
+      const missing = ['memory', 'pids', 'cpu'].filter((c) => !layout.v2Controllers.includes(c));
+      if (missing.length) return no(`cgroup v2 controllers not enabled: ${missing.join(', ')}`, details);
+    } else {
+      const missing = ['memory', 'pids', 'cpu', 'cpuacct', 'devices', 'freezer'].filter((c) => !layout.v1[c]);
+      if (layout.mode === 'none' || missing.length) return no(`cgroup controllers not mounted: ${missing.join(', ') || 'none at all'}`, details);
+    }
+    const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
+    if (!/\toverlay$/m.test(filesystems)) return no('overlayfs is not available (modprobe overlay)', details);
+    return { driver: 'container', available: true, reason: `runc ${version}, cgroups ${layout.mode}, overlayfs`, details };
+  }
+
+  /**
+   * Start the workspace. Critical path: [netns + veth (one ip), nft elements
+   * (one nft), overlay mount (one mount), bundle files] concurrently, then
+   * [runc run] concurrently with [address/route inside (one ip -n)]: the
+   * agent listens on 0.0.0.0, so eth0 may get its address while runc is
+   * still starting.
+   */
+  async run(spec: SandboxSpec): Promise<void> {
+    const id = containerId(spec.workspaceId);
+    validateSpec(spec);
+    const phase = this.phases('run');
+    if (this.runc.exists(id)) {
+      const existing = await this.runc.state(id).catch(() => null);
+      if (existing && (existing.status === 'running' || existing.status === 'paused' || existing.status === 'pausing')) return; // already up: idempotent
+      await this.runc.delete(id, true); // a dead leftover (crash, reboot)
+      phase('leftover');
+    }
+
+    const dir = spec.dir;
+    const rootfs = join(dir, 'rootfs');
+    const undo = new UndoStack();
+    const fail = async (e: unknown, at: ContainerStage): Promise<never> => {
+      const failures = await undo.unwind();
+      const err = e instanceof ContainerDriverError ? e : new ContainerDriverError('run', at, e instanceof Error ? e.message : String(e), hintFor(at, e), { cause: e });
+      if (failures.length) err.message += `; cleanup also failed: ${failures.join('; ')}`;
+      throw err;
+    };
+
+    try {
+      await Promise.all([
+        mkdir(join(dir, 'upper'), { recursive: true, mode: 0o755 }),
+        mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 }),
+        mkdir(rootfs, { recursive: true }),
+        mkdir(dirname(this.pidFile(id)), { recursive: true }),
+      ]);
+    } catch (e) {
+      return fail(e, 'disk');
+    }
+    const [{ nameservers, search }, nofile, layout] = await Promise.all([this.dns(), (this.nofileP ??= nofileLimit()), this.layout()]);
+    const swapAccounting = layout.mode === 'v2' || (layout.v1.memory !== undefined && existsSync(join(layout.v1.memory, 'memory.memsw.limit_in_bytes')));
+    const config = ociConfig(spec, { rootfs, netns: this.network.netnsPath(spec.slot), cgroupsPath: this.cgroupsPath(spec.workspaceId), etcDir: dir }, { nofile, swapAccounting });
+    phase('prepare');
+
+    // Independent acquisitions run concurrently; each pushes its undo as soon as it exists.
+    const allowInternet = (spec as ContainerSandboxSpec).allowInternet ?? true;
+    const first = await settle([
+      ['network', (async () => {
+        undo.push('network', () => this.network.detach(spec.slot));
+        await this.network.prepare(spec.slot, { allowInternet });
+        phase('netns');
+      })()],
+      ['disk', (async () => {
+        if (await isMountpoint(rootfs)) await unmount(rootfs); // leftover of a crash: remount on the current layers
+        await mountOverlay(rootfs, { lower: spec.image.layers, upper: join(dir, 'upper'), work: join(dir, 'work') });
+        undo.push('rootfs', () => unmount(rootfs));
+        phase('rootfs');
+      })()],
+      ['disk', Promise.all([
+        writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2)),
+        writeFile(join(dir, 'hostname'), renderHostname(spec.hostname)),
+        writeFile(join(dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
+        writeFile(join(dir, 'resolv.conf'), renderResolvConf(nameservers, search)),
+        rotateConsole(join(dir, 'console.log')),
+        writeFile(join(dir, 'runc.log'), ''), // runc appends: keep only this start's log
+      ])],
+    ]);
+    if (first) return fail(first.reason, first.stage);
+
+    const consoleFd = openSync(join(dir, 'console.log'), 'a', 0o600);
+    undo.push('container', () => this.stopContainer(spec.workspaceId, id));
+    const second = await settle([
+      ['vmm', this.runc.run(id, { bundle: dir, pidFile: this.pidFile(id), logFile: join(dir, 'runc.log'), consoleFd }).then(() => phase('runc'))],
+      ['network', this.network.configure(spec.slot).then(() => phase('network'))],
+    ]).finally(() => closeSync(consoleFd));
+    if (second) return fail(second.reason, second.stage);
+    undo.commit();
+  }
+
+  /**
+   * SIGKILL the container's init (the kernel then kills everything in its pid
+   * namespace), wait for it to vanish, delete the runc container and unmount
+   * the rootfs; the network is detached concurrently from the start (a dying
+   * sandbox needs none). Idempotent; works from host state alone.
+   */
+  async stop(spec: SandboxSpec): Promise<void> {
+    const id = containerId(spec.workspaceId);
+    const phase = this.phases('stop');
+    const killed = this.killInit(spec.workspaceId, id).then(() => phase('kill'));
+    const failed = await settle([
+      ['vmm', killed.then(() => this.stopContainer(spec.workspaceId, id)).then(() => phase('delete'))],
+      ['disk', killed.catch(() => undefined).then(() => unmount(join(spec.dir, 'rootfs'))).then(() => phase('umount'))],
+      ['network', this.network.detach(spec.slot).then(() => phase('detach'))],
+    ]);
+    if (failed) {
+      const hint = failed.stage === 'disk' ? 'a process on the host may hold files under the rootfs open (lsof +D)' : undefined;
+      throw new ContainerDriverError('stop', failed.stage, failed.reason instanceof Error ? failed.reason.message : String(failed.reason), hint, { cause: failed.reason });
+    }
+  }
+
+  /** Kill the container's init if it is ours and alive, and wait until it is gone. */
+  private async killInit(workspaceId: string, id: string): Promise<void> {
+    if (!this.runc.exists(id)) return;
+    const pid = await this.ownInitPid(workspaceId, id);
+    if (!pid) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch { /* already gone */ }
+    await this.thaw(workspaceId); // a frozen (paused) init only dies once thawed
+    await waitGone(pid, this.opts.stopTimeoutMs ?? 10_000);
+  }
+
+  /** Kill (if still needed) and delete the runc container, and forget its pid file. */
+  private async stopContainer(workspaceId: string, id: string): Promise<void> {
+    if (this.runc.exists(id)) {
+      await this.killInit(workspaceId, id);
+      await this.runc.delete(id, true);
+    }
+    await rm(this.pidFile(id), { force: true });
+  }
+
+  private phases(op: string): (phase: string) => void {
+    const trace = this.opts.trace;
+    if (!trace) return () => undefined;
+    const t0 = performance.now();
+    return (phase) => trace({ op, phase, ms: performance.now() - t0 });
+  }
+
+  async pause(spec: SandboxSpec): Promise<void> {
+    try {
+      await this.runc.pause(containerId(spec.workspaceId));
+    } catch (e) {
+      throw new ContainerDriverError('pause', 'vmm', (e as Error).message, undefined, { cause: e });
+    }
+  }
+
+  async resume(spec: SandboxSpec): Promise<void> {
+    try {
+      await this.runc.resume(containerId(spec.workspaceId));
+    } catch (e) {
+      throw new ContainerDriverError('resume', 'vmm', (e as Error).message, undefined, { cause: e });
+    }
+  }
+
+  /** stop, then remove spec.dir entirely (only inside workspacesRoot, and only with nothing mounted below it). */
+  async destroy(spec: SandboxSpec): Promise<void> {
+    await this.stop(spec);
+    const dir = await this.safeWorkspaceDir(spec.dir);
+    if (!dir) return;
+    const mounted = await mountsUnder(dir);
+    if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${dir}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async state(spec: SandboxSpec): Promise<SandboxState> {
+    const id = containerId(spec.workspaceId);
+    const st = await this.runc.state(id).catch((e: Error) => {
+      throw new ContainerDriverError('state', 'vmm', e.message, undefined, { cause: e });
+    });
+    if (st?.status === 'running') return 'running';
+    if (st?.status === 'paused' || st?.status === 'pausing') return 'paused';
+    if (st) return 'stopped'; // created or stopped: present but not running
+    return (await stat(join(spec.dir, 'upper')).then(() => true, () => false)) ? 'stopped' : 'missing';
+  }
+
+  async stats(spec: SandboxSpec): Promise<SandboxStats | null> {
+    return readStats(await this.layout(), this.cgroupsPath(spec.workspaceId));
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      return (await this.runc.list()).map((c) => c.id).filter((id) => id.startsWith(CONTAINER_PREFIX)).map((id) => id.slice(CONTAINER_PREFIX.length)).sort();
+    } catch (e) {
+      throw new ContainerDriverError('list', 'vmm', (e as Error).message, undefined, { cause: e });
+    }
+  }
+
+  /**
+   * Remove what the driver leaves between workspaces: the empty
+   * /hearth/<instance> cgroup parents. For tests and `hearth` uninstall;
+   * returns the directories that are still there because workspaces remain.
+   */
+  async teardown(): Promise<string[]> {
+    return removeEmptyParents(await this.layout(), `/hearth/${this.instance}`);
+  }
+
+  // Snapshots: file-system snapshots of the writable layer (src/host/snapshots/container.ts).
+  snapshotSupport(): SnapshotSupport {
+    return CONTAINER_SNAPSHOT_SUPPORT;
+  }
+
+  snapshot(spec: SandboxSpec, req: SnapshotRequest): Promise<DriverSnapshot> {
+    return snapshotContainer(this.runc, containerId(spec.workspaceId), spec, req);
+  }
+
+  restoreSnapshot(spec: SandboxSpec, dir: string, snap: Pick<DriverSnapshot, 'format' | 'kinds'>): Promise<{ state: SandboxState }> {
+    return restoreContainer(this.runc, containerId(spec.workspaceId), spec, dir, snap);
+  }
+
+  /** The init pid from runc's pid file, if that process is still ours (in the workspace's cgroup). */
+  private async ownInitPid(workspaceId: string, id: string): Promise<number | null> {
+    const pid = Number((await readFile(this.pidFile(id), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 1) return null;
+    const cg = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+    return cg.split('\n').some((l) => l.endsWith(`:${this.cgroupsPath(workspaceId)}`)) ? pid : null;
+  }
+
+  private async thaw(workspaceId: string): Promise<void> {
+    const layout = await this.layout();
+    if (layout.v1.freezer) {
+      await writeFile(join(layout.v1.freezer, this.cgroupsPath(workspaceId), 'freezer.state'), 'THAWED').catch(() => undefined);
+    } else if (layout.unified) {
+      await writeFile(join(layout.unified, this.cgroupsPath(workspaceId), 'cgroup.freeze'), '0').catch(() => undefined);
+    }
+  }
+
+  /** spec.dir resolved, if it exists and lies strictly inside workspacesRoot; throws when outside. */
+  private async safeWorkspaceDir(dir: string): Promise<string | null> {
+    const root = await realpath(this.opts.workspacesRoot).catch(() => resolve(this.opts.workspacesRoot));
+    const real = await realpath(dir).catch(() => null);
+    if (real === null) return null;
+    if (!real.startsWith(root + sep) || real.length <= root.length + 1) {
+      throw new ContainerDriverError('destroy', 'validate', `refusing to delete ${dir}: not inside the workspaces root ${root}`);
+    }
+    return real;
+  }
+}
+
+/** Await every step; the first rejected one (in list order), with its stage, or null. */
+async function settle(steps: [ContainerStage, Promise<unknown>][]): Promise<{ stage: ContainerStage; reason: unknown } | null> {
+  const results = await Promise.allSettled(steps.map(([, p]) => p));
+  const i = results.findIndex((r) => r.status === 'rejected');
+  return i < 0 ? null : { stage: steps[i]![0], reason: (results[i] as PromiseRejectedResult).reason };
+}
+
+function validateSpec(spec: SandboxSpec): void {
+  const bad = (m: string) => new ContainerDriverError('run', 'validate', m);
+  if (!(spec.cpus > 0)) throw bad(`cpus must be > 0 (got ${spec.cpus})`);
+  if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 16) throw bad(`memoryMb must be an integer >= 16 (got ${spec.memoryMb})`);
+  if (!Number.isInteger(spec.pidsLimit) || spec.pidsLimit < 8) throw bad(`pidsLimit must be an integer >= 8 (got ${spec.pidsLimit})`);
+  if (!spec.image.layers.length) throw bad(`image ${spec.image.id} has no layers`);
+  if (!spec.dir.startsWith('/')) throw bad(`spec.dir must be absolute (got ${spec.dir})`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$/.test(spec.hostname) || spec.hostname.includes('..')) throw bad(`hostname ${JSON.stringify(spec.hostname)} is not a valid host name`);
+}
+
+function hintFor(stage: ContainerStage, e: unknown): string | undefined {
+  const text = e instanceof Error ? e.message : String(e);
+  if (stage === 'disk' && /overlay|mount/.test(text)) return 'check that the image layers exist (hearth images) and overlayfs is available';
+  if (stage === 'network') return 'run `hearth doctor`: the bridge and nft table must exist (HostNetwork.ensure)';
+  if (stage === 'vmm' && /cgroup/.test(text)) return 'cgroup setup failed: check the cgroup controllers (hearth doctor)';
+  if (stage === 'vmm') return `see console.log and runc.log in the workspace directory`;
+  return undefined;
+}
+
+/**
+ * RLIMIT_NOFILE for workspaces: 1048576, unless hearthd lacks
+ * CAP_SYS_RESOURCE (some sandboxed hosts), in which case runc cannot raise
+ * the hard limit above hearthd's own and the container would fail to start.
+ */
+export async function nofileLimit(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'}`);
+  if (capEff & (1n << 24n)) return NOFILE_LIMIT; // CAP_SYS_RESOURCE
+  const limits = await readFile('/proc/self/limits', 'utf8').catch(() => '');
+  const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1];
+  return hard && hard !== 'unlimited' ? Math.min(NOFILE_LIMIT, Number(hard)) : NOFILE_LIMIT;
+}
+
+async function rotateConsole(file: string): Promise<void> {
+  const size = await stat(file).then((s) => s.size, () => 0);
+  if (size > CONSOLE_ROTATE_BYTES) await rename(file, `${file}.1`);
+}
+
+/** Poll until /proc/<pid> is gone or a zombie (its pid namespace is then empty). */
+async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+    if (st === null || /\) [ZX] /.test(st)) return;
+    if (Date.now() > deadline) throw new Error(`init ${pid} still alive ${timeoutMs} ms after SIGKILL`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+

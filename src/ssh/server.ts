@@ -1,0 +1,219 @@
+/**
+ * The SSH gateway (ssh2): people reach a workspace without it having a
+ * public IP. The SSH username names the workspace (its id or slug); the
+ * workspace's own credentials (password and/or public keys, §8) decide who
+ * gets in, and only while SSH is enabled for it. Sessions run through the
+ * workspace's guest agent (session.ts); `ssh -L` local forwards connect to
+ * the workspace's internal address over the Hearth bridge; a `direct-tcpip`
+ * to `<workspace id>:22` loops back into this gateway, so the contract's
+ * `ProxyJump <user>@<bastion>` + `<user>@<host>` form works too.
+ *
+ * The host key is generated once (ed25519) and kept in `<data dir>/ssh/`.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import ssh2 from 'ssh2';
+import type { Logger } from 'pino';
+import type { SshService, SshLogin } from '../control/ssh.ts';
+import { verifyPassword } from '../control/ssh.ts';
+import type { Workspace } from '../control/workspace-row.ts';
+import { AGENT_MOUNT } from '../host/images/types.ts';
+import { AgentClient } from './agent-client.ts';
+import { handleSession } from './session.ts';
+import { SFTP_MAIN_FLAG } from './guest/sftp-server.ts';
+
+export interface SshGatewayDeps {
+  access: Pick<SshService, 'login' | 'stillEnabled' | 'onRevoked'>;
+  workspace(id: string): Promise<Workspace | null>;
+  agentEndpoint(ws: Workspace): { ip: string; port: number } | null;
+  log: Logger;
+  dataDir: string;
+}
+
+/** Load the gateway's host key, creating it on first start. */
+export async function loadHostKey(dataDir: string): Promise<Buffer> {
+  const dir = path.join(dataDir, 'ssh');
+  const file = path.join(dir, 'host_ed25519');
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'hearth-ssh-gateway' });
+  await fs.writeFile(`${file}.tmp`, pair.private, { mode: 0o600 });
+  await fs.rename(`${file}.tmp`, file);
+  await fs.writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+  return Buffer.from(pair.private);
+}
+
+let sftpBundle: Promise<string> | null = null;
+
+/** The in-workspace SFTP server as one CommonJS string (esbuild, once per process). */
+export function sftpServerSource(): Promise<string> {
+  sftpBundle ??= (async () => {
+    const esbuild = await import('esbuild');
+    const entry = fileURLToPath(new URL('./guest/sftp-server.ts', import.meta.url));
+    const out = await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'cjs', target: 'node18', minify: true, write: false, logLevel: 'silent' });
+    return out.outputFiles[0]!.text;
+  })();
+  return sftpBundle;
+}
+
+/** argv that runs a script on the agent's own Node inside any workspace (whatever its libc). */
+export function agentNodeArgv(script: string, ...args: string[]): string[] {
+  return [`${AGENT_MOUNT}/lib/ld-linux-x86-64.so.2`, '--library-path', `${AGENT_MOUNT}/lib`, `${AGENT_MOUNT}/bin/node`, '-e', script, ...args];
+}
+
+const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1', 'ip6-localhost']);
+
+export class SshGateway {
+  readonly server: ssh2.Server;
+  private readonly conns = new Map<string, Set<ssh2.Connection>>();
+  private readonly agents = new Map<string, { client: AgentClient; secret: string; ip: string }>();
+  private readonly unsubscribe: () => void;
+
+  constructor(hostKey: Buffer, private readonly deps: SshGatewayDeps) {
+    this.server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Hearth_1.0' }, (conn) => this.onConnection(conn));
+    this.server.on('error', (err: Error) => deps.log.warn({ err: String(err) }, 'ssh server error'));
+    this.unsubscribe = deps.access.onRevoked((id, why) => this.kick(id, why));
+  }
+
+  /** End every connection to a workspace (SSH disabled or credentials changed). */
+  kick(workspaceId: string, why: string): void {
+    const set = this.conns.get(workspaceId);
+    if (!set) return;
+    this.deps.log.info({ workspace: workspaceId, why, connections: set.size }, 'closing ssh connections');
+    for (const c of set) c.end();
+    this.conns.delete(workspaceId);
+  }
+
+  private agentFor(ws: Workspace): Promise<AgentClient> {
+    const ep = this.deps.agentEndpoint(ws);
+    if (ws.state !== 'running' || !ep) return Promise.reject(new Error(`workspace ${ws.id} is ${ws.state}: start it first (workspaces.start)`));
+    const cached = this.agents.get(ws.id);
+    if (cached && cached.secret === ws.agentSecret && cached.ip === ep.ip) return Promise.resolve(cached.client);
+    cached?.client.close();
+    const client = new AgentClient({ ip: ep.ip, port: ep.port, secret: ws.agentSecret });
+    this.agents.set(ws.id, { client, secret: ws.agentSecret, ip: ep.ip });
+    return Promise.resolve(client);
+  }
+
+  private onConnection(conn: ssh2.Connection): void {
+    let login: SshLogin | null = null;
+    let lookedUp: string | null = null;
+    conn.on('error', () => { /* a client vanishing mid-handshake is normal */ });
+    conn.on('authentication', (ctx) => {
+      void (async () => {
+        if (lookedUp !== ctx.username) {
+          lookedUp = ctx.username;
+          login = await this.deps.access.login(ctx.username);
+        }
+        const methods = (l: SshLogin | null): ('password' | 'publickey')[] => {
+          const m: ('password' | 'publickey')[] = [];
+          if (!l || l.keys.length) m.push('publickey');
+          if (!l || l.access.password_hash) m.push('password');
+          return m;
+        };
+        if (!login) return ctx.reject(['publickey', 'password']);
+        if (ctx.method === 'password') {
+          return (await verifyPassword(ctx.password, login.access.password_hash)) ? ctx.accept() : ctx.reject(methods(login));
+        }
+        if (ctx.method === 'publickey') {
+          const match = login.keys.find((k) => k.getPublicSSH().equals(ctx.key.data));
+          if (!match) return ctx.reject(methods(login));
+          // No signature yet: the client asks whether this key would do.
+          if (!ctx.signature || !ctx.blob) return ctx.accept();
+          return match.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : ctx.reject(methods(login));
+        }
+        return ctx.reject(methods(login));
+      })().catch((err) => {
+        this.deps.log.error({ err: String(err) }, 'ssh authentication failed');
+        ctx.reject();
+      });
+    });
+    conn.on('ready', () => {
+      const l = login!;
+      const wsId = l.workspace.id;
+      let set = this.conns.get(wsId);
+      if (!set) this.conns.set(wsId, (set = new Set()));
+      set.add(conn);
+      conn.on('close', () => {
+        const s = this.conns.get(wsId);
+        s?.delete(conn);
+        if (s && s.size === 0) {
+          this.conns.delete(wsId);
+          const a = this.agents.get(wsId);
+          if (a && a.client.socket.idle) { a.client.close(); this.agents.delete(wsId); }
+        }
+      });
+      const current = async () => {
+        if (!(await this.deps.access.stillEnabled(wsId))) throw new Error('SSH access to this workspace was disabled');
+        const ws = await this.deps.workspace(wsId);
+        if (!ws) throw new Error('the workspace no longer exists');
+        return ws;
+      };
+      conn.on('session', (accept) => {
+        const session = accept();
+        handleSession(conn, session, {
+          agent: async () => this.agentFor(await current()),
+          sftpCommand: async () => ({ cmd: agentNodeArgv(await sftpServerSource(), SFTP_MAIN_FLAG), env: {} }),
+          onError: (err, what) => this.deps.log.warn({ workspace: wsId, what, err: err.message }, 'ssh session failed'),
+        });
+      });
+      conn.on('tcpip', (accept, reject, info) => {
+        void (async () => {
+          const ws = await current().catch(() => null);
+          if (!ws) return reject();
+          const dest = info.destIP.toLowerCase();
+          const names = new Set([ws.id, ...(ws.slug ? [ws.slug] : [])]);
+          // ProxyJump: `<user>@<workspace>` through this gateway is a second SSH session here.
+          if (names.has(dest) && info.destPort === 22) {
+            const channel = accept();
+            this.server.injectSocket(channel as unknown as net.Socket);
+            return;
+          }
+          const ep = this.deps.agentEndpoint(ws);
+          if (!ep || ws.state !== 'running') return reject();
+          // Only the workspace itself is reachable: never the host, never another workspace.
+          if (!LOCAL_NAMES.has(dest) && !names.has(dest) && dest !== ep.ip) return reject();
+          const upstream = net.connect({ host: ep.ip, port: info.destPort });
+          let connected = false;
+          upstream.once('connect', () => {
+            connected = true;
+            const channel = accept();
+            upstream.pipe(channel).pipe(upstream);
+            channel.on('close', () => upstream.destroy());
+            upstream.on('close', () => channel.close());
+          });
+          upstream.on('error', () => {
+            if (!connected) reject();
+            upstream.destroy();
+          });
+        })();
+      });
+    });
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => { this.server.off('error', reject); resolve(); });
+    });
+  }
+
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    for (const set of this.conns.values()) for (const c of set) c.end();
+    this.conns.clear();
+    for (const a of this.agents.values()) a.client.close();
+    this.agents.clear();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * HostNetwork against the real kernel: bridge, netns, veth, nftables, NAT.
+ *
+ * Hermetic: as root, this file re-runs itself inside a fresh network
+ * namespace (`ip netns add hth-test-<random>` + `nsenter --net`), so the
+ * bridge, the nft tables, ip_forward and the fake "internet" host all live
+ * there and no packet can reach a real network. (`ip netns exec` is not used:
+ * it remounts /sys, which hides /sys/fs/cgroup from runc in the container
+ * tests; nsenter --net changes only the network namespace.) After the run
+ * the parent asserts the namespaces it made are gone.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { HostNetwork } from '../../src/host/network/host-network.ts';
+import { renderRuleset, tableName } from '../../src/host/network/nft.ts';
+import { gatewayIp, slotFor } from '../../src/host/network/slot.ts';
+
+const NS_ENV = 'HEARTH_TEST_NETNS';
+const isRoot = process.getuid?.() === 0;
+
+if (isRoot && !process.env[NS_ENV]) {
+  const ns = `hth-test-${randomBytes(4).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  let code = 1;
+  try {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], {
+      stdio: 'inherit', env: { ...process.env, [NS_ENV]: ns },
+    });
+    code = r.status ?? 1;
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+  if (existsSync(`/run/netns/${ns}`)) {
+    console.error(`leak: /run/netns/${ns} still exists`);
+    code = 1;
+  }
+  process.exit(code);
+}
+
+function sh(cmd: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+}
+/** One ICMP echo from inside `ns` (or from the test's own namespace when ns is null). */
+function ping(ns: string | null, ip: string): boolean {
+  const argv = ['busybox', 'ping', '-c', '1', '-W', '1', ip];
+  return ns ? sh('ip', ['netns', 'exec', ns, ...argv]).ok : sh(argv[0]!, argv.slice(1)).ok;
+}
+function links(): string[] {
+  return (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
+}
+function netnsNames(): string[] {
+  return existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+}
+function nftTables(): string {
+  return execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+}
+
+const skip = isRoot ? false : 'needs root (CAP_NET_ADMIN): run as root to exercise bridge/veth/nftables';
+// A skipped test (not a skipped suite) so runners count it as skipped, with the reason.
+if (skip) test('HostNetwork (root, own netns)', { skip }, () => undefined);
+else describe('HostNetwork (root, own netns)', () => {
+  const rand = randomBytes(2).toString('hex');
+  const plan = { bridge: `hb${rand}`, subnet: '10.99.0.0/24', linkPrefix: `hn${rand}` };
+  const runDir = mkdtempSync(join(tmpdir(), 'hearth-net-'));
+  const net = new HostNetwork(plan, runDir);
+  const s0 = slotFor(plan, 0);
+  const s1 = slotFor(plan, 1);
+  const extNs = `${plan.linkPrefix}ext`;
+  const extIf = `${plan.linkPrefix}x`;
+
+  before(async () => {
+    assert.equal(process.env[NS_ENV] !== undefined, true, 'must run inside the test netns');
+    await net.ensure();
+    await net.ensure(); // idempotent
+  });
+
+  after(async () => {
+    sh('ip', ['link', 'del', extIf]);
+    sh('ip', ['netns', 'del', extNs]);
+    await net.teardown();
+    rmSync(runDir, { recursive: true, force: true });
+    // Leak checks: nothing with our names is left.
+    assert.deepEqual(links().filter((l) => l.startsWith(plan.linkPrefix) || l === plan.bridge), []);
+    assert.deepEqual(netnsNames().filter((n) => n.startsWith(plan.linkPrefix)), []);
+    assert.doesNotMatch(nftTables(), new RegExp(tableName(plan)));
+  });
+
+  it('ensure: bridge with the gateway address, forwarding on, ruleset loaded as rendered', async () => {
+    const addr = execFileSync('ip', ['-4', '-o', 'addr', 'show', 'dev', plan.bridge], { encoding: 'utf8' });
+    assert.match(addr, new RegExp(`inet ${gatewayIp(plan).replace(/\./g, '\\.')}/24`));
+    assert.equal((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8')).trim(), '1');
+    assert.equal(await readFile(net.rulesetFile, 'utf8'), renderRuleset({ plan, workspaces: [] }));
+    const listing = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
+    for (const chain of ['forward', 'input', 'from_workspaces', 'postrouting']) assert.match(listing, new RegExp(`chain ${chain} `));
+    execFileSync('nft', ['list', 'table', 'bridge', tableName(plan)]);
+  });
+
+  it('attach: two workspaces in their own namespaces, in the nft sets', async (t) => {
+    const t0 = performance.now();
+    const a0 = await net.attach(s0, { allowInternet: true });
+    const t1 = performance.now();
+    await net.attach(s1, { allowInternet: false });
+    const t2 = performance.now();
+    t.diagnostic(`attach ms: ${(t1 - t0).toFixed(1)}, ${(t2 - t1).toFixed(1)}`);
+    assert.equal(a0.netnsPath, `/run/netns/${s0.hostIf}`);
+    const inside = execFileSync('ip', ['-n', s0.hostIf, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
+    assert.match(inside, new RegExp(`inet ${s0.ip.replace(/\./g, '\\.')}/24`));
+    assert.match(execFileSync('ip', ['-n', s0.hostIf, 'link', 'show', 'eth0'], { encoding: 'utf8' }), new RegExp(s0.mac));
+    const sets = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
+    assert.match(sets, new RegExp(`elements = \\{ ${s0.ip}, ${s1.ip} \\}`));
+    assert.match(sets, /set no_internet \{[^}]*elements = \{ 10\.99\.0\.3 \}/);
+    assert.deepEqual(await net.listAttached(), [s0.hostIf, s1.hostIf]);
+    const loaded = await net.loadedWorkspaces();
+    assert.deepEqual(loaded.map((w) => [w.hostIf, w.ip, w.mac, w.allowInternet]), [[s0.hostIf, s0.ip, s0.mac, true], [s1.hostIf, s1.ip, s1.mac, false]]);
+  });
+
+  it('host reaches workspaces; workspaces reach neither the host nor each other', () => {
+    assert.ok(ping(null, s0.ip), 'host -> ws0');
+    assert.ok(ping(null, s1.ip), 'host -> ws1');
+    assert.ok(!ping(s0.hostIf, gatewayIp(plan)), 'ws0 -> host must be dropped (input chain)');
+    assert.ok(!ping(s0.hostIf, s1.ip), 'ws0 -> ws1 must be dropped (bridge table)');
+    assert.ok(!ping(s1.hostIf, s0.ip), 'ws1 -> ws0 must be dropped (bridge table)');
+  });
+
+  it('ensure() on a live host keeps attached workspaces', async () => {
+    await net.ensure();
+    assert.equal((await net.loadedWorkspaces()).length, 2);
+    assert.ok(ping(null, s0.ip));
+  });
+
+  it('egress: NAT to a fake external host; allow_internet:false is air-gapped, live', async () => {
+    // The "internet": a namespace on a documentation range behind a non-bridge link.
+    execFileSync('ip', ['netns', 'add', extNs]);
+    execFileSync('ip', ['link', 'add', extIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', extNs]);
+    execFileSync('ip', ['addr', 'add', '198.51.100.1/24', 'dev', extIf]);
+    execFileSync('ip', ['link', 'set', extIf, 'up']);
+    execFileSync('ip', ['-n', extNs, 'addr', 'add', '198.51.100.2/24', 'dev', 'eth0']);
+    execFileSync('ip', ['-n', extNs, 'link', 'set', 'eth0', 'up']);
+    // Before sending anything: the route to the fake host is ours.
+    assert.match(execFileSync('ip', ['route', 'get', '198.51.100.2'], { encoding: 'utf8' }), new RegExp(`dev ${extIf} `));
+    // ext has no route back to 10.99.0.0/24: an answer proves masquerading.
+    assert.ok(ping(s0.hostIf, '198.51.100.2'), 'ws0 (allow_internet) -> internet');
+    assert.ok(!ping(s1.hostIf, '198.51.100.2'), 'ws1 (air-gapped) -> internet must be dropped');
+    await net.setInternet(s1, true);
+    await net.setInternet(s1, true);
+    assert.ok(ping(s1.hostIf, '198.51.100.2'), 'ws1 after setInternet(true)');
+    await net.setInternet(s0, false);
+    assert.ok(!ping(s0.hostIf, '198.51.100.2'), 'ws0 after setInternet(false)');
+  });
+
+  it('detach is idempotent and removes netns, veth and set elements', async (t) => {
+    const t0 = performance.now();
+    await net.detach(s0);
+    t.diagnostic(`detach ms: ${(performance.now() - t0).toFixed(1)}`);
+    await net.detach(s0);
+    assert.ok(!links().includes(s0.hostIf));
+    assert.ok(!netnsNames().includes(s0.hostIf));
+    const sets = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
+    assert.doesNotMatch(sets, new RegExp(`${s0.ip.replace(/\./g, '\\.')}[,\\s]`));
+    assert.deepEqual(await net.listAttached(), [s1.hostIf]);
+  });
+
+  it('a failed attach unwinds everything it acquired', async () => {
+    const other = new HostNetwork({ ...plan, bridge: `hx${rand}` }, runDir); // bridge never created
+    const s = slotFor(plan, 7);
+    await assert.rejects(other.attach(s, { allowInternet: true }), (e: Error) => /network attach/.test(e.message));
+    assert.ok(!links().includes(s.hostIf));
+    assert.ok(!netnsNames().includes(s.hostIf));
+  });
+
+  it('attach repairs a leftover from a crash', async () => {
+    const s = slotFor(plan, 5);
+    execFileSync('ip', ['netns', 'add', s.hostIf]);
+    await net.attach(s, { allowInternet: true });
+    assert.ok(ping(null, s.ip));
+    await net.detach(s);
+  });
+});

@@ -1,0 +1,148 @@
+/**
+ * Public access, domains and SSH routes in-process (fastify inject, SQLite
+ * :memory:, the fake host): shapes the SDK reads, limits, conflicts, and
+ * that deleting a workspace releases its hostnames.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { openSqlite, type Db } from '../../src/store/db.ts';
+import { TokenSigner } from '../../src/auth/jwt.ts';
+import { createApiKey } from '../../src/auth/keys.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
+import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { ERROR_STATUS } from '../../src/api/errors.ts';
+import { createPublicServices, type PublicServices } from '../../src/control/public-services.ts';
+import { verifyPassword } from '../../src/control/ssh.ts';
+import { FakeHost } from './fake-host.ts';
+
+let db: Db;
+let api: ApiApp;
+let pub: PublicServices;
+let auth: Record<string, string>;
+
+before(async () => {
+  db = await openSqlite(':memory:');
+  const host = new FakeHost();
+  const log = pino({ level: 'silent' });
+  const workspaces = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
+  pub = createPublicServices({ db, workspaces, log }, { previewDomain: 'preview.test', edgePorts: () => ({ http: 80, https: 443 }), endpoint: () => ({ host: 'gw.test', port: 2222 }) });
+  api = buildApi({ workspaces, host, signer: new TokenSigner('test-secret'), db, log, runtimeUrl: () => 'http://gw', publicServices: pub } as never);
+  const key = await createApiKey(db, { name: 'admin', admin: true });
+  auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
+});
+after(async () => { await api.app.close(); await db.destroy(); });
+
+async function call(method: string, url: string, body?: unknown) {
+  const res = await api.app.inject({ method: method as 'GET', url, headers: { 'content-type': 'application/json', ...auth }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  const json = res.json() as Record<string, any>;
+  if (res.statusCode >= 400) {
+    assert.equal(json.success, false);
+    assert.equal(ERROR_STATUS[json.code as keyof typeof ERROR_STATUS], res.statusCode, `status of ${json.code}`);
+  } else assert.equal(json.success, true, `${method} ${url}`);
+  return { status: res.statusCode, json };
+}
+
+async function newWorkspace(): Promise<string> {
+  return (await call('POST', '/workspace', { image: 'node-20', config: {} })).json.workspace.id;
+}
+
+test('expose → list → updateSlug → revoke, with the shapes the SDK reads', async () => {
+  const id = await newWorkspace();
+  const e = await call('POST', `/workspace/${id}/public-access`, { port: 3000, label: 'web' });
+  const p = e.json.port;
+  assert.equal(p.port, 3000);
+  assert.equal(p.url, `https://${p.hash}.preview.test`);
+  assert.equal(p.label, 'web');
+  assert.equal((await call('POST', `/workspace/${id}/public-access`, { port: 3000 })).json.port.hash, p.hash);
+  assert.deepEqual(pub.publicAccess.route(`${p.hash}.preview.test`), { hostname: `${p.hash}.preview.test`, workspaceId: id, port: 3000, source: 'preview' });
+  const list = await call('GET', `/workspace/${id}/public-access`);
+  assert.deepEqual(list.json.ports.map((x: any) => x.port), [3000]);
+  const moved = await call('PATCH', `/workspace/${id}/public-access/3000`, { slug: 'shop' });
+  assert.equal(moved.json.port.url, 'https://shop.preview.test');
+  assert.ok(pub.publicAccess.route('shop.preview.test'));
+  const net = await call('GET', `/workspace/${id}/network`);
+  assert.deepEqual(net.json.ingress_ports, [3000]);
+  assert.equal((await call('DELETE', `/workspace/${id}/public-access/3000`)).json.revoked, true);
+  assert.equal(pub.publicAccess.route('shop.preview.test'), undefined);
+  assert.equal(pub.publicAccess.route(`${p.hash}.preview.test`), undefined);
+  assert.equal((await call('DELETE', `/workspace/${id}/public-access/3000`)).status, 404);
+  for (const bad of [{ port: 0 }, { port: 9990 }, { port: 80, slug: 'A!' }, { port: 80, domain: 'nope' }, {}]) {
+    assert.equal((await call('POST', `/workspace/${id}/public-access`, bad)).status, 400, JSON.stringify(bad));
+  }
+});
+
+test('at most 20 ports; a hostname held by another workspace is 409', async () => {
+  const a = await newWorkspace();
+  const b = await newWorkspace();
+  for (let port = 4000; port < 4020; port++) assert.equal((await call('POST', `/workspace/${a}/public-access`, { port })).status, 200);
+  const over = await call('POST', `/workspace/${a}/public-access`, { port: 5000 });
+  assert.equal(over.status, 409);
+  assert.equal(over.json.code, 'PORT_LIMIT_REACHED');
+  assert.deepEqual([over.json.current, over.json.max], [20, 20]);
+  await call('POST', `/workspace/${a}/public-access`, { port: 4000, domain: 'api.example.com' });
+  assert.equal((await call('POST', `/workspace/${b}/public-access`, { port: 3000, domain: 'api.example.com' })).status, 409);
+  assert.equal((await call('POST', `/workspace/${b}/domain`, { domain: 'api.example.com' })).status, 409);
+  assert.equal((await call('POST', '/domain/check-slug', { slug: 'free-one' })).json.available, true);
+});
+
+test('custom domain per workspace: connect, get (camelCase), routes, disconnect; deleting the workspace releases names', async () => {
+  const id = await newWorkspace();
+  const c = await call('POST', `/workspace/${id}/domain`, { domain: 'Shop.Example.org', port: 8080, include_www: true });
+  assert.equal(c.json.domain, 'shop.example.org');
+  assert.equal(c.json.url, 'https://shop.example.org');
+  assert.ok(pub.publicAccess.route('www.shop.example.org'));
+  const got = await call('GET', `/workspace/${id}/domain`);
+  assert.equal(got.json.domain.customDomain, 'shop.example.org');
+  assert.equal(got.json.domain.port, 8080);
+  assert.equal(got.json.domain.includeWww, true);
+  const routes = await call('GET', '/domain/routes');
+  assert.ok(routes.json.data.some((r: any) => r.hostname === 'shop.example.org' && r.is_custom && r.target === `${id}:8080`));
+  // Moving the domain to another port keeps one record.
+  await call('POST', `/workspace/${id}/domain`, { domain: 'shop.example.org', port: 9000 });
+  assert.equal(pub.publicAccess.route('shop.example.org')!.port, 9000);
+  assert.equal(pub.publicAccess.route('www.shop.example.org'), undefined);
+  await call('DELETE', `/workspace/${id}/domain`);
+  assert.equal((await call('GET', `/workspace/${id}/domain`)).json.domain, null);
+  assert.equal((await call('DELETE', `/workspace/${id}/domain`)).status, 404);
+
+  await call('POST', `/workspace/${id}/domain`, { domain: 'gone.example.org' });
+  await call('DELETE', `/workspace/${id}`);
+  await pub.publicAccess.reload();
+  assert.equal(pub.publicAccess.route('gone.example.org'), undefined, 'cascade: the names die with the workspace');
+  const other = await newWorkspace();
+  assert.equal((await call('POST', `/workspace/${other}/domain`, { domain: 'gone.example.org' })).status, 200);
+});
+
+test('ssh: status, enable returns a password once, key and password validation', async () => {
+  const id = await newWorkspace();
+  const s0 = await call('GET', `/workspace/${id}/ssh`);
+  assert.equal(s0.json.ssh_enabled, false);
+  assert.equal(s0.json.connection, null);
+  const en = await call('POST', `/workspace/${id}/ssh/enable`);
+  assert.equal(typeof en.json.ssh_password, 'string');
+  assert.equal(en.json.connection.command, `ssh -p 2222 ${id}@gw.test`);
+  assert.equal(en.json.connection.bastion, 'gw.test:2222');
+  assert.equal(en.json.connection.host, id);
+  const again = await call('POST', `/workspace/${id}/ssh/enable`);
+  assert.equal(again.json.ssh_password, undefined, 'the password is shown once');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ssh-key-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'k')]);
+  const k = await call('POST', `/workspace/${id}/ssh/key`, { public_key: await fs.readFile(path.join(dir, 'k.pub'), 'utf8') });
+  assert.equal(k.json.ssh_key_set, true);
+  assert.equal((await call('POST', `/workspace/${id}/ssh/key`, { public_key: await fs.readFile(path.join(dir, 'k'), 'utf8') })).status, 400, 'a private key is refused');
+  assert.equal((await call('POST', `/workspace/${id}/ssh/password`, { password: '1234' })).status, 400);
+  assert.equal((await call('POST', `/workspace/${id}/ssh/password`, { password: 'long-enough-pw', user: 'Bad User' })).status, 400);
+  await call('POST', `/workspace/${id}/ssh/password`, { password: 'long-enough-pw' });
+  const login = await pub.ssh.login(id);
+  assert.ok(login && login.keys.length === 1);
+  assert.equal(await verifyPassword('long-enough-pw', login.access.password_hash), true);
+  assert.equal(await verifyPassword('wrong', login.access.password_hash), false);
+  await call('POST', `/workspace/${id}/ssh/disable`);
+  assert.equal(await pub.ssh.login(id), null);
+  await fs.rm(dir, { recursive: true, force: true });
+});
