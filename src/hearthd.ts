@@ -34,6 +34,8 @@ export interface HearthdOptions {
   /** How often the TTL reaper runs. */
   reapIntervalMs?: number;
   fastPathMs?: number;
+  /** Shortest idle-sleep delay accepted (contract: 120 s). */
+  minIdleSeconds?: number;
   /** How often running time is metered into usage buckets (billing is exact whatever the period). */
   meterIntervalMs?: number;
   /** Edge (preview URLs, custom domains) and SSH gateway listeners; absent = both off. */
@@ -87,7 +89,7 @@ export class Hearthd {
     const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };
     const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
     const publicPlane = publicServicesFor(planeDeps, planeOpts);
-    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services });
+    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
     d.meter = meter;
@@ -125,6 +127,7 @@ export class Hearthd {
       if (this.reaping) return;
       this.reaping = true;
       this.workspaces.reapExpired()
+        .then(() => this.workspaces.sleepIdle())
         .catch((err) => this.opts.log.error({ err }, 'reaper failed'))
         .finally(() => { this.reaping = false; });
     }, every);

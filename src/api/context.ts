@@ -18,6 +18,8 @@ export interface ApiContext {
   /** Used only by auth and key management. */
   db: Db;
   log: Logger;
+  /** Shortest idle-sleep delay accepted (contract: 120 s; tests lower it). */
+  minIdleSeconds?: number;
   /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
   runtimeUrl: () => string | null;
 }

@@ -13,6 +13,7 @@ import {
   DEFAULT_BOUNDS, mergeConfig, slugFromName, validateSlug, type CreateRequest, type ResourceBounds, type WorkspaceConfig,
 } from '../core/workspace-spec.ts';
 import { AlreadyExists, NotFound, ProvisionFailed, StateConflict, ValidationFailed, LimitReached } from '../core/errors.ts';
+import { parseDuration } from '../core/duration.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { canSeeWorkspace, type Principal } from '../auth/principal.ts';
 import { ALL_GRANTS, checkNetworkReach } from '../core/grants.ts';
@@ -454,6 +455,188 @@ export class WorkspaceService implements WorkspaceOps {
     const rows = await this.db.selectFrom('workspaces').select(['id', 'config']).where('namespace', '=', slug).where('state', 'not in', ['deleting', 'deleted']).execute();
     const counted = rows.filter((r) => r.id !== excludeId).map((r) => JSON.parse(r.config) as WorkspaceConfig);
     return { workspaces: counted.length, totalVcpus: counted.reduce((a, c) => a + c.cpus, 0), totalRamMb: counted.reduce((a, c) => a + c.memory_mb, 0) };
+  }
+
+  // ---------------------------------------------------------------- lifecycle (§6)
+
+  /** Last activity per workspace (edge traffic, ping). In memory: a restart restarts idle timers, never shortens them. */
+  private readonly activity = new Map<string, number>();
+
+  /** Record activity (edge HTTP traffic, ping): it postpones idle sleep. */
+  touch(id: string): void {
+    this.activity.set(id, Date.now());
+  }
+
+  /** The edge's name for touch(): HTTP traffic through the edge is activity (§6). */
+  noteActivity(id: string): void {
+    this.touch(id);
+  }
+
+  lastActivity(ws: Workspace): number {
+    return this.activity.get(ws.id) ?? Math.max(Date.parse(ws.stateChangedAt), this.startedAt);
+  }
+  private readonly startedAt = Date.now();
+
+  private async setLifecycle(ws: Workspace, patch: { mode?: 'permanent' | 'temporary'; config?: Record<string, unknown>; ttlExpiresAt?: string | null }): Promise<Workspace> {
+    const set: Partial<WorkspaceTable> = { updated_at: now() };
+    if (patch.mode) set.mode = patch.mode;
+    if (patch.config) set.config = JSON.stringify(mergeConfig(ws.config, patch.config, this.opts.bounds));
+    if (patch.ttlExpiresAt !== undefined) set.ttl_expires_at = patch.ttlExpiresAt;
+    await this.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
+    return (await this.byId(ws.id))!;
+  }
+
+  private expiry(seconds: number | null): string | null {
+    return seconds ? new Date(Date.now() + seconds * 1000).toISOString() : null;
+  }
+
+  async makePermanent(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      const config: Record<string, unknown> = { ttl: null, remove_on_exit: false };
+      if (body.restart_policy !== undefined) config.restart_policy = body.restart_policy;
+      return this.setLifecycle(ws, { mode: 'permanent', config, ttlExpiresAt: null });
+    });
+  }
+
+  async makeTemporary(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      const config: Record<string, unknown> = {};
+      for (const k of ['ttl', 'ttl_action', 'remove_on_exit']) if (body[k] !== undefined) config[k] = body[k];
+      const merged = mergeConfig(ws.config, config, this.opts.bounds);
+      return this.setLifecycle(ws, { mode: 'temporary', config, ttlExpiresAt: this.expiry(merged.ttl_seconds) });
+    });
+  }
+
+  /** Set, extend or clear (ttl: null) the TTL; the clock restarts now. */
+  async updateTtl(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      if (ws.mode === 'permanent' && body.ttl !== undefined && body.ttl !== null) {
+        throw new StateConflict('a permanent workspace has no TTL', 'convert it first with lifecycle.makeTemporary');
+      }
+      const config: Record<string, unknown> = {};
+      for (const k of ['ttl', 'ttl_action']) if (body[k] !== undefined) config[k] = body[k];
+      const merged = mergeConfig(ws.config, config, this.opts.bounds);
+      return this.setLifecycle(ws, { config, ttlExpiresAt: this.expiry(merged.ttl_seconds) });
+    });
+  }
+
+  /** `{ suspend_after, stop_after }`; suspend_after 0 (or null policy) disables idle sleep. */
+  async setIdle(p: Principal, idOrSlug: string, body: Record<string, unknown>, minSuspendSeconds: number): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    const parse = (k: string, min: number) => {
+      const v = body[k];
+      if (v === undefined || v === null || v === 0 || v === '0') return 0;
+      const n = parseDuration(v);
+      if (n < min) throw new ValidationFailed(`idle.${k}`, `${k} must be 0 (off) or at least ${min} seconds`);
+      return n;
+    };
+    const suspendAfter = parse('suspend_after', minSuspendSeconds);
+    const stopAfter = suspendAfter ? parse('stop_after', 3600) : 0;
+    return this.locks.run(found.id, async () => {
+      const ws = (await this.byId(found.id))!;
+      const idle = suspendAfter ? { suspend_after: suspendAfter, stop_after: stopAfter } : null;
+      await this.db.updateTable('workspaces').set({ config: JSON.stringify({ ...ws.config, idle }), updated_at: now() }).where('id', '=', ws.id).execute();
+      this.touch(ws.id);
+      return (await this.byId(ws.id))!;
+    });
+  }
+
+  /** Keep-alive: renews the TTL clock (by ttl_seconds, or the workspace's own TTL) and the idle timer. */
+  async ping(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+    const found = await this.find(p, idOrSlug);
+    this.touch(found.id);
+    const seconds = body.ttl_seconds !== undefined ? parseDuration(body.ttl_seconds) : found.config.ttl_seconds;
+    if (found.mode === 'temporary' && seconds) {
+      await this.db.updateTable('workspaces').set({ ttl_expires_at: this.expiry(seconds), updated_at: now() }).where('id', '=', found.id).execute();
+    }
+    return (await this.byId(found.id))!;
+  }
+
+  /**
+   * Idle sleep: a running workspace with an idle policy and no activity for
+   * `suspend_after` seconds goes to sleep — its sandbox stops (memory is not
+   * kept for containers: CRIU cannot run here), its files stay, and the next
+   * request through the gateway or the edge wakes it. After `stop_after`
+   * more seconds a sleeping workspace becomes plainly stopped (no wake).
+   */
+  async sleepIdle(): Promise<number> {
+    const rows = await this.db.selectFrom('workspaces').selectAll().where('state', 'in', ['running', 'sleeping']).execute();
+    let n = 0;
+    for (const ws of rows.map(decodeWorkspace)) {
+      const idle = ws.config.idle as { suspend_after: number; stop_after: number } | null | undefined;
+      if (!idle?.suspend_after) continue;
+      const quietFor = (Date.now() - this.lastActivity(ws)) / 1000;
+      if (ws.state === 'running' && quietFor >= idle.suspend_after) {
+        await this.locks.run(ws.id, async () => {
+          const cur = (await this.byId(ws.id))!;
+          if (cur.state !== 'running') return;
+          await this.host.stop(sandboxRef(cur));
+          await this.transition(cur, 'sleeping', { provisioning: null });
+          this.log.info({ workspace: ws.id, quiet_s: Math.round(quietFor) }, 'workspace went to sleep (idle)');
+        });
+        n++;
+      } else if (ws.state === 'sleeping' && idle.stop_after && (Date.now() - Date.parse(ws.stateChangedAt)) / 1000 >= idle.stop_after) {
+        await this.locks.run(ws.id, async () => {
+          const cur = (await this.byId(ws.id))!;
+          if (cur.state === 'sleeping') await this.transition(cur, 'stopped', { provisioning: null });
+        });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Wake a sleeping workspace and wait until it serves (gateway and edge call
+   * this on a request). Returns the workspace as it is afterwards.
+   */
+  async wake(id: string): Promise<Workspace | null> {
+    const ws = await this.byId(id);
+    if (!ws || ws.state !== 'sleeping') return ws;
+    await this.locks.run(id, async () => {
+      const cur = (await this.byId(id))!;
+      if (cur.state !== 'sleeping') return;
+      await this.namespaces?.admitStart(cur.namespace);
+      await this.transition(cur, 'provisioning', { generation: cur.generation + 1, provisioning: { ...this.freshProvisioning(now()), message: 'waking' } });
+    });
+    this.touch(id);
+    const woken = (await this.byId(id))!;
+    if (woken.state === 'provisioning' && !this.inflight.has(id)) this.startProvisioning(woken);
+    await this.inflight.get(id)?.catch(() => undefined);
+    this.log.info({ workspace: id }, 'workspace woke up');
+    return this.byId(id);
+  }
+
+  // ---------------------------------------------------------------- metadata (§16)
+
+  async metadata(ws: Workspace): Promise<Record<string, string>> {
+    const row = await this.db.selectFrom('workspaces').select('metadata').where('id', '=', ws.id).executeTakeFirst();
+    return row?.metadata ? (JSON.parse(row.metadata) as Record<string, string>) : {};
+  }
+
+  async setMetadata(p: Principal, idOrSlug: string, input: unknown, merge: boolean): Promise<Record<string, string>> {
+    const found = await this.find(p, idOrSlug);
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ValidationFailed('metadata', 'metadata must be an object of string values');
+    return this.locks.run(found.id, async () => {
+      const next: Record<string, string> = merge ? await this.metadata(found) : {};
+      for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+        if (k.length === 0 || k.length > 128) throw new ValidationFailed('metadata', `metadata key ${JSON.stringify(k.slice(0, 40))} must be 1–128 characters`);
+        if (v === null) { delete next[k]; continue; }
+        if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ValidationFailed(`metadata.${k}`, `metadata.${k} must be a string`);
+        const s = String(v);
+        if (s.length > 4096) throw new ValidationFailed(`metadata.${k}`, `metadata.${k} is longer than 4096 characters`);
+        next[k] = s;
+      }
+      if (Object.keys(next).length > 64) throw new ValidationFailed('metadata', 'at most 64 metadata keys per workspace');
+      await this.db.updateTable('workspaces').set({ metadata: JSON.stringify(next), updated_at: now() }).where('id', '=', found.id).execute();
+      return next;
+    });
   }
 
   // ---------------------------------------------------------------- TTL

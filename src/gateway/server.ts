@@ -3,6 +3,15 @@
  * the workspace the token names, and streams the request to that
  * workspace's agent (HTTP and WebSocket), swapping the caller's token for the
  * agent's own secret. One protocol end to end: no translation here.
+ *
+ * Hot path per request: the token's signature is checked once and cached
+ * (tokens.ts); the workspace row is read on every request (one primary-key
+ * read, ~0.1 ms) so that rotation, disabling and deletion take effect at
+ * once; upstream connections are pooled per workspace generation, so a
+ * restarted agent is never sent a request on a dead pooled socket.
+ * Requests that outlive their admission (WebSockets, exec streams,
+ * downloads) are tracked and ended when their token is revoked or the
+ * workspace stops (sessions.ts), WebSockets with a proper close frame.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -13,15 +22,23 @@ import type { HostDriver } from '../host/host-driver.ts';
 import type { WorkspaceService } from '../control/workspaces.ts';
 import type { Workspace } from '../control/workspace-row.ts';
 import { HttpError, errorBody } from '../api/errors.ts';
+import { judge, type Denial } from './access.ts';
+import { relayUpgrade } from './relay.ts';
+import { SessionRegistry } from './sessions.ts';
+import { TokenCache, requestToken, withoutToken, type RuntimeGrant } from './tokens.ts';
+import { CLOSE_GOING_AWAY, CLOSE_POLICY } from './ws-frames.ts';
 
 export interface GatewayDeps {
-  workspaces: WorkspaceService;
-  host: HostDriver;
-  signer: TokenSigner;
+  workspaces: Pick<WorkspaceService, 'byId'>;
+  host: Pick<HostDriver, 'agentEndpoint'>;
+  signer: Pick<TokenSigner, 'verify'>;
   log: Logger;
+  /** Session re-check interval (tests shorten it). */
+  sweepMs?: number;
 }
 
 interface Target {
+  grant: RuntimeGrant;
   ws: Workspace;
   ip: string;
   port: number;
@@ -30,46 +47,59 @@ interface Target {
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus what the gateway replaces. */
 const STRIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'authorization', 'host']);
 
+/** Upstream errors worth one retry on a fresh connection: a pooled socket the agent had already closed. */
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * Pools keep-alive connections per agent *incarnation*: the pool name
+ * includes the workspace generation, which a restart bumps, so a request
+ * never lands on a socket to an agent that no longer exists.
+ */
+class AgentPool extends http.Agent {
+  override getName(options: http.ClientRequestArgs & { hearthGeneration?: number }): string {
+    return `${super.getName(options)}:g${options.hearthGeneration ?? 0}`;
+  }
+}
+
+function denialError(d: Denial, ws: Workspace | null): HttpError {
+  if (d.kind === 'revoked') return new HttpError('invalid_credentials', d.message);
+  return new HttpError('workspace_unavailable', d.message, { workspace_id: ws?.id, status: d.state }, 'start it with workspaces.start(id)');
+}
+
+function closeCode(d: Denial | undefined): [number, string] {
+  if (!d) return [CLOSE_GOING_AWAY, 'gateway shutting down'];
+  return d.kind === 'revoked' ? [CLOSE_POLICY, 'runtime token revoked'] : [CLOSE_GOING_AWAY, `workspace ${d.state}`];
+}
+
 export class Gateway {
   readonly server: http.Server;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000 });
-  /** Verified token → claims, so the hot path does not re-verify HMACs. Bounded. */
-  private readonly verified = new Map<string, { ws: string; gen: number; expMs: number }>();
+  readonly sessions: SessionRegistry;
+  private readonly pool = new AgentPool({ keepAlive: true, keepAliveMsecs: 10_000, maxFreeSockets: 32, scheduling: 'lifo', timeout: 30_000 });
+  private readonly tokens: TokenCache;
 
   constructor(private readonly deps: GatewayDeps) {
-    this.server = http.createServer((req, res) => { this.onRequest(req, res).catch((err) => this.fail(res, err)); });
-    this.server.on('upgrade', (req, socket) => { this.onUpgrade(req, socket).catch((err) => this.failSocket(socket, err)); });
-    this.server.keepAliveTimeout = 65_000;
+    this.tokens = new TokenCache(deps.signer);
+    this.sessions = new SessionRegistry((id) => deps.workspaces.byId(id), deps.sweepMs);
+    this.server = http.createServer({
+      noDelay: true,
+      // Idle client connections live longer than the SDK's (undici keeps them 4 s).
+      keepAliveTimeout: 65_000,
+      // Long uploads and streams are the point of a data plane: no whole-request deadline.
+      requestTimeout: 0,
+    }, (req, res) => { this.onRequest(req, res).catch((err) => this.fail(res, err)); });
+    this.server.on('upgrade', (req, socket, head) => { this.onUpgrade(req, socket, head).catch((err) => this.failSocket(socket, err)); });
   }
 
   private async resolve(req: http.IncomingMessage): Promise<Target> {
-    const url = new URL(req.url ?? '/', 'http://gateway');
-    const auth = req.headers.authorization;
-    const token = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : url.searchParams.get('token');
+    const token = requestToken(req.headers.authorization, req.url);
     if (!token) throw new HttpError('missing_credentials', 'missing runtime token: send Authorization: Bearer <token> (from apiAccess.getToken)');
-    const claims = await this.verify(token);
-    if (!claims) throw new HttpError('invalid_credentials', 'invalid or expired runtime token: fetch a new one with apiAccess.getToken');
-    const ws = await this.deps.workspaces.byId(claims.ws);
-    // A rotated/disabled token fails here at once: its generation is no longer current.
-    if (!ws || ws.state === 'deleted' || ws.state === 'deleting' || !ws.runtimeEnabled || ws.runtimeTokenGen !== claims.gen) {
-      throw new HttpError('invalid_credentials', 'runtime token revoked (rotated, disabled or workspace deleted): fetch a new one with apiAccess.getToken');
-    }
-    if (ws.state !== 'running' || ws.slotIndex === null) {
-      throw new HttpError('workspace_unavailable', `workspace ${ws.id} is ${ws.state}`, { workspace_id: ws.id, status: ws.state }, 'start it with workspaces.start(id)');
-    }
-    const ep = this.deps.host.agentEndpoint({ slotIndex: ws.slotIndex });
-    return { ws, ip: ep.ip, port: ep.port };
-  }
-
-  private async verify(token: string): Promise<{ ws: string; gen: number } | null> {
-    const hit = this.verified.get(token);
-    if (hit && hit.expMs > Date.now()) return hit;
-    const claims = await this.deps.signer.verify(token);
-    if (!claims || claims.kind !== 'runtime') return null;
-    if (this.verified.size > 10_000) this.verified.clear();
-    const entry = { ws: claims.ws, gen: claims.gen, expMs: claims.exp * 1000 };
-    this.verified.set(token, entry);
-    return entry;
+    const grant = await this.tokens.verify(token);
+    if (!grant) throw new HttpError('invalid_credentials', 'invalid or expired runtime token: fetch a new one with apiAccess.getToken');
+    const ws = await this.deps.workspaces.byId(grant.ws);
+    const denial = judge(ws, grant);
+    if (denial) throw denialError(denial, ws);
+    const ep = this.deps.host.agentEndpoint({ slotIndex: ws!.slotIndex! });
+    return { grant, ws: ws!, ip: ep.ip, port: ep.port };
   }
 
   private forwardHeaders(req: http.IncomingMessage, target: Target): http.OutgoingHttpHeaders {
@@ -82,60 +112,76 @@ export class Gateway {
     return headers;
   }
 
-  private stripToken(rawUrl: string | undefined): string {
-    const url = new URL(rawUrl ?? '/', 'http://gateway');
-    url.searchParams.delete('token');
-    return url.pathname + url.search;
-  }
-
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const target = await this.resolve(req);
-    const upstream = http.request({
-      host: target.ip, port: target.port, method: req.method, path: this.stripToken(req.url),
-      headers: this.forwardHeaders(req, target), agent: this.agent,
+    const untrack = this.sessions.add({
+      grant: target.grant,
+      end: () => { res.destroy(); },
     });
+    res.on('close', untrack);
+    const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    this.forward(req, res, target, bodyless);
+  }
+
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, target: Target, bodyless: boolean, retried = false): void {
+    const options: http.RequestOptions & { hearthGeneration: number } = {
+      host: target.ip, port: target.port, method: req.method, path: withoutToken(req.url),
+      headers: this.forwardHeaders(req, target), agent: this.pool, hearthGeneration: target.ws.generation,
+    };
+    const upstream = http.request(options);
     upstream.on('response', (up) => {
       const headers = { ...up.headers };
       delete headers.connection;
       delete headers['keep-alive'];
-      res.writeHead(up.statusCode ?? 502, headers);
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
       up.pipe(res);
-      // A client that goes away must not leave the agent streaming into the void.
-      res.on('close', () => { if (!up.complete) up.destroy(); });
+      up.on('error', () => res.destroy());
+      up.on('aborted', () => res.destroy());
     });
-    upstream.on('error', (err) => {
-      if (!res.headersSent) this.fail(res, new HttpError('workspace_unavailable', `workspace agent unreachable: ${err.message}`, { workspace_id: target.ws.id }, 'the workspace may be restarting; retry shortly'));
-      else res.destroy(err);
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (res.headersSent) {
+        res.destroy(err);
+        return;
+      }
+      // A pooled socket the agent closed meanwhile: a request without a body can simply go again.
+      if (!retried && bodyless && upstream.reusedSocket && STALE_SOCKET.has(err.code ?? '') && !res.destroyed) {
+        this.forward(req, res, target, bodyless, true);
+        return;
+      }
+      this.fail(res, new HttpError('workspace_unavailable', `workspace agent unreachable: ${err.message}`, { workspace_id: target.ws.id }, 'the workspace may be restarting; retry shortly'));
     });
-    req.on('close', () => { if (!req.complete) upstream.destroy(); });
-    req.pipe(upstream);
+    // A client that goes away must not leave the agent streaming into the void.
+    res.on('close', () => { if (!res.writableFinished) upstream.destroy(); });
+    if (bodyless) upstream.end();
+    else req.pipe(upstream);
   }
 
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex): Promise<void> {
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const target = await this.resolve(req);
-    const upstream = net.connect(target.port, target.ip);
-    upstream.setNoDelay(true);
+    (socket as net.Socket).setNoDelay?.(true);
+    const upstream = net.connect({ host: target.ip, port: target.port, noDelay: true });
     const headers = this.forwardHeaders(req, target);
     headers.connection = 'Upgrade';
     headers.upgrade = req.headers.upgrade ?? 'websocket';
-    const lines = [`${req.method} ${this.stripToken(req.url)} HTTP/1.1`];
+    const lines = [`${req.method} ${withoutToken(req.url)} HTTP/1.1`];
     for (const [k, v] of Object.entries(headers)) {
       for (const value of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${String(value)}`);
     }
-    upstream.write(lines.join('\r\n') + '\r\n\r\n');
-    upstream.pipe(socket);
-    socket.pipe(upstream);
-    const close = () => { upstream.destroy(); socket.destroy(); };
-    upstream.on('error', close);
-    socket.on('error', close);
-    upstream.on('close', close);
-    socket.on('close', close);
+    const relay = relayUpgrade(socket, upstream, lines.join('\r\n') + '\r\n\r\n', head);
+    const untrack = this.sessions.add({
+      grant: target.grant,
+      end: (denial) => relay.close(...closeCode(denial)),
+    });
+    void relay.done.then(untrack);
   }
 
   private fail(res: http.ServerResponse, err: unknown): void {
     const e = err instanceof HttpError ? err : new HttpError('server_error', err instanceof Error ? err.message : String(err));
     if (e.status >= 500 && !(err instanceof HttpError)) this.deps.log.error({ err }, 'gateway error');
-    if (res.headersSent) { res.destroy(); return; }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     const body = JSON.stringify(errorBody(e));
     res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -143,12 +189,17 @@ export class Gateway {
 
   private failSocket(socket: Duplex, err: unknown): void {
     const e = err instanceof HttpError ? err : new HttpError('server_error', String(err));
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
     const body = JSON.stringify(errorBody(e));
     socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   }
 
   async close(): Promise<void> {
-    this.agent.destroy();
+    this.sessions.closeAll();
+    this.pool.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
   }

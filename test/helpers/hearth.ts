@@ -25,8 +25,8 @@ export interface HearthInstance {
   logs: string[];
   /** Delete every workspace, stop hearthd, and assert nothing is left behind. */
   stop(): Promise<void>;
-  /** kill -9 hearthd (workspaces keep running) and start it again on the same data dir. */
-  crashAndRestart(): Promise<void>;
+  /** kill -9 hearthd (workspaces keep running), run `whileDown`, and start it again on the same data dir. */
+  crashAndRestart(whileDown?: () => Promise<void>): Promise<void>;
 }
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
@@ -61,9 +61,10 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
 
   const inst: HearthInstance = {
     dataDir, api: endpoints.api, runtime: endpoints.runtime, ...creds, bridge, linkPrefix: tag, subnet, proc, logs,
-    async crashAndRestart() {
+    async crashAndRestart(whileDown) {
       proc.kill('SIGKILL');
       await waitUntil('hearthd to die', async () => exited, 10_000);
+      await whileDown?.();
       // Same ports, so clients holding URLs keep working.
       const again = await launch(['--listen', new URL(endpoints.api).host, '--runtime-listen', new URL(endpoints.runtime).host]);
       inst.proc = proc;

@@ -15,7 +15,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
     'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
-    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
   }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
@@ -39,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     dataDir, api, runtime, host, log, publicPlane,
     ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
     ...(f['meter-interval-ms'] ? { meterIntervalMs: Number(f['meter-interval-ms']) } : {}),
+    ...(f['min-idle-seconds'] ? { minIdleSeconds: Number(f['min-idle-seconds']) } : {}),
   });
   const endpoints = d.endpoints!;
   await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');
