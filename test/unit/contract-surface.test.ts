@@ -1,0 +1,73 @@
+/**
+ * Lists that cannot rot (STYLE §10): every error code is documented and no
+ * undocumented code exists; every control-plane route declares a permission
+ * and is either in the contract (spec/oblien-api.md) or a declared Hearth
+ * extension.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { ERROR_STATUS } from '../../src/api/errors.ts';
+import { buildApi } from '../../src/api/server.ts';
+import { openSqlite } from '../../src/store/db.ts';
+import { TokenSigner } from '../../src/auth/jwt.ts';
+import { WorkspaceService } from '../../src/control/workspaces.ts';
+import { NamespaceService } from '../../src/control/namespaces.ts';
+import { UsageReports } from '../../src/control/usage.ts';
+import { FakeHost } from './fake-host.ts';
+
+const repo = path.resolve(import.meta.dirname, '..', '..');
+
+test('docs/errors.md lists exactly the codes of src/api/errors.ts, with their statuses', () => {
+  const doc = fs.readFileSync(path.join(repo, 'docs/errors.md'), 'utf8');
+  const documented = new Map([...doc.matchAll(/^\| `([A-Za-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]));
+  assert.deepEqual([...documented.keys()].sort(), Object.keys(ERROR_STATUS).sort());
+  for (const [code, status] of documented) assert.equal(status, ERROR_STATUS[code as keyof typeof ERROR_STATUS], code);
+});
+
+/** Routes Hearth serves beyond the contract, each with the reason it exists. */
+const EXTENSIONS: Record<string, string> = {
+  'GET /health': 'liveness of the control plane',
+  'POST /tokens/revoke': 'early revocation of scoped tokens by jti (§24 says revocable)',
+  'POST /keys': 'API key management (issue: API keys)',
+  'GET /keys': 'API key management',
+  'DELETE /keys/:id': 'API key management',
+  'GET /workspace/:id/snapshots': 'snapshot history of a workspace (the contract keeps only the latest, §12)',
+  'GET /workspace/:id/snapshots/:sid': 'one snapshot of a workspace',
+  'DELETE /workspace/:id/snapshots/:sid': 'delete one snapshot',
+  'GET /snapshots': 'all snapshots in the caller\'s scope (e.g. to create a workspace from one)',
+  'GET /snapshots/:sid': 'one snapshot by id',
+  'DELETE /snapshots/:sid': 'delete a snapshot by id',
+};
+
+function specRoutes(): Set<string> {
+  const spec = fs.readFileSync(path.join(repo, '..', 'shared', 'spec', 'oblien-api.md'), 'utf8');
+  const out = new Set<string>();
+  for (const m of spec.matchAll(/`(GET|POST|PUT|PATCH|DELETE)((?:\|(?:GET|POST|PUT|PATCH|DELETE))*) (\/[^`?\s]*)/g)) {
+    for (const method of [m[1]!, ...m[2]!.split('|').filter(Boolean)]) out.add(`${method} ${m[3]!.replace(/:[A-Za-z]+/g, ':p')}`);
+  }
+  return out;
+}
+
+test('every control-plane route declares a permission and is in the contract or a declared extension', async () => {
+  const db = await openSqlite(':memory:');
+  const log = pino({ level: 'silent' });
+  const host = new FakeHost();
+  const workspaces = new WorkspaceService(db, host, log);
+  const namespaces = new NamespaceService(db, log);
+  const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer: new TokenSigner('x'), db, log, runtimeUrl: () => null });
+  const spec = specRoutes();
+  const unknown: string[] = [];
+  for (const r of routes.routes) {
+    assert.ok(r.permission, `${r.method} ${r.url} declares no permission`);
+    const key = `${r.method} ${r.url}`;
+    if (!spec.has(`${r.method} ${r.url.replace(/:[A-Za-z]+/g, ':p')}`) && !EXTENSIONS[key]) unknown.push(key);
+  }
+  assert.deepEqual(unknown, [], 'routes neither in spec/oblien-api.md nor declared as extensions');
+  const declared = new Set(routes.routes.map((r) => `${r.method} ${r.url}`));
+  for (const ext of Object.keys(EXTENSIONS)) assert.ok(declared.has(ext), `extension ${ext} is declared but not served (stale entry)`);
+  await app.close();
+  await db.destroy();
+});
