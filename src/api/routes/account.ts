@@ -1,37 +1,14 @@
-/** Images catalog (§19), quota and estimate (§4), scoped tokens (§24). */
+/** Quota and estimate (§4), scoped tokens (§24). The images catalog (§19) is in images.ts. */
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
-import { bodyObject, queryString, type Json } from '../parse.ts';
+import { bodyObject, type Json } from '../parse.ts';
 import { ValidationFailed, NotFound } from '../../core/errors.ts';
 import { DEFAULT_BOUNDS } from '../../core/workspace-spec.ts';
 import { parseTokenGrants } from '../../core/grants.ts';
+import { hourlyCredits, PRICE_PER_HOUR } from '../../core/pricing.ts';
 
-const CATEGORIES = [
-  { id: 'all', label: 'All' }, { id: 'os', label: 'Operating systems' }, { id: 'runtime', label: 'Runtimes' },
-  { id: 'devtools', label: 'Developer tools' }, { id: 'database', label: 'Databases' },
-  { id: 'ai', label: 'AI' }, { id: 'browser', label: 'Browsers' }, { id: 'infra', label: 'Infrastructure' },
-];
-
-/**
- * Credits per hour of each resource (docs/pricing.md). Hearth is
- * self-hosted: credits are an accounting unit for quotas, not money.
- */
-export const PRICE_PER_HOUR = { vcpu: 1.0, memory_gb: 0.5, disk_gb: 0.01 } as const;
 
 export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
-  r.add('GET', '/workspace/images', 'workspace:read', async (req) => {
-    const q = req.query as Json;
-    const search = queryString(q, 'search')?.toLowerCase();
-    const category = queryString(q, 'category');
-    let images = await ctx.host.catalog();
-    if (category && category !== 'all') images = images.filter((i) => i.category === category);
-    if (search) {
-      images = images.filter((i) => [i.id, i.image, i.label, i.desc, ...i.aliases, ...Object.entries(i.versions).flat()]
-        .some((s) => s.toLowerCase().includes(search)));
-    }
-    return { success: true, images, categories: CATEGORIES };
-  });
-
   r.add('GET', '/workspace/quota', 'workspace:read', async (_req, _reply, p) => {
     const c = await ctx.workspaces.counts(p);
     const max = ctx.host.slotCapacity;
@@ -57,7 +34,7 @@ export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
       return n;
     };
     const cpu = num('cpu', 1), ramMb = num('ram_mb', 512), diskMb = num('disk_mb', 4096);
-    const hourly = cpu * PRICE_PER_HOUR.vcpu + (ramMb / 1024) * PRICE_PER_HOUR.memory_gb + (diskMb / 1024) * PRICE_PER_HOUR.disk_gb;
+    const hourly = hourlyCredits(cpu, ramMb, diskMb);
     const round = (x: number) => Math.round(x * 10000) / 10000;
     return {
       success: true, cpu, ram_mb: ramMb, disk_mb: diskMb, unit: 'credits',
