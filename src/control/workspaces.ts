@@ -679,7 +679,8 @@ export class WorkspaceService implements WorkspaceOps {
     const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_found: 0, failed: 0 };
     const rows = (await this.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
     const known = new Set(rows.map((r) => r.id));
-    for (const ws of rows) {
+    // Host probes cost a process spawn each: check several workspaces at once.
+    await eachLimited(rows, 8, async (ws) => {
       try {
         if (ws.state === 'deleting' || ws.state === 'deleted') {
           await this.delete(null, ws.id, 'reconcile');
@@ -691,7 +692,7 @@ export class WorkspaceService implements WorkspaceOps {
           const onHost = await this.host.state(sandboxRef(ws));
           if (onHost === 'running' || onHost === 'paused') {
             summary.adopted!++;
-            continue;
+            return;
           }
           this.log.warn({ workspace: ws.id, host_state: onHost }, 'workspace died while hearthd was away: starting it again');
           await this.host.stop(sandboxRef(ws)).catch(() => undefined);
@@ -704,7 +705,7 @@ export class WorkspaceService implements WorkspaceOps {
         summary.failed!++;
         this.log.error({ workspace: ws.id, err: String(err) }, 'reconcile failed for workspace');
       }
-    }
+    });
     for (const sb of await this.host.listSandboxes().catch(() => [])) {
       if (known.has(sb.id)) continue;
       // Never touch what we cannot prove is ours and know how to undo: report it.
@@ -721,4 +722,11 @@ export class WorkspaceService implements WorkspaceOps {
 }
 
 /** The principal of hearthd's own background work (reaper, reconcile). */
+/** Run `fn` over `items` with at most `limit` in flight. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => { while (next < items.length) await fn(items[next++]!); };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 export const adminPrincipal: Principal = { kind: 'key', clientId: 'hearthd', admin: true, namespace: null, workspaceId: null, grants: ALL_GRANTS };

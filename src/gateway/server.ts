@@ -29,7 +29,7 @@ import { TokenCache, requestToken, withoutToken, type RuntimeGrant } from './tok
 import { CLOSE_GOING_AWAY, CLOSE_POLICY } from './ws-frames.ts';
 
 export interface GatewayDeps {
-  workspaces: Pick<WorkspaceService, 'byId'>;
+  workspaces: Pick<WorkspaceService, 'byId'> & Partial<Pick<WorkspaceService, 'wake'>>;
   host: Pick<HostDriver, 'agentEndpoint'>;
   signer: Pick<TokenSigner, 'verify'>;
   log: Logger;
@@ -82,11 +82,11 @@ export class Gateway {
     this.sessions = new SessionRegistry((id) => deps.workspaces.byId(id), deps.sweepMs);
     this.server = http.createServer({
       noDelay: true,
-      // Idle client connections live longer than the SDK's (undici keeps them 4 s).
-      keepAliveTimeout: 65_000,
       // Long uploads and streams are the point of a data plane: no whole-request deadline.
       requestTimeout: 0,
     }, (req, res) => { this.onRequest(req, res).catch((err) => this.fail(res, err)); });
+    // Idle client connections live longer than the SDK's (undici keeps them 4 s).
+    this.server.keepAliveTimeout = 65_000;
     this.server.on('upgrade', (req, socket, head) => { this.onUpgrade(req, socket, head).catch((err) => this.failSocket(socket, err)); });
   }
 
@@ -95,7 +95,9 @@ export class Gateway {
     if (!token) throw new HttpError('missing_credentials', 'missing runtime token: send Authorization: Bearer <token> (from apiAccess.getToken)');
     const grant = await this.tokens.verify(token);
     if (!grant) throw new HttpError('invalid_credentials', 'invalid or expired runtime token: fetch a new one with apiAccess.getToken');
-    const ws = await this.deps.workspaces.byId(grant.ws);
+    let ws = await this.deps.workspaces.byId(grant.ws);
+    // A sleeping workspace wakes on its first request (idle sleep, §6), which then proceeds.
+    if (ws?.state === 'sleeping' && ws.runtimeEnabled && ws.runtimeTokenGen === grant.gen && this.deps.workspaces.wake) ws = await this.deps.workspaces.wake(ws.id);
     const denial = judge(ws, grant);
     if (denial) throw denialError(denial, ws);
     const ep = this.deps.host.agentEndpoint({ slotIndex: ws!.slotIndex! });
