@@ -41,11 +41,14 @@ async function load(url: string, headers: Record<string, string>, tls: boolean):
   };
 }
 
+const readyMs: number[] = [];
+
 function sshOnce(port: number, user: string, privateKey: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const t = performance.now();
     const c = new ssh2.Client();
     c.on('ready', () => {
+      readyMs.push(performance.now() - t);
       c.exec('true', (err, stream) => {
         if (err) { reject(err); return; }
         stream.on('exit', () => undefined);
@@ -54,6 +57,7 @@ function sshOnce(port: number, user: string, privateKey: Buffer): Promise<number
       });
     });
     c.on('error', reject);
+    c.on('handshake', () => c.setNoDelay(true));
     c.connect({ host: '127.0.0.1', port, username: user, privateKey, hostVerifier: () => true });
   });
 }
@@ -86,6 +90,7 @@ async function main(): Promise<void> {
     const sshPort = Number(new URL(ep.ssh).port);
     const privateKey = fs.readFileSync(key);
     await sshOnce(sshPort, ws.id, privateKey); // warm (bundling, agent keep-alive)
+    readyMs.length = 0;
     const ssh2Samples: number[] = [];
     for (let i = 0; i < SSH_RUNS; i++) ssh2Samples.push(await sshOnce(sshPort, ws.id, privateKey));
     const opensshSamples: number[] = [];
@@ -106,7 +111,7 @@ async function main(): Promise<void> {
         edge_https_vs_direct_rps: ratio(edgeHttps.requests_per_s!, direct.requests_per_s!),
         target: 'edge requests/s ≥ 0.8 × direct (issue 7)',
       },
-      ssh_session_setup_ms: { ssh2_client: percentiles(ssh2Samples), openssh_process: percentiles(opensshSamples), target: 'under 100 ms (issue 7)' },
+      ssh_session_setup_ms: { ssh2_client: percentiles(ssh2Samples), ssh2_client_until_authenticated: percentiles(readyMs), openssh_process: percentiles(opensshSamples), target: 'under 100 ms (issue 7)' },
     }, null, 2) + '\n');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,8 @@ import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
 import { createApiKey, type NewKey } from './auth/keys.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from './control/workspaces.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from './control/workspaces.ts';
+import { sandboxRef } from './control/workspace-row.ts';
 import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
 import { NamespaceService } from './control/namespaces.ts';
@@ -95,6 +96,8 @@ export class Hearthd {
     d.meter = meter;
     const reconciled = await workspaces.reconcile();
     opts.log.info({ reconciled }, 'reconciled the store with the host');
+    // The firewall's per-workspace policies, exactly the store's (no duplicates, no gaps).
+    await opts.host.syncNetwork((await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef));
     await api.app.listen({ host: opts.api.host, port: opts.api.port });
     await new Promise<void>((resolve, reject) => {
       gateway.server.once('error', reject);

@@ -5,6 +5,7 @@
  */
 import { ConfigError, configFromEnv, scrubAgentEnv } from './config.ts';
 import { startAgent } from './server.ts';
+import { agentDataDirs } from './workloads/paths.ts';
 
 function log(msg: string, fields?: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), src: 'hearth-agent', msg, ...fields })}\n`);
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => log('uncaught exception', { error: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => log('unhandled rejection', { error: String((err as Error)?.stack ?? err) }));
 
-  const agent = await startAgent({ ...config, log });
+  // Inside a workspace, workloads and logs live on its writable layer (workloads/paths.ts).
+  const agent = await startAgent({ ...config, log, ...agentDataDirs(import.meta.url) });
   log('listening', { url: agent.url, workspace_id: config.workspaceId, pid: process.pid });
 
   let stopping = false;

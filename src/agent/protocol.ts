@@ -5,7 +5,13 @@
  * AGENT_GENERATION only when the route surface or a body shape changes in a
  * way an older hearthd could not handle.
  */
-export const AGENT_GENERATION = 1;
+export const AGENT_GENERATION = 2;
+/*
+ * Generations:
+ *   1  exec, files, search, transfer, terminals, watchers, /ws, /proxy.
+ *   2  + the internal workload, log and metrics API under /_hearth/ (hearthd
+ *      serves /workspace/:id/workloads…, /logs…, /stats… from it).
+ */
 
 /** Reported as RuntimeInfo.protocol_version and RuntimeDiscovery.version. */
 export const PROTOCOL_VERSION = `hearth-agent/${AGENT_GENERATION}`;
@@ -28,6 +34,9 @@ export const CAPABILITIES = [
   'watchers',
   'ws',
   'proxy',
+  'workloads',
+  'logs',
+  'metrics',
 ] as const;
 
 export type Capability = (typeof CAPABILITIES)[number];

@@ -28,6 +28,7 @@ import { registerTransferRoutes } from './transfer/routes.ts';
 import { registerWatcherRoutes } from './watchers/routes.ts';
 import { WatcherService } from './watchers/service.ts';
 import { HEARTBEAT_MS, WsHub } from './ws/hub.ts';
+import { WorkloadPlane } from './workloads/plane.ts';
 
 export interface AgentOptions {
   secret: string;
@@ -38,6 +39,9 @@ export interface AgentOptions {
   heartbeatMs?: number;
   /** Diagnostics sink (stderr in production). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Workload definitions (workloads.json) and logs; absent = a temporary dir (see workloads/paths.ts). */
+  stateDir?: string;
+  logDir?: string;
 }
 
 export interface RunningAgent {
@@ -126,9 +130,16 @@ function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   if (!opts.secret) throw new Error('startAgent: a non-empty secret is required');
-  const log = opts.log ?? ((msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`));
+  // Workloads, logs, metrics; its log also feeds the boot log.
+  const plane = new WorkloadPlane({
+    stateDir: opts.stateDir, logDir: opts.logDir,
+    log: opts.log ?? ((msg, fields) => process.stderr.write(`${JSON.stringify({ msg, ...fields })}\n`)),
+  });
+  const log = plane.log;
   const services = createServices(opts.heartbeatMs);
   const router = buildRouter(services, { workspaceId: opts.workspaceId, startedAt: Date.now() });
+  plane.register(router);
+  plane.start();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = parseUrl(req);
@@ -205,14 +216,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error): void => { void plane.close().finally(() => reject(err)); };
+    server.once('error', onError);
     server.listen(opts.port ?? 9990, opts.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  plane.boot.record('listening', { host: addr.address, port: addr.port, workspace_id: opts.workspaceId ?? null });
 
   return {
     url: `http://${host}:${addr.port}`,
@@ -220,6 +233,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     host: addr.address,
     routes: router.list(),
     close: async () => {
+      await plane.close();
       services.exec.shutdown();
       services.terminals.shutdown();
       services.watchers.shutdown();

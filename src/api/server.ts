@@ -21,6 +21,10 @@ import { keyRoutes } from './routes/keys.ts';
 import { publicAccessRoutes } from './routes/public-access.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { sshRoutes } from './routes/ssh.ts';
+import { workloadRoutes } from './routes/workloads.ts';
+import { logRoutes } from './routes/logs.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { closeAllStreams } from './sse.ts';
 import { defaultPublicServices, type PublicServices } from '../control/public-services.ts';
 
 export interface ApiApp {
@@ -81,5 +85,10 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
   publicAccessRoutes(routes, pub.publicAccess);
   domainRoutes(routes, pub.publicAccess);
   sshRoutes(routes, pub.ssh);
+  workloadRoutes(routes, ctx);
+  logRoutes(routes, ctx);
+  metricsRoutes(routes, ctx);
+  // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
+  app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };
 }

@@ -95,12 +95,11 @@ export interface PublicPlane {
   close(): Promise<void>;
 }
 
-/** Wake hook: the lifecycle feature (idle sleep) provides `wake`/`noteActivity` on the workspace service; until then nothing sleeps, so nothing wakes. */
+/** Wake on request (§6): a sleeping workspace is started and awaited; HTTP through the edge is activity. */
 function lifecycleHook(workspaces: WorkspaceService): EdgeLifecycle {
-  const w = workspaces as unknown as { wake?: (id: string) => Promise<boolean>; noteActivity?: (id: string) => void };
   return {
-    wake: async (ws) => (typeof w.wake === 'function' ? w.wake(ws.id) : ws.state === 'running'),
-    touch: (id) => { if (typeof w.noteActivity === 'function') w.noteActivity(id); },
+    wake: (ws) => workspaces.wake(ws.id),
+    touch: (id) => workspaces.noteActivity(id),
   };
 }
 
@@ -155,7 +154,7 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
   }
   if (opts.ssh) {
     ssh = new SshGateway(await loadHostKey(deps.dataDir), {
-      access: services.ssh, workspace: (id) => deps.workspaces.byId(id),
+      access: services.ssh, workspace: (id) => deps.workspaces.byId(id), wake: (id) => deps.workspaces.wake(id),
       agentEndpoint: (ws) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex })),
       log: deps.log.child({ plane: 'ssh' }), dataDir: deps.dataDir,
     });

@@ -41,6 +41,8 @@ export interface EdgeLimits {
   upstreamTimeoutMs: number;
   /** An idle keep-alive client connection is closed after this. */
   keepAliveTimeoutMs: number;
+  /** How long a request waits for a sleeping workspace to wake before 503 + Retry-After. */
+  wakeBudgetMs: number;
 }
 
 export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
@@ -50,17 +52,19 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   maxBodyBytes: 100 * 1024 * 1024,
   upstreamTimeoutMs: 60_000,
   keepAliveTimeoutMs: 65_000,
+  wakeBudgetMs: 30_000,
 };
 
 /**
  * How the edge meets the workspace lifecycle. `wake` runs before every
- * proxied request to a workspace that is not running and says whether it is
- * running now; `touch` records HTTP activity (§6: edge traffic counts as
- * activity for idle sleep). Owned by the lifecycle feature; hearthd wires a
- * default that wakes nothing.
+ * proxied request to a workspace that is not running and returns the
+ * workspace as it is afterwards (a sleeping one is started and awaited;
+ * a stopped one stays stopped → 503); `touch` records HTTP activity (§6:
+ * edge traffic counts as activity for idle sleep). hearthd wires both to
+ * the workspace service (`wake`, `noteActivity`).
  */
 export interface EdgeLifecycle {
-  wake(ws: Workspace): Promise<boolean>;
+  wake(ws: Workspace): Promise<Workspace | null>;
   touch(workspaceId: string): void;
 }
 
@@ -94,7 +98,12 @@ interface Target {
   ws: Workspace;
   ip: string;
   key: string;
+  /** This request woke the workspace: its server may need a moment to listen again. */
+  woke: boolean;
 }
+
+/** After a wake, a refused connection is retried this long (bodyless requests only) while the app starts listening. */
+const WAKE_LISTEN_GRACE_MS = 10_000;
 
 export class Edge {
   readonly http: http.Server;
@@ -178,7 +187,7 @@ export class Edge {
 
   private agentFor(key: string): http.Agent {
     let a = this.agents.get(key);
-    if (!a) this.agents.set(key, (a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32, keepAliveMsecs: 15_000, timeout: this.limits.keepAliveTimeoutMs })));
+    if (!a) this.agents.set(key, (a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 })));
     return a;
   }
 
@@ -190,15 +199,19 @@ export class Edge {
     this.track(key, req.socket);
     let ws = await this.deps.workspace(route.workspaceId);
     if (!ws) throw new EdgeReject(404);
+    const woke = ws.state !== 'running';
     if (ws.state !== 'running') {
-      const awake = await this.deps.lifecycle.wake(ws).catch(() => false);
-      if (awake) ws = (await this.deps.workspace(route.workspaceId)) ?? ws;
-      if (!awake || ws.state !== 'running') throw new EdgeReject(503, `The workspace is ${ws.state}.`, { 'retry-after': '1' });
+      // §6: past the wake budget the visitor gets 503 + Retry-After; the wake goes on.
+      let timer: NodeJS.Timeout | undefined;
+      const budget = new Promise<null>((r) => { timer = setTimeout(() => r(null), this.limits.wakeBudgetMs); });
+      ws = (await Promise.race([this.deps.lifecycle.wake(ws).catch(() => null), budget])) ?? ws;
+      clearTimeout(timer);
+      if (ws.state !== 'running') throw new EdgeReject(503, `The workspace is ${ws.state}.`, { 'retry-after': '1' });
     }
     const ip = this.deps.internalIp(ws);
     if (!ip) throw new EdgeReject(503, 'The workspace has no network address.', { 'retry-after': '1' });
     this.deps.lifecycle.touch(ws.id);
-    return { route, ws, ip, key };
+    return { route, ws, ip, key, woke };
   }
 
   private forwardHeaders(req: http.IncomingMessage, secure: boolean): http.OutgoingHttpHeaders {
@@ -245,13 +258,18 @@ export class Edge {
       req.resume();
       return;
     }
-    this.resolve(req).then((t) => {
-      target = t;
+    const bodyless = req.headers['transfer-encoding'] === undefined && !(Number(req.headers['content-length']) > 0);
+    let wokeAt = 0;
+    let current: http.ClientRequest | null = null;
+    req.on('aborted', () => current?.destroy());
+    res.once('close', () => { if (!res.writableFinished) current?.destroy(); });
+    const send = (t: Target) => {
       const up = http.request({
         host: t.ip, port: t.route.port, method: req.method, path: req.url, headers: this.forwardHeaders(req, secure),
         agent: this.agentFor(t.key), timeout: this.limits.upstreamTimeoutMs,
       });
-      up.on('socket', (s) => this.track(t.key, s));
+      current = up;
+      up.on('socket', (s) => { s.setNoDelay(true); this.track(t.key, s); });
       up.on('timeout', () => up.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
       up.on('response', (ur) => {
         up.setTimeout(0); // headers arrived: streaming responses may take as long as they take
@@ -260,20 +278,27 @@ export class Edge {
         for (const tkn of String(ur.headers.connection ?? '').split(',')) if (tkn.trim()) drop.add(tkn.trim().toLowerCase());
         for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !drop.has(k)) headers[k] = v;
         res.writeHead(ur.statusCode ?? 502, ur.statusMessage, headers);
-        ur.on('data', (c: Buffer) => { bytes += c.length; });
+        // Byte counting costs a listener per chunk: only when the length is not declared.
+        const declaredOut = Number(ur.headers['content-length']);
+        if (Number.isFinite(declaredOut)) bytes = declaredOut;
+        else ur.on('data', (c: Buffer) => { bytes += c.length; });
         ur.pipe(res);
         res.once('close', () => { if (!ur.complete) ur.destroy(); });
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (res.headersSent) { res.destroy(); return; }
         const code = err.code ?? '';
+        if (code === 'ECONNREFUSED' && t.woke && bodyless && !res.destroyed && Date.now() - wokeAt < WAKE_LISTEN_GRACE_MS) {
+          setTimeout(() => { if (!res.destroyed) send(t); }, 100);
+          return;
+        }
         if (code === 'ETIMEDOUT') this.page(res, 504, `No answer from port ${t.route.port} within ${Math.round(this.limits.upstreamTimeoutMs / 1000)} s.`);
         else if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') this.page(res, 502, `Connection to port ${t.route.port} ${code === 'ECONNREFUSED' ? 'refused' : 'closed'}.`);
         else this.page(res, 502, `Could not reach port ${t.route.port} (${code || err.message}).`);
       });
       // Body size limit for chunked bodies (Content-Length was checked above).
       let received = 0;
-      req.on('data', (c: Buffer) => {
+      if (req.headers['transfer-encoding'] !== undefined) req.on('data', (c: Buffer) => {
         received += c.length;
         if (received > this.limits.maxBodyBytes) {
           up.destroy();
@@ -282,9 +307,13 @@ export class Edge {
           req.socket.destroy();
         }
       });
-      req.on('aborted', () => up.destroy());
-      res.once('close', () => { if (!res.writableFinished) up.destroy(); });
-      req.pipe(up);
+      if (bodyless) up.end();
+      else req.pipe(up);
+    };
+    this.resolve(req).then((t) => {
+      target = t;
+      wokeAt = Date.now();
+      send(t);
     }, (err: unknown) => {
       req.resume();
       if (err instanceof EdgeReject) this.page(res, err.status, err.detail, err.headers);

@@ -71,6 +71,12 @@ function closeCode(d: Denial | undefined): [number, string] {
   return d.kind === 'revoked' ? [CLOSE_POLICY, 'runtime token revoked'] : [CLOSE_GOING_AWAY, `workspace ${d.state}`];
 }
 
+/** A whole HTTP/1.1 error response with the §2.1 body, for sockets that were never handed to node:http's response. */
+function rawHttpError(e: HttpError): string {
+  const body = JSON.stringify(errorBody(e));
+  return `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 export class Gateway {
   readonly server: http.Server;
   readonly sessions: SessionRegistry;
@@ -169,7 +175,9 @@ export class Gateway {
     for (const [k, v] of Object.entries(headers)) {
       for (const value of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${String(value)}`);
     }
-    const relay = relayUpgrade(socket, upstream, lines.join('\r\n') + '\r\n\r\n', head);
+    const relay = relayUpgrade(socket, upstream, lines.join('\r\n') + '\r\n\r\n', head, () => rawHttpError(
+      new HttpError('workspace_unavailable', 'workspace agent unreachable', { workspace_id: target.ws.id }, 'the workspace may be restarting; retry shortly'),
+    ));
     const untrack = this.sessions.add({
       grant: target.grant,
       end: (denial) => relay.close(...closeCode(denial)),
@@ -195,8 +203,7 @@ export class Gateway {
       socket.destroy();
       return;
     }
-    const body = JSON.stringify(errorBody(e));
-    socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(rawHttpError(e));
   }
 
   async close(): Promise<void> {

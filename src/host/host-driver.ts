@@ -43,8 +43,14 @@ export interface HostDriver {
   destroy(ws: SandboxRef): Promise<void>;
   state(ws: SandboxRef): Promise<SandboxState>;
   stats(ws: SandboxRef): Promise<SandboxStats | null>;
-  /** Apply network settings (allow_internet, ingress, egress) live. */
+  /** Apply network settings (allow_internet, ingress, egress, outbound_ip) live. */
   applyNetwork(ws: SandboxRef): Promise<void>;
+  /** Load the network policies of every workspace the store knows (after reconcile): idempotent, no duplicates, no gaps. */
+  syncNetwork(all: SandboxRef[]): Promise<void>;
+  /** The outbound (SNAT) address in effect for a workspace; null = the host's outgoing interface address. */
+  outboundIp(ws: Pick<SandboxRef, 'config'>): string | null;
+  /** Throws ValidationFailed unless `ip` is an address of this host usable as an outbound IP. */
+  checkOutboundIp(ip: string): Promise<void>;
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint;
   /** Bytes sent by the workspace so far (host side of its link), or null when it has no link. */
   egressBytes(ws: Pick<SandboxRef, 'slotIndex'>): Promise<number | null>;
@@ -66,5 +72,12 @@ export interface HostDriver {
   restoreSnapshot(ws: SandboxRef, snapshotId: string): Promise<{ state: SandboxState }>;
   /** Remove a snapshot's files. Idempotent. */
   deleteSnapshot(snapshotId: string): Promise<void>;
+  /**
+   * Export a snapshot as a versioned archive file (a gzip OCI layer tar of
+   * the writable layer, `vm_paths`/`exclude_vm_paths` applied) in the data dir.
+   */
+  exportSnapshot(snapshotId: string, name: { workspaceId: string; version: string }, filter: { include: string[]; exclude: string[] }): Promise<{ file: string; bytes: number; sha256: string; entries: number }>;
+  /** Remove an archive file written by exportSnapshot. Idempotent. */
+  deleteArchiveFile(file: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,7 +15,10 @@ import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, Sandb
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
 import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
+import { DnsForwarder, hostUpstreams, parseUpstream } from './network/dns/forwarder.ts';
+import { buildPolicy, isIpv4, type NetworkPolicy } from '../core/network-policy.ts';
 import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
+import { MicrovmDriver, MicrovmDriverError } from './drivers/microvm/driver.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
 import type { PullEvent } from './images/oci/pull.ts';
 import { HostSnapshots, type HostSnapshot, type SnapshotOptions } from './snapshots/host.ts';
@@ -32,25 +35,67 @@ export interface LocalHostOptions {
   driver: 'auto' | DriverName;
   network: NetworkPlan;
   artifactsDir?: string;
+  /** SNAT address for workspace egress (`--outbound-ip`); must be an address of this host. Default: masquerade. */
+  outboundIp?: string | null;
+  /** Hearth's DNS forwarder on the gateway (hostname egress needs it). Default on. */
+  dns?: boolean;
+  /** Upstream resolvers for the forwarder, `IPv4[:port]` (`--dns-upstream`). Default: the host's resolv.conf. */
+  dnsUpstreams?: string[];
 }
 
 export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
   // Volatile per-instance state (runc root, pid files) on tmpfs, keyed by the data dir.
   const runDir = path.join('/run/hearth', createHash('sha256').update(path.resolve(opts.dataDir)).digest('hex').slice(0, 12));
-  const network = new HostNetwork(opts.network, path.join(runDir, 'net'));
+  const network = new HostNetwork(opts.network, path.join(runDir, 'net'), { agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null });
+  if (opts.outboundIp) await checkHostAddress(network, opts.outboundIp, '--outbound-ip');
+  // The bridge, firewall and DNS forwarder come first: drivers hand workspaces the forwarder as their resolver.
+  await network.ensure();
+  const dns = opts.dns === false ? null : await startDns(network, opts);
+  const nameservers = dns ? { nameservers: [network.gateway] } : {};
   const container = new ContainerDriver({
-    network, runDir, workspacesRoot: path.join(opts.dataDir, 'workspaces'), instance: opts.network.bridge,
+    network, runDir, workspacesRoot: path.join(opts.dataDir, 'workspaces'), instance: opts.network.bridge, ...nameservers,
   });
-  const caps = [await container.probe(), microvmNotYet()];
+  const microvm = new MicrovmDriver({
+    network, runDir, workspacesRoot: path.join(opts.dataDir, 'workspaces'), instance: opts.network.bridge, artifactsDir: opts.artifactsDir,
+    templates: process.env.HEARTH_VM_TEMPLATES !== '0', ...nameservers,
+    log: (msg, fields) => opts.log.info({ driver: 'microvm', ...fields }, msg),
+  });
+  const caps = [await container.probe(), await microvm.probe()];
   const chosen = chooseDriver(opts.driver, caps);
   opts.log.info({ driver: chosen.driver, reason: chosen.reason, probes: caps }, 'isolation driver selected');
-  await network.ensure();
   const agent = await ensureAgentDrive({ artifactsDir: opts.artifactsDir, log: (line) => opts.log.info({ step: 'agent-drive' }, line) });
-  return new LocalHost(opts, network, { container }, chosen.driver, caps, agent);
+  const vmOk = caps.find((c) => c.driver === 'microvm')?.available;
+  const host = new LocalHost(opts, network, vmOk ? { container, microvm } : { container }, chosen.driver, caps, agent);
+  host.dns = dns;
+  return host;
 }
 
-function microvmNotYet(): Capabilities {
-  return { driver: 'microvm', available: false, reason: 'the microvm driver is not part of this build yet (container isolation is used)' };
+/** The outbound IP must be one of this host's addresses (else replies could never come back). */
+async function checkHostAddress(network: HostNetwork, ip: string, what: string): Promise<void> {
+  if (!isIpv4(ip)) throw new ValidationFailed('ip', `${what} ${JSON.stringify(ip)} is not an IPv4 address`);
+  const mine = await network.hostAddresses();
+  if (!mine.includes(ip)) {
+    throw new ValidationFailed('ip', `${what} ${ip} is not an address of this host`, mine.length ? `this host has ${mine.join(', ')}` : 'add the address to an interface first (ip addr add)');
+  }
+}
+
+/** Start the DNS forwarder on the gateway; without it workspaces keep the host's resolvers and hostname egress cannot resolve. */
+async function startDns(network: HostNetwork, opts: LocalHostOptions): Promise<DnsForwarder | null> {
+  const upstreams = opts.dnsUpstreams?.length ? opts.dnsUpstreams.map(parseUpstream) : await hostUpstreams();
+  const dns = new DnsForwarder({
+    listen: network.gateway, upstreams,
+    policyOf: (ip) => network.policyOf(ip),
+    grant: (src, name, answers) => network.grantDns(src, name, answers),
+    log: (msg, fields) => opts.log.warn({ component: 'dns', ...fields }, msg),
+  });
+  try {
+    await dns.start();
+    opts.log.info({ listen: `${network.gateway}:53`, upstreams }, 'DNS forwarder for workspaces');
+    return dns;
+  } catch (e) {
+    opts.log.warn({ err: String(e) }, `cannot listen on ${network.gateway}:53: workspaces keep the host's resolvers and egress hostnames will not resolve`);
+    return null;
+  }
 }
 
 export function chooseDriver(wanted: LocalHostOptions['driver'], caps: Capabilities[]): Capabilities {
@@ -60,9 +105,9 @@ export function chooseDriver(wanted: LocalHostOptions['driver'], caps: Capabilit
     if (!c.available) throw new Error(`driver ${wanted} cannot run on this host: ${c.reason}`);
     return c;
   }
-  // microvm only when a real KVM boot probe succeeded; else containers.
+  // microvm only when a real KVM boot probe succeeded (TCG works but is slow: only on request); else containers.
   const vm = by('microvm');
-  if (vm.available) return vm;
+  if (vm.available && vm.details?.accel === 'kvm') return vm;
   const ct = by('container');
   if (ct.available) return ct;
   throw new Error(`no isolation driver can run here: ${caps.map((c) => `${c.driver}: ${c.reason}`).join('; ')} (see hearth doctor)`);
@@ -70,6 +115,8 @@ export function chooseDriver(wanted: LocalHostOptions['driver'], caps: Capabilit
 
 export class LocalHost implements HostDriver {
   readonly slotCapacity: number;
+  /** The DNS forwarder on the gateway, when it runs. */
+  dns: DnsForwarder | null = null;
   private readonly images = new Map<string, { image: ResolvedImage; at: number }>();
   private readonly probeAgent = new http.Agent({ keepAlive: false });
 
@@ -106,7 +153,12 @@ export class LocalHost implements HostDriver {
     return d;
   }
 
-  private async spec(ws: SandboxRef): Promise<SandboxSpec & { allowInternet: boolean }> {
+  /** The workspace's network policy (core/network-policy.ts), from its stored config. */
+  policy(ws: Pick<SandboxRef, 'slotIndex' | 'config'>): NetworkPolicy {
+    return buildPolicy(ws.config, { ip: slotFor(this.opts.network, ws.slotIndex).ip, subnet: this.opts.network.subnet, agentPort: AGENT_PORT });
+  }
+
+  private async spec(ws: SandboxRef): Promise<SandboxSpec> {
     const image = await this.resolveImage(ws.image);
     const pids = Number(ws.config.pids_limit);
     return {
@@ -114,7 +166,7 @@ export class LocalHost implements HostDriver {
       agentSecret: ws.agentSecret, agentPort: AGENT_PORT, cpus: ws.config.cpus, memoryMb: ws.config.memory_mb,
       diskSizeMb: ws.config.disk_size_mb, pidsLimit: Number.isInteger(pids) && pids >= 64 && pids <= 65536 ? pids : DEFAULT_PIDS_LIMIT,
       slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
-      allowInternet: ws.config.allow_internet,
+      allowInternet: ws.config.allow_internet, network: this.policy(ws),
     };
   }
 
@@ -126,10 +178,13 @@ export class LocalHost implements HostDriver {
       throw new ProvisionFailed({ stage: 'image', message: (err as Error).message, hint: 'run hearth setup to build the catalog images' });
     }
     const t0 = performance.now();
-    try {
-      await this.driver(ws.driver).run(spec);
-    } catch (err) {
-      throw new ProvisionFailed(driverFailure(err));
+    // The policy goes in alongside the sandbox: until it is loaded the forward
+    // chain drops everything the workspace sends (fail closed), and the host's
+    // own path to the agent does not go through it.
+    const [run, pol] = await Promise.allSettled([this.driver(ws.driver).run(spec), this.network.setPolicy(spec.network!)]);
+    if (run.status === 'rejected') throw new ProvisionFailed(driverFailure(run.reason));
+    if (pol.status === 'rejected') {
+      throw new ProvisionFailed({ stage: 'network', message: (pol.reason as Error).message, hint: 'run hearth doctor: the bridge and nft table must exist' });
     }
     const t1 = performance.now();
     await this.waitForAgent(ws, spec);
@@ -180,6 +235,8 @@ export class LocalHost implements HostDriver {
   }
   async destroy(ws: SandboxRef): Promise<void> {
     await this.driver(ws.driver).destroy(await this.specForTeardown(ws));
+    // The policy lives as long as the workspace (it survives stop/start); it goes with it.
+    await this.network.removePolicy(slotFor(this.opts.network, ws.slotIndex).ip);
   }
   async state(ws: SandboxRef): Promise<SandboxState> {
     return this.driver(ws.driver).state(await this.specForTeardown(ws));
@@ -202,8 +259,29 @@ export class LocalHost implements HostDriver {
     }
   }
 
+  /** Apply ingress, egress, allow_internet and outbound IP live (no restart). */
   async applyNetwork(ws: SandboxRef): Promise<void> {
-    await this.network.setInternet(slotFor(this.opts.network, ws.slotIndex), ws.config.allow_internet);
+    await this.network.setPolicy(this.policy(ws));
+  }
+
+  /**
+   * Make the firewall's policies exactly those of `all` (every workspace the
+   * store knows, after reconcile): hearthd restart rebuilds the table with
+   * no duplicates and no gaps; ports and DNS grants of unknown addresses go.
+   */
+  async syncNetwork(all: SandboxRef[]): Promise<void> {
+    const r = await this.network.sync(all.map((ws) => this.policy(ws)));
+    this.opts.log.info({ ...r }, 'network policies loaded from the store');
+  }
+
+  /** The SNAT address in effect for a workspace (null: the outgoing interface's address). */
+  outboundIp(ws: Pick<SandboxRef, 'config'>): string | null {
+    return isIpv4(ws.config.outbound_ip) ? ws.config.outbound_ip : this.network.defaultOutboundIp;
+  }
+
+  /** Refuse an outbound IP this host does not have. */
+  async checkOutboundIp(ip: string): Promise<void> {
+    await checkHostAddress(this.network, ip, 'outbound ip');
   }
 
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint {
@@ -264,6 +342,14 @@ export class LocalHost implements HostDriver {
     await this.snapshots.remove(snapshotId);
   }
 
+  exportSnapshot(snapshotId: string, name: { workspaceId: string; version: string }, filter: { include: string[]; exclude: string[] }): Promise<{ file: string; bytes: number; sha256: string; entries: number }> {
+    return this.snapshots.export(snapshotId, name, filter);
+  }
+
+  deleteArchiveFile(file: string): Promise<void> {
+    return this.snapshots.removeArchive(file);
+  }
+
   async listSandboxes(): Promise<{ id: string; driver: DriverName }[]> {
     const out: { id: string; driver: DriverName }[] = [];
     for (const [name, d] of Object.entries(this.drivers)) for (const id of await d!.list()) out.push({ id, driver: name as DriverName });
@@ -272,11 +358,16 @@ export class LocalHost implements HostDriver {
 
   async close(): Promise<void> {
     this.probeAgent.destroy();
+    await this.dns?.close();
   }
 }
 
 function driverFailure(err: unknown): ProvisionFailure {
   if (err instanceof ContainerDriverError) {
+    const stage = err.stage === 'validate' ? 'host' : err.stage;
+    return { stage, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  }
+  if (err instanceof MicrovmDriverError) {
     const stage = err.stage === 'validate' ? 'host' : err.stage;
     return { stage, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
   }

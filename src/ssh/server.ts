@@ -27,6 +27,8 @@ import { SFTP_MAIN_FLAG } from './guest/sftp-server.ts';
 export interface SshGatewayDeps {
   access: Pick<SshService, 'login' | 'stillEnabled' | 'onRevoked'>;
   workspace(id: string): Promise<Workspace | null>;
+  /** Start a sleeping workspace and wait for it (SSH is not activity, but it does wake). */
+  wake?(id: string): Promise<Workspace | null>;
   agentEndpoint(ws: Workspace): { ip: string; port: number } | null;
   log: Logger;
   dataDir: string;
@@ -105,6 +107,8 @@ export class SshGateway {
     let login: SshLogin | null = null;
     let lookedUp: string | null = null;
     conn.on('error', () => { /* a client vanishing mid-handshake is normal */ });
+    // Key exchange and auth are many small round trips: Nagle + delayed ACK would add ~40 ms to each.
+    (conn as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true);
     conn.on('authentication', (ctx) => {
       void (async () => {
         if (lookedUp !== ctx.username) {
@@ -151,7 +155,8 @@ export class SshGateway {
       });
       const current = async () => {
         if (!(await this.deps.access.stillEnabled(wsId))) throw new Error('SSH access to this workspace was disabled');
-        const ws = await this.deps.workspace(wsId);
+        let ws = await this.deps.workspace(wsId);
+        if (ws?.state === 'sleeping' && this.deps.wake) ws = await this.deps.wake(wsId);
         if (!ws) throw new Error('the workspace no longer exists');
         return ws;
       };

@@ -41,7 +41,7 @@ before(async () => {
   process.env.NODE_EXTRA_CA_CERTS = pebble.tlsCertFile;
   h = await startHearth({ extraArgs: [
     '--edge-listen', `127.0.0.1:${httpPort}`, '--edge-tls-listen', '127.0.0.1:0', '--ssh-listen', 'off',
-    '--acme-directory', pebble.directory, '--dns-server', `127.0.0.1:${dns.port}`,
+    '--acme-directory', pebble.directory, '--dns-server', `127.0.0.1:${dns.port}`, '--min-idle-seconds', '1',
   ] });
   delete process.env.NODE_EXTRA_CA_CERTS;
   const ep = JSON.parse(await fs.readFile(path.join(h.dataDir, 'endpoints.json'), 'utf8'));
@@ -268,6 +268,32 @@ test('a custom domain gets a certificate from a real ACME server (pebble) and is
   const exposed = await client.workspaces.publicAccess.expose(other.id, { port: 3000, domain }) as Record<string, any>;
   assert.equal(exposed.url, `https://${domain}:${edgeHttps}`);
   await client.workspaces.delete(other.id);
+  await client.workspaces.delete(ws.id);
+});
+
+test('a sleeping workspace wakes on a request through the edge, and the request is answered', { skip: needsRoot, timeout: 120_000 }, async () => {
+  const ws = await client.workspaces.create({ image: 'node-20', config: { ttl: '15m' } } as never) as Record<string, any>;
+  const { token } = await client.workspaces.apiAccess.enable(ws.id) as { token: string };
+  const rt = new Runtime({ token, baseUrl: h.runtime });
+  await rt.files.write({ fullPath: '/app/server.js', content: WORKSPACE_SERVER_JS });
+  // A workload comes back when the workspace starts again (plain exec processes do not).
+  await client.workspaces.workloads.create(ws.id, { name: 'web', cmd: ['node', '/app/server.js'], env: { PORT: '3000' } } as never);
+  const port = await client.workspaces.publicAccess.expose(ws.id, { port: 3000 }) as Record<string, any>;
+  const host = hostOf(port.url);
+  await waitUntil('the workload to serve', async () => (await viaEdge(host)).status === 200, 20_000, 200);
+  await client.workspaces.lifecycle.setIdle(ws.id, { suspend_after: 2 } as never);
+  await waitUntil('the workspace to fall asleep', async () => ((await client.workspaces.get(ws.id)) as any).status === 'sleeping', 30_000, 200);
+  const t0 = Date.now();
+  const woken = await viaEdge(host, '/', { secure: true });
+  assert.equal(woken.status, 200, woken.body);
+  assert.match(woken.body, /port 3000 GET/);
+  assert.equal(((await client.workspaces.get(ws.id)) as any).status, 'running', `woke in ${Date.now() - t0} ms`);
+  await client.workspaces.lifecycle.setIdle(ws.id, { suspend_after: 0 } as never);
+  // A workspace stopped on purpose is not woken: a clear 503.
+  await client.workspaces.stop(ws.id);
+  const stopped = await viaEdge(host);
+  assert.equal(stopped.status, 503);
+  assert.equal(stopped.headers['retry-after'], '1');
   await client.workspaces.delete(ws.id);
 });
 

@@ -195,3 +195,17 @@ test('disabling SSH closes open sessions and refuses new ones', { skip: needsRoo
   assert.equal(r.code, 255);
   assert.match(r.stderr, /Permission denied/);
 });
+
+test('after a hearthd crash and restart: the same host key, and SSH works again', { skip: needsRoot, timeout: 90_000 }, async () => {
+  await client.workspaces.ssh.enable(ws.id);
+  const scan = async () => (await run('ssh-keyscan', ['-t', 'ed25519', '-p', String(sshPort), '127.0.0.1'])).stdout.trim().split(' ').slice(1).join(' ');
+  const before = await scan();
+  assert.match(before, /^ssh-ed25519 AAAA/);
+  await h.crashAndRestart();
+  const ep = JSON.parse(await fs.readFile(path.join(h.dataDir, 'endpoints.json'), 'utf8'));
+  sshPort = Number(new URL(ep.ssh).port);
+  assert.equal(await scan(), before, 'the host key lives in the data dir');
+  const r = await run('ssh', [...sshArgs(), target(), 'echo back']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'back');
+});

@@ -120,13 +120,16 @@ export interface ImageSpec {
   gzip?: boolean;
   /** Docker media types instead of OCI ones. */
   docker?: boolean;
+  /** `layers` are already gzip-compressed; these are their uncompressed tars (for diff_ids). */
+  precompressed?: Buffer[];
 }
 
 export function buildImage(spec: ImageSpec): BuiltImage {
-  const tars = spec.layers.map((l) => (Buffer.isBuffer(l) ? l : tar(l)));
-  const gz = spec.gzip ?? true;
+  const given = spec.layers.map((l) => (Buffer.isBuffer(l) ? l : tar(l)));
+  const tars = spec.precompressed ?? given;
+  const gz = spec.precompressed ? true : spec.gzip ?? true;
   const blobs = new Map<string, Buffer>();
-  const layerBlobs = tars.map((t) => (gz ? gzipSync(t, { level: 1 }) : t));
+  const layerBlobs = spec.precompressed ? given : tars.map((t) => (gz ? gzipSync(t, { level: 1 }) : t));
   const diffIds = tars.map((t) => sha256(t));
   const config = Buffer.from(JSON.stringify({
     architecture: spec.architecture ?? 'amd64', os: 'linux', created: '2024-01-01T00:00:00Z',

@@ -20,7 +20,8 @@ import { after, before, describe, it, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HostNetwork } from '../../src/host/network/host-network.ts';
 import { renderRuleset, tableName } from '../../src/host/network/nft.ts';
-import { gatewayIp, slotFor } from '../../src/host/network/slot.ts';
+import { gatewayIp, slotFor, type Slot } from '../../src/host/network/slot.ts';
+import { buildPolicy, type PolicyConfig } from '../../src/core/network-policy.ts';
 
 const NS_ENV = 'HEARTH_TEST_NETNS';
 const isRoot = process.getuid?.() === 0;
@@ -76,6 +77,7 @@ else describe('HostNetwork (root, own netns)', () => {
   const s1 = slotFor(plan, 1);
   const extNs = `${plan.linkPrefix}ext`;
   const extIf = `${plan.linkPrefix}x`;
+  const policy = (s: Slot, c: Partial<PolicyConfig>) => buildPolicy({ allow_internet: true, ingress: [], egress: [], ...c }, { ip: s.ip, subnet: plan.subnet, agentPort: 9990 });
 
   before(async () => {
     assert.equal(process.env[NS_ENV] !== undefined, true, 'must run inside the test netns');
@@ -98,17 +100,20 @@ else describe('HostNetwork (root, own netns)', () => {
     const addr = execFileSync('ip', ['-4', '-o', 'addr', 'show', 'dev', plan.bridge], { encoding: 'utf8' });
     assert.match(addr, new RegExp(`inet ${gatewayIp(plan).replace(/\./g, '\\.')}/24`));
     assert.equal((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8')).trim(), '1');
-    assert.equal(await readFile(net.rulesetFile, 'utf8'), renderRuleset({ plan, workspaces: [] }));
+    assert.equal(await readFile(net.rulesetFile, 'utf8'), renderRuleset({ plan, ports: [], policies: [], dnsGrants: [], options: { agentPort: 9990, dns: false, outboundIp: null } }));
+    assert.equal((await readFile(`/proc/sys/net/ipv4/conf/${plan.bridge}/proxy_arp_pvlan`, 'utf8')).trim(), '1');
     const listing = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
-    for (const chain of ['forward', 'input', 'from_workspaces', 'postrouting']) assert.match(listing, new RegExp(`chain ${chain} `));
+    for (const chain of ['forward', 'from_workspace', 'to_workspace', 'input', 'to_host', 'postrouting']) assert.match(listing, new RegExp(`chain ${chain} `));
     execFileSync('nft', ['list', 'table', 'bridge', tableName(plan)]);
   });
 
   it('attach: two workspaces in their own namespaces, in the nft sets', async (t) => {
     const t0 = performance.now();
-    const a0 = await net.attach(s0, { allowInternet: true });
+    const a0 = await net.attach(s0);
     const t1 = performance.now();
-    await net.attach(s1, { allowInternet: false });
+    await net.attach(s1);
+    await net.setPolicy(policy(s0, {}));
+    await net.setPolicy(policy(s1, { allow_internet: false }));
     const t2 = performance.now();
     t.diagnostic(`attach ms: ${(t1 - t0).toFixed(1)}, ${(t2 - t1).toFixed(1)}`);
     assert.equal(a0.netnsPath, `/run/netns/${s0.hostIf}`);
@@ -116,11 +121,12 @@ else describe('HostNetwork (root, own netns)', () => {
     assert.match(inside, new RegExp(`inet ${s0.ip.replace(/\./g, '\\.')}/24`));
     assert.match(execFileSync('ip', ['-n', s0.hostIf, 'link', 'show', 'eth0'], { encoding: 'utf8' }), new RegExp(s0.mac));
     const sets = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
-    assert.match(sets, new RegExp(`elements = \\{ ${s0.ip}, ${s1.ip} \\}`));
-    assert.match(sets, /set no_internet \{[^}]*elements = \{ 10\.99\.0\.3 \}/);
+    assert.match(sets, /set egress_open \{[^}]*elements = \{ 10\.99\.0\.2 \}/);
+    assert.match(sets, /set egress_internal \{[^}]*elements = \{ 10\.99\.0\.3 \}/);
     assert.deepEqual(await net.listAttached(), [s0.hostIf, s1.hostIf]);
-    const loaded = await net.loadedWorkspaces();
-    assert.deepEqual(loaded.map((w) => [w.hostIf, w.ip, w.mac, w.allowInternet]), [[s0.hostIf, s0.ip, s0.mac, true], [s1.hostIf, s1.ip, s1.mac, false]]);
+    const loaded = await net.loaded();
+    assert.deepEqual(loaded.ports, [s0, s1].map((s) => ({ hostIf: s.hostIf, ip: s.ip, mac: s.mac })));
+    assert.match(execFileSync('bridge', ['-d', 'link', 'show', 'dev', s0.hostIf], { encoding: 'utf8' }), /isolated on/);
   });
 
   it('host reaches workspaces; workspaces reach neither the host nor each other', () => {
@@ -132,8 +138,9 @@ else describe('HostNetwork (root, own netns)', () => {
   });
 
   it('ensure() on a live host keeps attached workspaces', async () => {
+    const before = await net.loaded();
     await net.ensure();
-    assert.equal((await net.loadedWorkspaces()).length, 2);
+    assert.deepEqual(await net.loaded(), before, 'every element carried over');
     assert.ok(ping(null, s0.ip));
   });
 
@@ -150,11 +157,11 @@ else describe('HostNetwork (root, own netns)', () => {
     // ext has no route back to 10.99.0.0/24: an answer proves masquerading.
     assert.ok(ping(s0.hostIf, '198.51.100.2'), 'ws0 (allow_internet) -> internet');
     assert.ok(!ping(s1.hostIf, '198.51.100.2'), 'ws1 (air-gapped) -> internet must be dropped');
-    await net.setInternet(s1, true);
-    await net.setInternet(s1, true);
-    assert.ok(ping(s1.hostIf, '198.51.100.2'), 'ws1 after setInternet(true)');
-    await net.setInternet(s0, false);
-    assert.ok(!ping(s0.hostIf, '198.51.100.2'), 'ws0 after setInternet(false)');
+    await net.setPolicy(policy(s1, {}));
+    await net.setPolicy(policy(s1, {}));
+    assert.ok(ping(s1.hostIf, '198.51.100.2'), 'ws1 after allow_internet:true');
+    await net.setPolicy(policy(s0, { allow_internet: false }));
+    assert.ok(!ping(s0.hostIf, '198.51.100.2'), 'ws0 after allow_internet:false');
   });
 
   it('detach is idempotent and removes netns, veth and set elements', async (t) => {
@@ -164,7 +171,9 @@ else describe('HostNetwork (root, own netns)', () => {
     await net.detach(s0);
     assert.ok(!links().includes(s0.hostIf));
     assert.ok(!netnsNames().includes(s0.hostIf));
-    const sets = execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
+    await net.removePolicy(s0.ip);
+    await net.removePolicy(s0.ip);
+    const sets = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
     assert.doesNotMatch(sets, new RegExp(`${s0.ip.replace(/\./g, '\\.')}[,\\s]`));
     assert.deepEqual(await net.listAttached(), [s1.hostIf]);
   });
@@ -172,7 +181,7 @@ else describe('HostNetwork (root, own netns)', () => {
   it('a failed attach unwinds everything it acquired', async () => {
     const other = new HostNetwork({ ...plan, bridge: `hx${rand}` }, runDir); // bridge never created
     const s = slotFor(plan, 7);
-    await assert.rejects(other.attach(s, { allowInternet: true }), (e: Error) => /network attach/.test(e.message));
+    await assert.rejects(other.attach(s), (e: Error) => /network attach/.test(e.message));
     assert.ok(!links().includes(s.hostIf));
     assert.ok(!netnsNames().includes(s.hostIf));
   });
@@ -180,7 +189,7 @@ else describe('HostNetwork (root, own netns)', () => {
   it('attach repairs a leftover from a crash', async () => {
     const s = slotFor(plan, 5);
     execFileSync('ip', ['netns', 'add', s.hostIf]);
-    await net.attach(s, { allowInternet: true });
+    await net.attach(s);
     assert.ok(ping(null, s.ip));
     await net.detach(s);
   });

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isRoot } from '../helpers/root.ts';
 import { hasDockerRegistry, registryBlobPath, startFakeRegistry, startRegistry, type Registry } from '../helpers/registry.ts';
-import { buildImage, buildIndex, busyboxEntries, pushImage, tar, type TarSpec } from '../helpers/oci-images.ts';
+import { buildImage, buildIndex, busyboxEntries, pushImage, type TarSpec } from '../helpers/oci-images.ts';
 import { artifactPaths } from '../../src/host/images/paths.ts';
 import { listCatalog, pullByName, resolveImage } from '../../src/host/images/resolve.ts';
 import { registryConfig, type RegistryConfig } from '../../src/host/images/oci/auth.ts';
@@ -224,6 +224,19 @@ test('a registry that hangs is abandoned after the idle timeout with a clear err
   }
 });
 
+test('concurrent pulls of one image share one download', { skip }, async () => {
+  const img = buildImage({ layers: [[{ type: 'file', path: 'one', content: '1'.repeat(200_000) }], [{ type: 'file', path: 'two', content: '2' }]] });
+  const fake = await startFakeRegistry({ manifests: { 'demo/shared': { v1: { bytes: img.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' } } }, blobs: img.blobs });
+  try {
+    const ref = `${fake.host}/demo/shared:v1`;
+    const all = await Promise.all(Array.from({ length: 5 }, () => resolveImage(ref, { artifactsDir: artifacts, registry: cfg() })));
+    assert.ok(all.every((i) => i.digest === img.configDigest));
+    for (const d of img.layerDigests) assert.equal(fake.requests.filter((r) => r === `GET /v2/demo/shared/blobs/${d}`).length, 1, `layer ${d} downloaded once`);
+  } finally {
+    await fake.stop();
+  }
+});
+
 test('token auth: anonymous is refused, credentials from a Docker config file get a token', { skip }, async () => {
   const img = buildImage({ layers: [[{ type: 'file', path: 'private', content: 'p' }]] });
   const auth = { username: 'hearth', password: 's3cret' };
@@ -275,4 +288,3 @@ test('the catalog lists pulled images with their config and never touches the ne
   assert.equal(layers.config?.working_dir, '/a');
 });
 
-void tar;

@@ -23,11 +23,25 @@ const GENERATION_1 = [
   // Not in the router: /ws (upgrade) and /proxy/* (any method, forwarded), handled in server.ts.
 ];
 
+/** Generation 2 adds hearthd's internal workload, log and metrics API (not reachable as contract routes). */
+const GENERATION_2 = [
+  ...GENERATION_1,
+  'GET /_hearth/workloads', 'POST /_hearth/workloads', 'DELETE /_hearth/workloads',
+  'GET /_hearth/workloads/stats', 'GET /_hearth/workloads/stats/stream',
+  'GET /_hearth/workloads/:wid', 'PUT /_hearth/workloads/:wid', 'PATCH /_hearth/workloads/:wid', 'DELETE /_hearth/workloads/:wid',
+  'POST /_hearth/workloads/:wid/start', 'POST /_hearth/workloads/:wid/stop', 'POST /_hearth/workloads/:wid/restart',
+  'GET /_hearth/workloads/:wid/logs', 'GET /_hearth/workloads/:wid/logs/stream',
+  'GET /_hearth/workloads/:wid/stats', 'GET /_hearth/workloads/:wid/stats/stream',
+  'GET /_hearth/logs', 'DELETE /_hearth/logs', 'GET /_hearth/logs/files', 'GET /_hearth/logs/files/:name',
+  'GET /_hearth/logs/stream/boot', 'GET /_hearth/logs/stream/cmd',
+  'GET /_hearth/metrics', 'GET /_hearth/metrics/stream',
+];
+
 test(`route surface of generation ${AGENT_GENERATION}`, async () => {
-  assert.equal(AGENT_GENERATION, 1, 'a new generation needs its own frozen list here');
+  assert.equal(AGENT_GENERATION, 2, 'a new generation needs its own frozen list here');
   const t = await startTestAgent();
   try {
-    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_1].sort());
+    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_2].sort());
   } finally {
     await t.close();
   }

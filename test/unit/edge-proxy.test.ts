@@ -70,7 +70,7 @@ before(async () => {
     workspace: async (id) => (states.has(id) ? ({ id, state: states.get(id) } as unknown as Workspace) : null),
     internalIp: () => '127.0.0.1',
     certs, log, access: { ...nullAccessLog, write: (e) => access.push(e) },
-    lifecycle: { wake: async () => false, touch: () => {} },
+    lifecycle: { wake: async (ws) => ws, touch: () => {} },
     limits: { maxBodyBytes: 1000, headersTimeoutMs: 1500 },
   });
   await edge.listen({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: 0 });

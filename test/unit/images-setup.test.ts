@@ -13,6 +13,7 @@ test('the host package list is what Hearth needs', () => {
     'runc', 'nftables', 'tini', 'busybox-static', 'e2fsprogs', 'mmdebstrap',
     'qemu-system-x86', 'qemu-utils', 'erofs-utils', 'iproute2', 'procps',
     'openssh-client', 'sshpass', 'pebble',
+    'attr', 'docker-registry',
   ]);
 });
 

@@ -5,16 +5,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { listCatalog, resolveImage, imageDigest } from '../../src/host/images/store.ts';
 import { artifactPaths, artifactsRoot, DEFAULT_ARTIFACTS_DIR } from '../../src/host/images/paths.ts';
-import { ImageNotBuiltError, UnknownImageError } from '../../src/host/images/errors.ts';
+import { ImageNotBuiltError, PullNotAllowedError, UnknownImageError } from '../../src/host/images/errors.ts';
+import { registryConfig } from '../../src/host/images/oci/auth.ts';
 import { IMAGE_ENV } from '../../src/host/images/catalog.ts';
 import type { ImageManifest } from '../../src/host/images/manifest.ts';
+
+/** No registry: what a host without HEARTH_REGISTRY_MIRROR / HEARTH_DOCKER_HUB resolves. */
+const OFFLINE = registryConfig({});
 
 test('the artifacts root: parameter, then HEARTH_ARTIFACTS_DIR, then the default', () => {
   assert.equal(artifactsRoot(undefined, {}), DEFAULT_ARTIFACTS_DIR);
   assert.equal(artifactsRoot(undefined, { HEARTH_ARTIFACTS_DIR: '/srv/a' }), '/srv/a');
   assert.equal(artifactsRoot('/x/y/', { HEARTH_ARTIFACTS_DIR: '/srv/a' }), '/x/y');
   assert.deepEqual(artifactPaths('/a', {}), {
-    root: '/a', downloads: '/a/downloads', node: '/a/node', agent: '/a/agent', layers: '/a/layers', images: '/a/images', tmp: '/a/tmp',
+    root: '/a', downloads: '/a/downloads', node: '/a/node', agent: '/a/agent', layers: '/a/layers', images: '/a/images',
+    refs: '/a/refs', derived: '/a/derived', tmp: '/a/tmp',
   });
 });
 
@@ -55,12 +60,18 @@ test('a built image resolves by id, ref and alias to absolute layer dirs, top fi
 test('unknown names and unbuilt images fail with typed errors and hints', async () => {
   const root = await fakeStore();
   try {
-    await assert.rejects(resolveImage('python-3.12', { artifactsDir: root }), (e: unknown) =>
-      e instanceof UnknownImageError && e.message === 'unknown image "python-3.12"' && e.hint === 'available images: node-20');
-    await assert.rejects(resolveImage('python', { artifactsDir: root }), (e: unknown) =>
+    await assert.rejects(resolveImage('python-3.13', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
+      e instanceof UnknownImageError && e.message === 'unknown image "python-3.13"' && e.hint?.startsWith('available images: node-20; Docker Hub names are pulled only when the host allows it (HEARTH_REGISTRY_MIRROR=<url> or HEARTH_DOCKER_HUB=1)') === true);
+    // Offline, the seed's python-3.12 is served by the python-3.11 image (and says so in listings): not built here.
+    await assert.rejects(resolveImage('python-3.12', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
+      e instanceof ImageNotBuiltError && e.message === 'image "python-3.11" is not built on this host');
+    // go-1.22 has no honest offline stand-in.
+    await assert.rejects(resolveImage('go-1.22', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
+      e instanceof PullNotAllowedError && /Debian 12 ships Go 1\.19/.test(e.message) && /HEARTH_REGISTRY_MIRROR/.test(e.hint ?? ''));
+    await assert.rejects(resolveImage('python', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
       e instanceof ImageNotBuiltError && e.message === 'image "python-3.11" is not built on this host' && /hearth setup --images python-3.11/.test(e.hint ?? ''));
     await fs.rm(path.join(root, 'layers/debian-12-2222'), { recursive: true });
-    await assert.rejects(resolveImage('node-20', { artifactsDir: root }), (e: unknown) =>
+    await assert.rejects(resolveImage('node-20', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
       e instanceof ImageNotBuiltError && /is missing layers: layers\/debian-12-2222\/rootfs/.test(e.message));
   } finally {
     await fs.rm(root, { recursive: true, force: true });
@@ -70,16 +81,21 @@ test('unknown names and unbuilt images fail with typed errors and hints', async 
 test('the catalog lists every image with availability and real versions', async () => {
   const root = await fakeStore();
   try {
-    const cat = await listCatalog({ artifactsDir: root });
-    assert.deepEqual(cat.map((c) => [c.id, c.image, c.available]), [
-      ['debian-12', 'hearth/debian:12', false],
-      ['node-20', 'hearth/node:20', true],
-      ['python-3.11', 'hearth/python:3.11', false],
+    const cat = await listCatalog({ artifactsDir: root, registry: OFFLINE });
+    assert.deepEqual(cat.map((c) => [c.id, c.image, c.available, c.resolves_to ?? null]), [
+      ['debian-12', 'hearth/debian:12', false, null],
+      ['node-20', 'hearth/node:20', true, null],
+      ['python-3.11', 'hearth/python:3.11', false, null],
+      ['python-3.12', 'python-3.12', false, 'python-3.11'],
+      ['go-1.22', 'go-1.22', false, null],
+      ['rust-1', 'rust-1', false, null],
+      ['postgres-16', 'postgres-16', false, null],
     ]);
+    assert.match(cat[3]!.note ?? '', /Python 3\.11 \(bookworm has no 3\.12\)/, 'an offline python-3.12 does not pretend');
     assert.deepEqual(cat[1]!.versions, { debian: '12.11', node: '20.20.2', npm: '10.9.9' });
     assert.deepEqual(cat[0]!.versions, {});
     assert.deepEqual(cat[2]!.aliases, ['python-3', 'python', 'hearth/python:3', 'python-3.11-bookworm']);
-    for (const c of cat) assert.ok(['os', 'runtime'].includes(c.category) && c.label && c.desc);
+    for (const c of cat) assert.ok(['os', 'runtime', 'database'].includes(c.category) && c.label && c.desc);
   } finally {
     await fs.rm(root, { recursive: true, force: true });
   }
@@ -89,8 +105,8 @@ test('a corrupt manifest is reported as not built, not as a crash', async () => 
   const root = await fakeStore();
   try {
     await fs.writeFile(path.join(root, 'images/node-20.json'), '{"schema":1');
-    await assert.rejects(resolveImage('node-20', { artifactsDir: root }), (e: unknown) => e instanceof ImageNotBuiltError && /unreadable manifest/.test(e.message));
-    assert.equal((await listCatalog({ artifactsDir: root }))[1]!.available, false);
+    await assert.rejects(resolveImage('node-20', { artifactsDir: root, registry: OFFLINE }), (e: unknown) => e instanceof ImageNotBuiltError && /unreadable manifest/.test(e.message));
+    assert.equal((await listCatalog({ artifactsDir: root, registry: OFFLINE }))[1]!.available, false);
   } finally {
     await fs.rm(root, { recursive: true, force: true });
   }

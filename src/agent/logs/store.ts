@@ -78,9 +78,9 @@ export class LogStore {
 
   private write(text: string, bytes: number, count: number): void {
     try {
-      const fd = this.open();
-      if (this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
-      writeSync(this.fd ?? fd, text);
+      let fd = this.open();
+      if (this.size > 0 && this.size + bytes > this.maxBytes) fd = this.rotate();
+      writeSync(fd, text);
       this.size += bytes;
       this.writeError = null;
     } catch (err) {
@@ -98,11 +98,12 @@ export class LogStore {
     return this.fd;
   }
 
-  private rotate(): void {
+  private rotate(): number {
     this.closeFd();
     renameSync(this.file, this.rotatedFile);
     this.fd = openSync(this.file, 'a', 0o640);
     this.size = 0;
+    return this.fd;
   }
 
   private closeFd(): void {

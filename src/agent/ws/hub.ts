@@ -17,6 +17,8 @@ import { parseTerminalId } from '../terminals/service.ts';
 export const HEARTBEAT_MS = 20_000;
 /** A socket this far behind is dropped rather than buffering without bound. */
 const MAX_BUFFERED = 16 * 1024 * 1024;
+/** How long a socket that failed may take to deliver its close frame before it is cut. */
+const ERROR_CLOSE_GRACE_MS = 1000;
 
 export interface WsInputHandler {
   terminalInput(id: number, data: Buffer): void;
@@ -83,7 +85,11 @@ export class WsHub {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
-    for (const ws of this.peers.keys()) ws.terminate();
+    // A close frame (1001 going away) tells clients this is a shutdown, not a network fault.
+    for (const ws of this.peers.keys()) {
+      try { ws.close(1001, 'agent shutting down'); } catch { /* already closing */ }
+      setTimeout(() => ws.terminate(), 500).unref();
+    }
     this.peers.clear();
     void this.wss?.then((wss) => wss.close());
   }
@@ -111,7 +117,10 @@ export class WsHub {
         /* malformed frames are ignored, never fatal */
       }
     });
-    ws.on('error', () => ws.terminate());
+    // On a protocol error (bad frame, message over maxPayload) ws has already sent the
+    // close frame with its RFC code: cutting the socket at once would reset the
+    // connection before that frame reaches the client.
+    ws.on('error', () => { setTimeout(() => ws.terminate(), ERROR_CLOSE_GRACE_MS).unref(); });
     ws.on('close', () => {
       this.peers.delete(ws);
       if (this.peers.size === 0 && this.heartbeat) {

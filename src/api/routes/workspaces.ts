@@ -5,6 +5,7 @@ import { parseCreateRequest } from '../../core/workspace-spec.ts';
 import { workspaceView } from '../views.ts';
 import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
 import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
+import { ValidationFailed } from '../../core/errors.ts';
 
 export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
   const view = (ws: Workspace) => workspaceView(ws, ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex }));
@@ -83,6 +84,18 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
     return { success: true, ...networkView(ws, ctx) };
   });
 
+  // §7 applyOutboundIp: SNAT the workspace's egress to one of this host's addresses (null clears).
+  r.add('POST', '/workspace/:id/network/ip', 'workspace:write', async (req, _reply, p) => {
+    const b = bodyObject(req.body);
+    const ip = b.ip === null || b.ip === '' ? null : b.ip;
+    if (ip !== null && typeof ip !== 'string') throw new ValidationFailed('ip', 'ip must be an IPv4 address of this host, or null to clear it');
+    if (ip !== null) await ctx.host.checkOutboundIp(ip);
+    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config: { outbound_ip: ip } });
+    // WorkspaceService.update applies ingress/egress/allow_internet changes itself; outbound_ip is applied here.
+    if (ws.state === 'running' || ws.state === 'paused') await ctx.host.applyNetwork(sandboxRef(ws));
+    return { success: true, ...networkView(ws, ctx) };
+  });
+
   r.add('GET', '/workspace/:id/resources', 'workspace:read', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     return { success: true, cpus: ws.config.cpus, memory_mb: ws.config.memory_mb, disk_size_mb: ws.config.disk_size_mb, status: view(ws).status };
@@ -101,6 +114,6 @@ export function networkView(ws: Workspace, ctx: ApiContext): Record<string, unkn
     public_access: false,
     private_links: [],
     outbound_mode: 'managed',
-    outbound_ip: null,
+    outbound_ip: ctx.host.outboundIp(ws),
   };
 }

@@ -4,6 +4,7 @@ import { parseFlags } from '../args/parse.ts';
 import { HostNetwork, ipForwardEnabled } from '../../host/network/host-network.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 import { ContainerDriver } from '../../host/drivers/container/driver.ts';
+import { MicrovmDriver } from '../../host/drivers/microvm/driver.ts';
 import { chooseDriver } from '../../host/local-host.ts';
 import { listCatalog } from '../../host/images/index.ts';
 import type { Capabilities } from '../../host/drivers/driver.ts';
@@ -15,7 +16,8 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   const container = new ContainerDriver({ network: new HostNetwork(DEFAULT_NETWORK_PLAN, runDir), runDir, workspacesRoot: runDir });
   const caps: Capabilities[] = [
     await container.probe(),
-    { driver: 'microvm', available: false, reason: 'the microvm driver is not part of this build yet (container isolation is used)' },
+    // The real KVM boot probe (cached per boot in /run/hearth): says KVM or TCG, and why.
+    await new MicrovmDriver({ network: new HostNetwork(DEFAULT_NETWORK_PLAN, runDir), runDir, workspacesRoot: runDir, artifactsDir }).probe(),
   ];
   let chosen: string;
   try {

@@ -9,13 +9,13 @@ import { Hearthd } from '../../hearthd.ts';
 import { createLocalHost } from '../../host/local-host.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] ' + PUBLIC_PLANE_USAGE;
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
     'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
-    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
   }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
@@ -33,6 +33,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       linkPrefix: String(f['link-prefix'] ?? DEFAULT_NETWORK_PLAN.linkPrefix),
     },
     ...(f['artifacts-dir'] ? { artifactsDir: String(f['artifacts-dir']) } : {}),
+    ...(f['outbound-ip'] ? { outboundIp: String(f['outbound-ip']) } : {}),
+    ...(f['dns-upstream'] ? { dnsUpstreams: String(f['dns-upstream']).split(',').filter(Boolean) } : {}),
+    ...(f['no-dns'] ? { dns: false } : {}),
   });
   const publicPlane = parsePublicPlaneFlags(f, api);
   const d = await Hearthd.open({
@@ -42,13 +45,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     ...(f['min-idle-seconds'] ? { minIdleSeconds: Number(f['min-idle-seconds']) } : {}),
   });
   const endpoints = d.endpoints!;
-  await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');
   const key = await d.ensureAdminKey();
   const credFile = path.join(dataDir, 'credentials.json');
   if (key) {
     await fs.writeFile(credFile, JSON.stringify({ clientId: key.clientId, clientSecret: key.clientSecret }, null, 2) + '\n', { mode: 0o600 });
     await fs.chmod(credFile, 0o600);
   }
+  // Last: endpoints.json is the "ready" signal (test/helpers/hearth.ts reads the credentials right after it).
+  await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');
   log.info({ endpoints, driver: host.defaultDriver, dataDir }, 'hearthd ready');
   process.stdout.write(readyBanner(endpoints.api, endpoints.runtime, credFile, key !== null, host.defaultDriver));
 

@@ -6,6 +6,7 @@
  */
 import type { AgentDrive, ResolvedImage } from '../images/types.ts';
 import type { Slot } from '../network/slot.ts';
+import type { NetworkPolicy } from '../../core/network-policy.ts';
 
 export type DriverName = 'container' | 'microvm';
 
@@ -35,6 +36,16 @@ export interface SandboxSpec {
   slot: Slot;
   /** Per-workspace state directory (writable layer, logs, bundle). Survives stop. */
   dir: string;
+  /**
+   * The workspace's network policy (ingress, egress, air-gap, outbound IP).
+   * Informational for drivers: LocalHost applies it with
+   * HostNetwork.setPolicy for the workspace's whole life, and a port without
+   * one is denied everything; a driver only plugs the port (prepare /
+   * prepareTap) and unplugs it (detach).
+   */
+  network?: NetworkPolicy;
+  /** config.allow_internet, as stored (also in `network`). */
+  allowInternet?: boolean;
 }
 
 /** Host-side resource usage of a sandbox. */

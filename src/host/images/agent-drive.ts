@@ -11,7 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildOnce, exists, scratchDir } from './atomic.ts';
 import { AgentBundleError, ImageBuildError } from './errors.ts';
 import { hashFile, hashKey, type KeyValue } from './hash.ts';
-import { ensureNodeRuntime, linkOrCopy } from './node-runtime.ts';
+import { run } from './exec.ts';
+import { ensureNodeRuntime, linkOrCopy, parseLdd, type RuntimeLib } from './node-runtime.ts';
 import { artifactPaths, shortKey } from './paths.ts';
 import type { AgentDrive } from './types.ts';
 
@@ -85,6 +86,33 @@ export async function listTree(dir: string, rel = ''): Promise<TreeEntry[]> {
   return out;
 }
 
+/**
+ * Libraries the bundle's native addons need beyond node's own — the PTY
+ * addon's `pty.node` links libutil.so.1 (src/agent/bundle.ts,
+ * AGENT_NATIVE_LIBS) — resolved with ldd on the build host like node's, and
+ * shipped in lib/: the agent's loader path (`--library-path`) then serves
+ * them in every image, whatever libc (or none) the image has.
+ */
+export async function addonLibs(bundleDir: string, tree: TreeEntry[], have: ReadonlySet<string>): Promise<RuntimeLib[]> {
+  const out: RuntimeLib[] = [];
+  const seen = new Set(have);
+  for (const e of tree) {
+    if (e.type !== 'file' || !e.path.endsWith('.node')) continue;
+    let libs;
+    try {
+      libs = parseLdd((await run('ldd', [path.join(bundleDir, e.path)])).stdout);
+    } catch (err) {
+      throw new AgentBundleError(`cannot resolve the libraries of the agent's native addon ${e.path}: ${(err as Error).message}`, 'install the missing library on the host (ldd shows it as "not found")');
+    }
+    for (const lib of libs) {
+      if (seen.has(lib.name)) continue;
+      seen.add(lib.name);
+      out.push({ ...lib, sha256: await hashFile(lib.path) });
+    }
+  }
+  return out;
+}
+
 /** Pure: the drive's key from its inputs. */
 export function agentDriveKey(inputs: {
   node: { version: string; integrity: string };
@@ -123,9 +151,10 @@ export async function ensureAgentDrive(opts: EnsureAgentDriveOptions = {}): Prom
     const clash = top.filter((n) => RESERVED.has(n));
     if (clash.length) throw new AgentBundleError(`the agent bundle writes ${clash.join(', ')}, which the drive reserves`);
 
-    const libs = runtime.libs;
     const tini = await hashFile(tiniPath);
     const bundleTree = await listTree(bundleDir);
+    const extra = await addonLibs(bundleDir, bundleTree, new Set(runtime.libs.map((l) => l.name)));
+    const libs = [...runtime.libs, ...extra];
     const hash = agentDriveKey({
       node: { version: runtime.version, integrity: runtime.integrity },
       tini,
@@ -140,8 +169,14 @@ export async function ensureAgentDrive(opts: EnsureAgentDriveOptions = {}): Prom
       await linkOrCopy(runtime.node, path.join(tmp, 'bin', 'node'));
       await fs.copyFile(tiniPath, path.join(tmp, 'bin', 'tini'));
       await fs.chmod(path.join(tmp, 'bin', 'tini'), 0o755);
-      for (const lib of libs) {
+      for (const lib of runtime.libs) {
         await linkOrCopy(path.join(runtime.libDir, lib.name), path.join(tmp, 'lib', lib.name));
+      }
+      for (const lib of extra) {
+        const dst = path.join(tmp, 'lib', lib.name);
+        await fs.copyFile(lib.path, dst);
+        await fs.chmod(dst, 0o755);
+        if ((await hashFile(dst)) !== lib.sha256) throw new ImageBuildError('agent drive', `${lib.path} changed while being copied`, 'retry when package upgrades are done');
       }
       for (const name of top) await fs.rename(path.join(bundleDir, name), path.join(tmp, name));
       const record = {

@@ -254,8 +254,11 @@ export async function listCatalog(opts: StoreOptions = {}): Promise<ImageCatalog
     const official = parseReference(a.official);
     const local = await localImage(paths, official);
     const plan = planAlias(a, cfg ?? { dockerHub: false, catalogSource: 'offline' });
+    const i = out.findIndex((e) => e.id === a.name);
+    // A seed name that is a catalog id and is served offline by that very image: the catalog entry says it all.
+    if (i >= 0 && !local && plan.use === 'offline' && plan.id === a.name) continue;
     const entry: ImageCatalogEntry = {
-      id: a.name, image: a.name, label: a.label, desc: a.desc, category: a.category, aliases: [familiarReference(official)],
+      id: a.name, image: a.name, label: a.label, desc: a.desc, category: a.category, aliases: [],
       versions: {}, available: false, source: 'alias',
     };
     if (local) {
@@ -277,9 +280,8 @@ export async function listCatalog(opts: StoreOptions = {}): Promise<ImageCatalog
     } else {
       entry.note = a.offlineNote ?? 'needs a registry';
     }
-    // A seed name that is also a catalog id: one entry, the alias's view of it.
-    const i = out.findIndex((e) => e.id === a.name);
-    if (i >= 0) out[i] = { ...out[i]!, ...entry, aliases: [...out[i]!.aliases, ...entry.aliases], capabilities: out[i]!.capabilities ?? [] };
+    // A seed name that is also a catalog id, served by the official image: one entry, the alias's view of it.
+    if (i >= 0) out[i] = { ...out[i]!, ...entry, aliases: out[i]!.aliases };
     else out.push(entry);
   }
 

@@ -3,7 +3,6 @@
  * artifacts dir here. Resolution of names (catalog, aliases, OCI refs) and
  * listing live in resolve.ts and are re-exported for existing callers.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.ts';
 import {

@@ -16,6 +16,7 @@ import { artifactPaths, shortKey } from '../images/paths.ts';
 import { createBuildContext, ensureImage, type EnsuredImage } from '../images/store.ts';
 import { ensureHostPackages, HOST_PACKAGES } from './packages.ts';
 import { createReporter, formatSeconds } from './progress.ts';
+import { setupMicrovm, type MicrovmSetupResult } from './microvm.ts';
 
 export { HOST_PACKAGES } from './packages.ts';
 
@@ -24,6 +25,8 @@ export interface SetupOptions {
   /** Catalog ids/aliases to build; default every catalog image. `[]` builds none. */
   images?: string[];
   skipPackages?: boolean;
+  /** Skip the microVM artifacts (kernel, initramfs, disks, templates). */
+  skipMicrovm?: boolean;
   /** Status lines (timestamped). */
   log: (line: string) => void;
   /** Where to draw a live progress line when it is a TTY (the CLI passes process.stderr). */
@@ -31,7 +34,7 @@ export interface SetupOptions {
 }
 
 export interface SetupError {
-  step: 'packages' | 'node' | 'agent' | 'images';
+  step: 'packages' | 'node' | 'agent' | 'images' | 'microvm';
   target?: string;
   message: string;
   hint?: string;
@@ -44,6 +47,7 @@ export interface SetupReport {
   packages: { skipped: boolean; checked: string[]; present: string[]; installed: string[] };
   node?: { version: string; dir: string; cached: boolean; seconds: number };
   agent?: { dir: string; hash: string; cached: boolean; seconds: number };
+  microvm?: MicrovmSetupResult & { seconds: number };
   images: Array<EnsuredImage>;
   errors: SetupError[];
 }
@@ -138,6 +142,21 @@ export async function runSetup(opts: SetupOptions): Promise<SetupReport> {
         } catch (e) {
           fail('images', e, id);
         }
+      }
+    }
+
+    // 5. microVM: guest kernel, initramfs, agent disk, base disks and templates of the built images
+    if (report.agent && isRoot && !opts.skipMicrovm) {
+      try {
+        const t = Date.now();
+        const built = report.images.map((i) => (i as { id?: string }).id).filter((x): x is string => typeof x === 'string');
+        const vm = await r.step('microvm', () => setupMicrovm({
+          artifactsDir: paths.root, agent: { dir: report.agent!.dir, hash: report.agent!.hash }, images: built,
+          templates: !process.env.HEARTH_SETUP_NO_TEMPLATES, log: r.info,
+        }), (v, s) => `${v.kernel}, ${v.accel.toUpperCase()}, ${v.baseDisks.length} base disk(s), ${v.templates.length} template(s) (${formatSeconds(s)})`);
+        report.microvm = { ...vm, seconds: (Date.now() - t) / 1000 };
+      } catch (e) {
+        fail('microvm', e);
       }
     }
   } finally {

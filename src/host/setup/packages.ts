@@ -11,6 +11,9 @@ export const HOST_PACKAGES = [
   // Public access and SSH (issue 7): the real OpenSSH client, sshpass and Let's Encrypt's
   // pebble ACME server drive the gateway and edge tests on loopback.
   'openssh-client', 'sshpass', 'pebble',
+  // Images (issue 9): setfattr writes overlay's opaque-dir xattrs when layers are unpacked;
+  // docker-registry is the loopback registry the image tests and bench/images.ts push to.
+  'attr', 'docker-registry',
 ];
 
 /** Pure: `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'` output → installed package names. */

@@ -4,11 +4,13 @@
  * control plane (src/control/snapshots.ts) owns ids, ownership and state;
  * this owns the bytes.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Driver, DriverName, SandboxSpec, SandboxState, SnapshotAfter, SnapshotSupport } from '../drivers/driver.ts';
 import type { SandboxRef } from '../host-driver.ts';
 import type { ResolvedImage } from '../images/types.ts';
 import { SnapshotError, SnapshotStore, isSnapshotImage, type SnapshotMeta } from './store.ts';
+import { packLayer, type PackResult, type PathFilter } from './archive.ts';
 
 export interface HostSnapshot extends SnapshotMeta {
   /** The sandbox's state after the snapshot. */
@@ -73,6 +75,29 @@ export class HostSnapshots {
 
   async remove(id: string): Promise<void> {
     await this.store.remove(id);
+  }
+
+  private get archives(): string {
+    return path.join(this.o.dataDir, 'archives');
+  }
+
+  /** Export a (container-format) snapshot as `<dataDir>/archives/<workspace>/<version>.tar.gz`. */
+  async export(id: string, name: { workspaceId: string; version: string }, filter: PathFilter): Promise<PackResult & { file: string }> {
+    if (!/^ws_[a-z0-9]+$/.test(name.workspaceId) || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name.version)) {
+      throw new SnapshotError(`invalid archive name ${name.workspaceId}/${name.version}`);
+    }
+    const meta = await this.store.read(id);
+    if (!meta) throw new SnapshotError(`snapshot ${id} is not on this host`);
+    if (meta.format !== 'overlay-upper') throw new SnapshotError(`a ${meta.format} snapshot cannot be exported as an archive yet`);
+    const file = path.join(this.archives, name.workspaceId, `${name.version}.tar.gz`);
+    return { ...(await packLayer(path.join(this.store.dir(id), 'upper'), file, filter)), file };
+  }
+
+  /** Remove an archive file; only files under the archives dir. */
+  async removeArchive(file: string): Promise<void> {
+    const rel = path.relative(this.archives, path.resolve(file));
+    if (rel.startsWith('..') || path.isAbsolute(rel) || !rel.endsWith('.tar.gz')) throw new SnapshotError(`refusing to delete ${file}: not an archive of this host`);
+    await fs.rm(path.join(this.archives, rel), { force: true });
   }
 
   /** Resolve `snapshot:<id>` names; anything else goes to `base`. */

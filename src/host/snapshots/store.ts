@@ -14,6 +14,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { StateConflict } from '../../core/errors.ts';
 import { hashKey } from '../images/hash.ts';
 import { ImageNotFoundError, InvalidImageError } from '../images/errors.ts';
 import type { ResolvedImage } from '../images/types.ts';
@@ -41,9 +42,10 @@ export interface SnapshotMeta {
   seconds: number;
 }
 
-export class SnapshotError extends Error {
-  constructor(message: string, readonly hint?: string) {
-    super(message);
+/** A snapshot operation that does not fit the workspace or host as they are (409 through core's StateConflict). */
+export class SnapshotError extends StateConflict {
+  constructor(message: string, hint?: string) {
+    super(message, hint);
     this.name = 'SnapshotError';
   }
 }

@@ -7,8 +7,11 @@
  * with an error that says so, instead of hanging a create.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BlobVerificationError, ImageNotFoundError, RegistryError } from '../errors.ts';
+import { header as headerOf, httpGet, type HttpResponse } from './http.ts';
 import { basicAuth, parseChallenge, registryBaseUrl, tokenUrl, type RegistryConfig } from './auth.ts';
 import { MANIFEST_ACCEPT, type Descriptor } from './media.ts';
 import { familiarReference, type ImageReference } from './reference.ts';
@@ -29,12 +32,10 @@ export interface BlobProgress {
   total: number;
 }
 
-type FetchFn = typeof fetch;
-
 export class RegistryClient {
   private readonly tokens = new Map<string, { header: string; expires: number }>();
 
-  constructor(readonly cfg: RegistryConfig, private readonly fetchImpl: FetchFn = fetch) {}
+  constructor(readonly cfg: RegistryConfig) {}
 
   private where(ref: ImageReference): string {
     return ref.registry === 'docker.io' && this.cfg.mirror ? `${this.cfg.mirror} (mirror of docker.io)` : ref.registry;
@@ -45,18 +46,14 @@ export class RegistryClient {
    * must be read through `readBody`/`streamBody`, which keep resetting the
    * timer, or cancelled.
    */
-  private async request(ref: ImageReference, path: string, headers: Record<string, string>, what: string): Promise<{ res: Response; timer: IdleTimer }> {
+  private async request(ref: ImageReference, path: string, headers: Record<string, string>, what: string): Promise<{ res: HttpResponse; timer: IdleTimer }> {
     const url = `${registryBaseUrl(ref.registry, this.cfg)}${path}`;
     const scope = `repository:${ref.repository}:pull`;
     const key = `${ref.registry}|${scope}`;
     const send = async (auth?: string) => {
       const timer = new IdleTimer(this.cfg.timeoutMs);
       try {
-        const res = await this.fetchImpl(url, {
-          headers: { 'user-agent': USER_AGENT, ...headers, ...(auth ? { authorization: auth } : {}) },
-          signal: timer.signal,
-          redirect: 'follow',
-        });
+        const res = await httpGet(url, { 'user-agent': USER_AGENT, ...headers, ...(auth ? { authorization: auth } : {}) }, timer.signal);
         timer.touch();
         return { res, timer };
       } catch (e) {
@@ -68,8 +65,8 @@ export class RegistryClient {
     let { res, timer } = await send(cached && cached.expires > Date.now() ? cached.header : undefined);
     if (res.status !== 401) return { res, timer };
 
-    const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
-    await res.body?.cancel().catch(() => undefined);
+    const challenge = parseChallenge(headerOf(res, 'www-authenticate') ?? '');
+    res.body.destroy();
     timer.stop();
     const creds = this.cfg.credentials[ref.registry];
     let header: string;
@@ -79,11 +76,11 @@ export class RegistryClient {
       if (!creds) throw this.denied(ref, 'the registry asks for a user name and password');
       header = basicAuth(creds);
     } else {
-      throw new RegistryError(this.where(ref), `answered 401 with an unsupported challenge ${JSON.stringify(res.headers.get('www-authenticate'))}`);
+      throw new RegistryError(this.where(ref), `answered 401 with an unsupported challenge ${JSON.stringify(headerOf(res, 'www-authenticate'))}`);
     }
     ({ res, timer } = await send(header));
     if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel().catch(() => undefined);
+      res.body.destroy();
       timer.stop();
       throw this.denied(ref, creds ? 'the registry refused the configured credentials' : 'anonymous pulls are refused');
     }
@@ -98,9 +95,9 @@ export class RegistryClient {
   /** Fetch a Bearer token (Docker's token protocol: `token` or `access_token`). */
   private async token(ref: ImageReference, url: string, auth: string | undefined): Promise<string> {
     const timer = new IdleTimer(this.cfg.timeoutMs);
-    let res: Response;
+    let res: HttpResponse;
     try {
-      res = await this.fetchImpl(url, { headers: { 'user-agent': USER_AGENT, ...(auth ? { authorization: auth } : {}) }, signal: timer.signal });
+      res = await httpGet(url, { 'user-agent': USER_AGENT, ...(auth ? { authorization: auth } : {}) }, timer.signal);
     } catch (e) {
       timer.stop();
       throw this.networkError(ref, e, timer, 'fetching an auth token');
@@ -109,7 +106,7 @@ export class RegistryClient {
       throw this.networkError(ref, e, timer, 'reading an auth token');
     });
     if (res.status === 401 || res.status === 403) throw this.denied(ref, auth ? 'the token service refused the configured credentials' : 'the token service refused an anonymous token');
-    if (!res.ok) throw new RegistryError(this.where(ref), `token service answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `token service answered HTTP ${res.status}: ${text.slice(0, 200)}`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       doc = JSON.parse(text);
@@ -145,16 +142,16 @@ export class RegistryClient {
       const code = registryErrorCode(bytes);
       throw new ImageNotFoundError(familiarReference(ref), code === 'NAME_UNKNOWN' ? `repository ${ref.repository} does not exist on ${ref.registry}` : `${ref.registry} has no manifest ${reference} for ${ref.repository}${code ? ` (${code})` : ''}`);
     }
-    if (!res.ok) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} while ${what}: ${bytes.toString('utf8').slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} while ${what}: ${bytes.toString('utf8').slice(0, 200)}`);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new BlobVerificationError(reference, this.where(ref), `the manifest's content hashes to ${digest}`);
     }
-    const claimed = res.headers.get('docker-content-digest');
+    const claimed = headerOf(res, 'docker-content-digest');
     if (claimed?.startsWith('sha256:') && claimed !== digest) {
       throw new BlobVerificationError(claimed, this.where(ref), `the manifest the registry sent hashes to ${digest}, not to the Docker-Content-Digest it announced`);
     }
-    return { bytes, contentType: res.headers.get('content-type') ?? '', digest };
+    return { bytes, contentType: headerOf(res, 'content-type') ?? '', digest };
   }
 
   /** GET a small blob (an image config) into memory, verified. */
@@ -170,9 +167,9 @@ export class RegistryClient {
     return bytes;
   }
 
-  private checkBlobStatus(ref: ImageReference, res: Response, desc: Descriptor, body: Buffer): void {
+  private checkBlobStatus(ref: ImageReference, res: HttpResponse, desc: Descriptor, body: Buffer): void {
     if (res.status === 404) throw new ImageNotFoundError(familiarReference(ref), `the registry lost blob ${desc.digest} (BLOB_UNKNOWN)`, 'the image on the registry is incomplete: push it again');
-    if (!res.ok) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} for blob ${desc.digest}: ${body.toString('utf8').slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} for blob ${desc.digest}: ${body.toString('utf8').slice(0, 200)}`);
   }
 
   /**
@@ -183,33 +180,33 @@ export class RegistryClient {
   async blobToFile(ref: ImageReference, desc: Descriptor, file: string, onProgress?: (p: BlobProgress) => void): Promise<void> {
     const what = `downloading blob ${desc.digest}`;
     const { res, timer } = await this.request(ref, `/v2/${ref.repository}/blobs/${desc.digest}`, {}, what);
-    if (!res.ok) {
+    if (!ok(res)) {
       const body = await readBody(res, timer, 64 * 1024).catch(() => Buffer.alloc(0));
       this.checkBlobStatus(ref, res, desc, body);
     }
-    const fh = await fs.open(file, 'wx', 0o600);
     const h = createHash('sha256');
     let bytes = 0;
-    try {
-      if (!res.body) throw new RegistryError(this.where(ref), `sent no body for blob ${desc.digest}`);
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    const source = this.where(ref);
+    const check = new Transform({
+      transform(chunk: Buffer, _enc, done) {
         timer.touch();
         bytes += chunk.length;
-        if (bytes > desc.size) throw new BlobVerificationError(desc.digest, this.where(ref), `more than the ${desc.size} bytes the manifest declares`);
+        if (bytes > desc.size) return done(new BlobVerificationError(desc.digest, source, `more than the ${desc.size} bytes the manifest declares`));
         h.update(chunk);
-        await fh.write(chunk);
         onProgress?.({ bytes, total: desc.size });
-      }
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(res.body, check, createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
     } catch (e) {
-      await res.body?.cancel().catch(() => undefined);
       throw this.networkError(ref, e, timer, what);
     } finally {
       timer.stop();
-      await fh.close();
     }
-    if (bytes !== desc.size) throw new BlobVerificationError(desc.digest, this.where(ref), `got ${bytes} bytes, the manifest declares ${desc.size}`);
+    if (bytes !== desc.size) throw new BlobVerificationError(desc.digest, source, `got ${bytes} bytes, the manifest declares ${desc.size}`);
     const got = `sha256:${h.digest('hex')}`;
-    if (got !== desc.digest) throw new BlobVerificationError(desc.digest, this.where(ref), `its content hashes to ${got}`);
+    if (got !== desc.digest) throw new BlobVerificationError(desc.digest, source, `its content hashes to ${got}`);
   }
 }
 
@@ -231,20 +228,23 @@ export function registryErrorCode(body: Buffer): string | null {
   }
 }
 
+function ok(res: HttpResponse): boolean {
+  return res.status >= 200 && res.status < 300;
+}
+
 /** Read a whole (small) body, resetting the idle timer on every chunk; refuses more than `max` bytes. */
-async function readBody(res: Response, timer: IdleTimer, max: number): Promise<Buffer> {
+async function readBody(res: HttpResponse, timer: IdleTimer, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   try {
-    if (!res.body) return Buffer.alloc(0);
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
       timer.touch();
       n += chunk.length;
       if (n > max) {
-        await res.body.cancel().catch(() => undefined);
+        res.body.destroy();
         throw new Error(`response larger than ${max} bytes`);
       }
-      chunks.push(Buffer.from(chunk));
+      chunks.push(chunk);
     }
     return Buffer.concat(chunks);
   } finally {

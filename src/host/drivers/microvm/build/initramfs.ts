@@ -32,7 +32,7 @@ import { AGENT_MOUNT } from '../../../images/types.ts';
 import { encodeCpio, type CpioEntry } from './cpio.ts';
 
 /** Bump when the script or the file list changes (part of the archive's cache key). */
-export const INITRAMFS_RECIPE_VERSION = 1;
+export const INITRAMFS_RECIPE_VERSION = 2;
 
 /** Module files (relative to lib/modules/<release>/kernel), in load order. */
 export const GUEST_MODULES: readonly string[] = [
@@ -65,6 +65,13 @@ export function guestInitArgv(): string[] {
   ];
 }
 
+/** `rdinit=/probe`: the KVM boot probe's whole userspace (see ../probe.ts). */
+export const PROBE_MARKER = 'HEARTH-BOOT-PROBE-OK';
+export const PROBE_SCRIPT = `#!/bin/busybox sh
+echo ${PROBE_MARKER} >/dev/console
+/bin/busybox poweroff -f
+`;
+
 /** Pure: the /init script. */
 export function initScript(): string {
   const mods = GUEST_MODULES.map((m) => path.posix.basename(m, '.ko')).join(' ');
@@ -76,6 +83,7 @@ fail() { echo "hearth-init: $*" >/dev/console; $B sync; $B poweroff -f; }
 $B mount -t devtmpfs -o nosuid,mode=0755 dev /dev
 $B mount -t proc -o nosuid,nodev,noexec proc /proc
 $B mount -t sysfs -o nosuid,nodev,noexec sys /sys
+$B ip link set lo up
 for m in ${mods}; do
   $B insmod /lib/modules/$m.ko || fail "insmod $m"
 done
@@ -123,6 +131,7 @@ export function initramfsLayout(inputs: InitramfsInputs): Array<{ path: string; 
     { path: 'bin/busybox', type: 'file', mode: 0o755, source: inputs.busybox },
     ...GUEST_MODULES.map((m) => ({ path: `lib/modules/${path.posix.basename(m)}`, type: 'file' as const, mode: 0o644, source: path.join(inputs.modulesDir, 'kernel', m) })),
     { path: 'init', type: 'file', mode: 0o755, text: initScript() },
+    { path: 'probe', type: 'file', mode: 0o755, text: PROBE_SCRIPT },
   ];
 }
 

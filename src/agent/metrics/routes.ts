@@ -1,0 +1,28 @@
+/**
+ * Guest metrics (spec §14) inside the agent: `/_hearth/metrics` is one
+ * StatsEvent, `/_hearth/metrics/stream` one per interval over SSE. hearthd
+ * adds the host's view (cgroup counters of the sandbox) before answering.
+ */
+import type { Handler } from '../http/context.ts';
+import type { Router } from '../router.ts';
+import { everyInterval, intervalParam, openDataSse } from '../logs/sse.ts';
+import type { GuestMetrics, RawSample } from './guest.ts';
+
+export const METRICS_PREFIX = '/_hearth/metrics';
+
+export function registerMetricsRoutes(router: Router<Handler>, guest: GuestMetrics): void {
+  router.add('GET', METRICS_PREFIX, async () => ({ success: true, ...(await guest.snapshot()), sources: await guest.describe() }));
+
+  router.add('GET', `${METRICS_PREFIX}/stream`, async (ctx) => {
+    const interval = intervalParam(ctx.query);
+    const sse = openDataSse(ctx.res);
+    let prev: RawSample = await guest.sample();
+    // The first event comes quickly (rates over a short window), then one per interval.
+    await everyInterval(sse, interval, async () => {
+      const cur = await guest.sample();
+      sse.send(guest.event(prev, cur));
+      prev = cur;
+    }, Math.min(interval, 250));
+    return undefined;
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * Control-plane SSE (spec §1.5): `data: <json>\n\n` per event, `: ping`
+ * comments as keep-alives, LF only, no event names — what the SDK's
+ * `requestSSE` parses. Streams are relayed from the workspace agent (which
+ * already speaks this shape); each event can be reshaped on the way (e.g.
+ * metrics gain the host's view).
+ *
+ * A stream ends when the agent ends it, when the client goes away (the
+ * upstream request is then destroyed, so the agent stops too), or when the
+ * API server closes (closeAllStreams from a preClose hook: a hijacked reply
+ * would otherwise keep fastify's close waiting forever).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+
+const KEEPALIVE_MS = 15_000;
+/** A reader this far behind is cut off rather than buffered without bound. */
+const MAX_BACKLOG = 8 * 1024 * 1024;
+
+export interface SseWriter {
+  send(data: object): void;
+  end(): void;
+  isOpen(): boolean;
+  readonly closed: Promise<void>;
+}
+
+const open = new Map<SseWriter, FastifyInstance>();
+
+/** Take over the reply and start an SSE response. Call only once nothing can fail with a JSON error any more. */
+export function openSse(reply: FastifyReply): SseWriter {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': String(reply.request.id),
+  });
+  res.flushHeaders();
+  let isOpen = true;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => { resolveClosed = r; });
+  const timer = setInterval(() => { if (isOpen) res.write(': ping\n\n'); }, KEEPALIVE_MS);
+  timer.unref();
+  const writer: SseWriter = {
+    send(data) {
+      if (!isOpen) return;
+      if (res.writableLength > MAX_BACKLOG) {
+        res.destroy();
+        finish();
+        return;
+      }
+      res.write(`data: ${JSON.stringify(data)}\n\n`);
+    },
+    end() {
+      if (isOpen && !res.writableEnded) res.end();
+      finish();
+    },
+    isOpen: () => isOpen && !res.destroyed,
+    closed,
+  };
+  const finish = (): void => {
+    if (!isOpen) return;
+    isOpen = false;
+    clearInterval(timer);
+    open.delete(writer);
+    resolveClosed();
+  };
+  res.on('close', finish);
+  open.set(writer, reply.server);
+  return writer;
+}
+
+/** End every stream of `app` (its preClose hook). */
+export function closeAllStreams(app: FastifyInstance): void {
+  for (const [w, owner] of open) if (owner === app) w.end();
+}
+
+/**
+ * Relay an agent SSE response: every `data:` line is parsed, passed through
+ * `transform` (null drops it), and re-sent; comments are dropped (we send
+ * our own keep-alives). Resolves when either side ends.
+ */
+export async function relaySse(
+  reply: FastifyReply,
+  upstream: IncomingMessage,
+  transform: (event: Record<string, unknown>) => object | null | Promise<object | null> = (e) => e,
+): Promise<void> {
+  const sse = openSse(reply);
+  void sse.closed.then(() => upstream.destroy());
+  let buffer = '';
+  // A multi-byte character split between two chunks stays whole.
+  upstream.setEncoding('utf8');
+  try {
+    for await (const chunk of upstream) {
+      buffer += chunk as string;
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.startsWith('data: ')) continue;
+        let event: unknown;
+        try {
+          event = JSON.parse(line.slice(6));
+        } catch {
+          continue;
+        }
+        if (!event || typeof event !== 'object') continue;
+        const out = await transform(event as Record<string, unknown>);
+        if (out) sse.send(out);
+      }
+      if (!sse.isOpen()) break;
+    }
+  } catch {
+    // The agent went away mid-stream (workspace stopped): end ours too.
+  } finally {
+    sse.end();
+    upstream.destroy();
+  }
+}

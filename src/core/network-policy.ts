@@ -1,0 +1,235 @@
+/**
+ * A workspace's network policy as data (STYLE §8, microsandbox's
+ * NetworkPolicy): for each direction an ordered list of rules, first match
+ * wins, and anything no rule matches is denied, so a missing or empty
+ * policy fails closed. Pure: `buildPolicy` turns the stored config
+ * (`ingress`, `egress`, `allow_internet`, `outbound_ip`) into the policy;
+ * `src/host/network/nft.ts` renders it into nftables set elements and
+ * `dnsVerdict` tells the host's DNS forwarder what a workspace may resolve.
+ *
+ * Semantics (contract §7, §29.2 rows 8-9):
+ * - ingress: who may open connections to the workspace. Only the listed
+ *   sources (IPv4 addresses or CIDRs, in practice other workspaces' internal
+ *   IPs); nobody by default. The agent's port never (the host alone talks to
+ *   agents).
+ * - egress: where the workspace may open connections. An empty list means
+ *   "anywhere" when allow_internet is true, and "other workspaces only"
+ *   (private networking, each still gated by the target's ingress) when it
+ *   is false (air-gapped). A non-empty list means exactly those
+ *   destinations, whatever allow_internet says ("no route out except what
+ *   egress names").
+ * - a workspace reaches another only when both agree: the source's egress
+ *   allows the target and the target's ingress names the source.
+ * - some destinations are never reachable, whatever the lists say
+ *   (BUILTIN_EGRESS_DENY: link-local covers cloud metadata services).
+ */
+
+export type Verdict = 'allow' | 'deny';
+
+/** What a rule matches on the other end of a connection. */
+export type Peer =
+  | { kind: 'any' }
+  /** Every address on the workspace bridge (other workspaces). */
+  | { kind: 'workspaces' }
+  | { kind: 'address'; ip: string }
+  | { kind: 'network'; cidr: string }
+  /** Resolved through the host's DNS forwarder (egress only). */
+  | { kind: 'hostname'; name: string }
+  /** A TCP port on the workspace itself (ingress only). */
+  | { kind: 'tcp-port'; port: number };
+
+export interface PolicyRule {
+  verdict: Verdict;
+  peer: Peer;
+  /** Why the rule exists (rendered as an nft comment where it is a rule). */
+  why: string;
+}
+
+export interface NetworkPolicy {
+  /** The workspace's internal address. */
+  ip: string;
+  /** First match wins; no match = deny. */
+  egress: PolicyRule[];
+  ingress: PolicyRule[];
+  /** SNAT address for traffic leaving the host, or null (masquerade / host default). */
+  outboundIp: string | null;
+}
+
+/** The stored config fields the policy is built from (a subset of WorkspaceConfig). */
+export interface PolicyConfig {
+  allow_internet: boolean;
+  ingress: string[];
+  egress: string[];
+  outbound_ip?: unknown;
+}
+
+export interface PolicyContext {
+  ip: string;
+  /** The bridge network, e.g. 10.88.0.0/16. */
+  subnet: string;
+  /** The guest agent's port: reachable from the host only. */
+  agentPort: number;
+}
+
+/**
+ * Destinations no workspace may reach, first in every egress list:
+ * "this network", link-local (169.254.169.254 is the metadata service of
+ * most clouds: credentials), multicast and reserved/broadcast.
+ */
+export const BUILTIN_EGRESS_DENY: readonly PolicyRule[] = Object.freeze([
+  { verdict: 'deny', peer: { kind: 'network', cidr: '0.0.0.0/8' }, why: 'this-network addresses are never a destination' },
+  { verdict: 'deny', peer: { kind: 'network', cidr: '169.254.0.0/16' }, why: 'link-local: cloud metadata services (credentials)' },
+  { verdict: 'deny', peer: { kind: 'network', cidr: '224.0.0.0/3' }, why: 'multicast, reserved and broadcast' },
+] as PolicyRule[]);
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIpv4(s: unknown): s is string {
+  return typeof s === 'string' && IPV4.test(s);
+}
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, p) => acc * 256 + Number(p), 0) >>> 0;
+}
+
+export function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** `a.b.c.d/n` → canonical network (host bits cleared); a bare address is /32. */
+export function parseCidr(s: string): { base: number; prefix: number } {
+  const [ip, p] = s.split('/');
+  const prefix = p === undefined ? 32 : Number(p);
+  if (!isIpv4(ip) || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new Error(`not an IPv4 address or CIDR: ${s}`);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return { base: (ipToInt(ip) & mask) >>> 0, prefix };
+}
+
+export function cidrContains(outer: { base: number; prefix: number }, inner: { base: number; prefix: number }): boolean {
+  if (inner.prefix < outer.prefix) return false;
+  const mask = outer.prefix === 0 ? 0 : (~0 << (32 - outer.prefix)) >>> 0;
+  return ((inner.base & mask) >>> 0) === outer.base;
+}
+
+/**
+ * Address/CIDR entries as peers: /32 become addresses, the rest canonical
+ * networks; entries covered by a wider one are dropped (nft interval sets
+ * refuse overlaps, and a covered entry can never be the first match of an
+ * allow-only list anyway). Order of first appearance is kept.
+ */
+export function addressPeers(entries: string[]): Peer[] {
+  const parsed = entries.map((e) => ({ e, c: parseCidr(e) }));
+  const out: Peer[] = [];
+  const seen = new Set<string>();
+  parsed.forEach(({ c }, i) => {
+    const coveredBy = parsed.findIndex(({ c: o }, j) => j !== i && cidrContains(o, c) && (o.prefix < c.prefix || j < i));
+    if (coveredBy !== -1) return;
+    const key = `${intToIp(c.base)}/${c.prefix}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push(c.prefix === 32 ? { kind: 'address', ip: intToIp(c.base) } : { kind: 'network', cidr: key });
+  });
+  return out;
+}
+
+/** Egress entries split into hostnames (lower case, no trailing dot) and address/CIDR entries. */
+function splitEgress(entries: string[]): { hosts: string[]; addrs: string[] } {
+  const hosts: string[] = [];
+  const addrs: string[] = [];
+  for (const e of entries) {
+    const [ip] = e.split('/');
+    if (isIpv4(ip)) addrs.push(e);
+    else {
+      const h = normalizeHostname(e);
+      if (!hosts.includes(h)) hosts.push(h);
+    }
+  }
+  return { hosts, addrs };
+}
+
+export function normalizeHostname(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/** The policy of one workspace from its stored config. Pure and total: unknown shapes fail closed. */
+export function buildPolicy(config: PolicyConfig, ctx: PolicyContext): NetworkPolicy {
+  const egress: PolicyRule[] = [...BUILTIN_EGRESS_DENY];
+  const egressList = Array.isArray(config.egress) ? config.egress.filter((e): e is string => typeof e === 'string') : [];
+  if (egressList.length) {
+    const { hosts, addrs } = splitEgress(egressList);
+    for (const peer of addressPeers(addrs)) egress.push({ verdict: 'allow', peer, why: `egress allow-list: ${describePeer(peer)}` });
+    for (const name of hosts) egress.push({ verdict: 'allow', peer: { kind: 'hostname', name }, why: `egress allow-list: ${name} (as resolved through Hearth's DNS)` });
+  } else if (config.allow_internet !== false) {
+    egress.push({ verdict: 'allow', peer: { kind: 'any' }, why: 'no egress list and allow_internet: anywhere' });
+  } else {
+    egress.push({ verdict: 'allow', peer: { kind: 'workspaces' }, why: `air-gapped (allow_internet:false): other workspaces on ${ctx.subnet} only, if their ingress allows` });
+  }
+
+  const ingress: PolicyRule[] = [
+    { verdict: 'deny', peer: { kind: 'tcp-port', port: ctx.agentPort }, why: 'the guest agent answers the host only' },
+  ];
+  const ingressList = Array.isArray(config.ingress) ? config.ingress.filter((e): e is string => typeof e === 'string' && isIpv4(e.split('/')[0])) : [];
+  for (const peer of addressPeers(ingressList)) ingress.push({ verdict: 'allow', peer, why: `ingress allow-list: ${describePeer(peer)}` });
+
+  const outboundIp = isIpv4(config.outbound_ip) ? config.outbound_ip : null;
+  return { ip: ctx.ip, egress, ingress, outboundIp };
+}
+
+export function describePeer(p: Peer): string {
+  switch (p.kind) {
+    case 'any': return 'anywhere';
+    case 'workspaces': return 'other workspaces';
+    case 'address': return p.ip;
+    case 'network': return p.cidr;
+    case 'hostname': return p.name;
+    case 'tcp-port': return `tcp port ${p.port}`;
+  }
+}
+
+/** Hostnames the egress list allows (for the DNS forwarder). */
+export function allowedHostnames(policy: NetworkPolicy): string[] {
+  return policy.egress.filter((r) => r.verdict === 'allow' && r.peer.kind === 'hostname').map((r) => (r.peer as { name: string }).name);
+}
+
+/** Is egress open to anywhere (no allow-list)? Then DNS answers need not be learned. */
+export function egressIsOpen(policy: NetworkPolicy): boolean {
+  return policy.egress.some((r) => r.verdict === 'allow' && r.peer.kind === 'any');
+}
+
+/**
+ * What the host's DNS forwarder does with a query from this workspace:
+ * - `pass`: forward and relay (egress is open: any answer is reachable anyway);
+ * - `learn`: forward, and allow the answer's addresses for this workspace
+ *   before relaying it (the name is on the egress list);
+ * - `refuse`: answer NXDOMAIN without asking anyone, so an air-gapped or
+ *   allow-listed workspace cannot use DNS as a way out (tunnelling).
+ */
+export type DnsVerdict = 'pass' | 'learn' | 'refuse';
+
+export function dnsVerdict(policy: NetworkPolicy | undefined, qname: string): DnsVerdict {
+  if (!policy) return 'refuse';
+  if (egressIsOpen(policy)) return 'pass';
+  return allowedHostnames(policy).includes(normalizeHostname(qname)) ? 'learn' : 'refuse';
+}
+
+/**
+ * First-match evaluation of a rule list (the reference semantics the nft
+ * rendering must implement; used by tests and by `hearth doctor`-style
+ * explanations). `peer` is the other end's address; `hostnamesOf` says which
+ * allowed hostnames currently resolve to it.
+ */
+export function evaluate(rules: PolicyRule[], peer: { ip: string; tcpPort?: number; hostnames?: string[] }, subnet: string): { verdict: Verdict; rule: PolicyRule | null } {
+  const addr = parseCidr(peer.ip);
+  const net = parseCidr(subnet);
+  for (const r of rules) {
+    const p = r.peer;
+    const hit = p.kind === 'any'
+      || (p.kind === 'workspaces' && cidrContains(net, addr))
+      || (p.kind === 'address' && p.ip === peer.ip)
+      || (p.kind === 'network' && cidrContains(parseCidr(p.cidr), addr))
+      || (p.kind === 'hostname' && (peer.hostnames ?? []).includes(p.name))
+      || (p.kind === 'tcp-port' && peer.tcpPort === p.port);
+    if (hit) return { verdict: r.verdict, rule: r };
+  }
+  return { verdict: 'deny', rule: null };
+}

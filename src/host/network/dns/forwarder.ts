@@ -1,0 +1,184 @@
+/**
+ * Hearth's DNS forwarder: the one resolver workspaces are given
+ * (`nameserver <gateway>`), listening on the bridge's gateway address,
+ * UDP and TCP port 53. It is how hostname egress is enforced:
+ *
+ * - a workspace with open egress gets plain forwarding;
+ * - a workspace with an egress allow-list may resolve only the names on it:
+ *   the answer's addresses are granted to that workspace in the nft
+ *   `egress_dns` set *before* the answer is relayed, so its first
+ *   connection passes, and exactly the addresses it was told are allowed
+ *   (round-robin and geo DNS included, which resolving on our own could
+ *   never match);
+ * - any other name is answered NXDOMAIN without asking anyone, so DNS is
+ *   no way out of an air-gapped workspace (tunnelling).
+ *
+ * Upstreams are the host's resolvers (loopback ones work: this runs on the
+ * host) or `--dns-upstream`. The decisions are core's `dnsVerdict`.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { dnsVerdict, type NetworkPolicy } from '../../../core/network-policy.ts';
+import { parseAnswer, parseQuery, reply, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_SERVFAIL, TYPE_AAAA, TYPE_A, type AnswerA } from './wire.ts';
+
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+export interface DnsForwarderOptions {
+  listen: string;
+  port?: number;
+  upstreams: Upstream[];
+  /** The policy of the workspace with this address (undefined: not a workspace: refused). */
+  policyOf(ip: string): NetworkPolicy | undefined;
+  /** Allow `src` the answer's addresses for `name` (nft), before the answer is relayed. */
+  grant(src: string, name: string, answers: AnswerA[]): Promise<void>;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+  timeoutMs?: number;
+}
+
+/** `1.2.3.4`, `1.2.3.4:5353` → upstream. */
+export function parseUpstream(s: string): Upstream {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s.trim());
+  if (!m) throw new Error(`DNS upstream ${JSON.stringify(s)} must be IPv4[:port]`);
+  return { host: m[1]!, port: m[2] ? Number(m[2]) : 53 };
+}
+
+/** The host's resolvers from resolv.conf text (IPv4 only; loopback kept: the forwarder runs on the host). */
+export function upstreamsFromResolvConf(text: string): Upstream[] {
+  return text.split('\n').map((l) => /^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/.exec(l)?.[1]).filter((x): x is string => !!x).map((host) => ({ host, port: 53 }));
+}
+
+export async function hostUpstreams(): Promise<Upstream[]> {
+  return upstreamsFromResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+}
+
+export class DnsForwarder {
+  private udp: dgram.Socket | null = null;
+  private tcp: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  readonly stats = { queries: 0, refused: 0, learned: 0, failed: 0 };
+
+  constructor(private readonly opts: DnsForwarderOptions) {}
+
+  async start(): Promise<void> {
+    const port = this.opts.port ?? 53;
+    const udp = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, this.opts.listen, () => { udp.off('error', reject); resolve(); });
+    });
+    udp.on('error', (e) => this.opts.log?.('dns udp error', { err: String(e) }));
+    udp.on('message', (msg, rinfo) => {
+      void this.handle(msg, rinfo.address, 'udp').then((out) => { if (out) udp.send(out, rinfo.port, rinfo.address); });
+    });
+    this.udp = udp;
+    const tcp = net.createServer((sock) => this.serveTcp(sock));
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, this.opts.listen, () => { tcp.off('error', reject); resolve(); });
+    });
+    this.tcp = tcp;
+  }
+
+  async close(): Promise<void> {
+    this.udp?.close();
+    this.udp = null;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
+    this.tcp = null;
+  }
+
+  private serveTcp(sock: net.Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => undefined);
+    sock.setTimeout(10_000, () => sock.destroy());
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        void this.handle(Buffer.from(msg), sock.remoteAddress?.replace(/^::ffff:/, '') ?? '', 'tcp').then((out) => {
+          if (out && !sock.destroyed) sock.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 255]), out]));
+        });
+      }
+    });
+  }
+
+  /** One query from `src`: the bytes to answer with, or null to stay silent. */
+  async handle(msg: Buffer, src: string, via: 'udp' | 'tcp'): Promise<Buffer | null> {
+    const q = parseQuery(msg);
+    if (!q) return null;
+    this.stats.queries++;
+    const verdict = dnsVerdict(this.opts.policyOf(src), q.name);
+    if (verdict === 'refuse') {
+      this.stats.refused++;
+      return reply(msg, q, RCODE_NXDOMAIN);
+    }
+    // Workspaces are IPv4-only: an allow-listed name has no IPv6 answer to learn.
+    if (verdict === 'learn' && q.type === TYPE_AAAA) return reply(msg, q, RCODE_NOERROR);
+    const answer = await this.forward(msg, via);
+    if (!answer) {
+      this.stats.failed++;
+      return reply(msg, q, RCODE_SERVFAIL);
+    }
+    if (verdict === 'learn' && q.type === TYPE_A) {
+      try {
+        const parsed = parseAnswer(answer);
+        if (parsed.a.length) {
+          await this.opts.grant(src, q.name, parsed.a);
+          this.stats.learned += parsed.a.length;
+        }
+      } catch (e) {
+        // Never hand out an address the firewall does not know about.
+        this.opts.log?.('dns grant failed', { src, name: q.name, err: String(e) });
+        return reply(msg, q, RCODE_SERVFAIL);
+      }
+    }
+    return answer;
+  }
+
+  private async forward(msg: Buffer, via: 'udp' | 'tcp'): Promise<Buffer | null> {
+    // UDP to the upstream first; a truncated answer is fetched again over TCP for a TCP client (a UDP one retries itself).
+    for (const up of this.opts.upstreams) {
+      const r = await this.askUdp(msg, up).catch(() => null);
+      if (!r) continue;
+      if (via === 'tcp' && r.length >= 4 && (r.readUInt16BE(2) & 0x0200)) return (await this.askTcp(msg, up).catch(() => null)) ?? r;
+      return r;
+    }
+    return null;
+  }
+
+  private askUdp(msg: Buffer, up: Upstream): Promise<Buffer | null> {
+    return new Promise((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const id = msg.readUInt16BE(0);
+      const done = (b: Buffer | null) => { clearTimeout(timer); s.close(); resolve(b); };
+      const timer = setTimeout(() => done(null), this.opts.timeoutMs ?? 2000);
+      s.on('error', () => done(null));
+      s.on('message', (b, rinfo) => {
+        if (rinfo.address === up.host && rinfo.port === up.port && b.length >= 2 && b.readUInt16BE(0) === id) done(b);
+      });
+      s.send(msg, up.port, up.host);
+    });
+  }
+
+  private askTcp(msg: Buffer, up: Upstream): Promise<Buffer | null> {
+    return new Promise((resolve) => {
+      const s = net.connect(up.port, up.host);
+      let buf = Buffer.alloc(0);
+      const done = (b: Buffer | null) => { clearTimeout(timer); s.destroy(); resolve(b); };
+      const timer = setTimeout(() => done(null), this.opts.timeoutMs ?? 2000);
+      s.on('error', () => done(null));
+      s.on('connect', () => s.write(Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg])));
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) done(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      });
+    });
+  }
+}

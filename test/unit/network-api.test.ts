@@ -1,0 +1,74 @@
+/**
+ * The network sub-resource (§7) in process (fastify inject, fake host):
+ * the view, live PATCH, and the outbound IP path. What the kernel does with
+ * it is test/integration/firewall-matrix.test.ts.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { openSqlite, type Db } from '../../src/store/db.ts';
+import { TokenSigner } from '../../src/auth/jwt.ts';
+import { createApiKey } from '../../src/auth/keys.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
+import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { FakeHost } from './fake-host.ts';
+import { NamespaceService } from '../../src/control/namespaces.ts';
+import { UsageReports } from '../../src/control/usage.ts';
+
+let db: Db;
+let api: ApiApp;
+let host: FakeHost;
+let auth: Record<string, string>;
+
+before(async () => {
+  db = await openSqlite(':memory:');
+  host = new FakeHost();
+  const log = pino({ level: 'silent' });
+  const service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
+  const namespaces = new NamespaceService(db, log);
+  namespaces.workspaces = service;
+  service.namespaces = namespaces;
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer: new TokenSigner('t'), db, log, runtimeUrl: () => 'http://gw' });
+  const key = await createApiKey(db, { name: 'admin', admin: true });
+  auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
+});
+after(async () => { await api.app.close(); await db.destroy(); });
+
+async function call(method: string, url: string, body?: unknown) {
+  const res = await api.app.inject({ method: method as 'GET', url, headers: { 'content-type': 'application/json', ...auth }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  return { status: res.statusCode, json: res.json() as Record<string, any> };
+}
+
+test('network view, live PATCH and outbound IP', async () => {
+  const created = await call('POST', '/workspace', { image: 'debian-12', config: { allow_internet: false, ingress: ['10.99.0.9'], egress: ['10.99.0.7', 'api.example.com'] } });
+  assert.equal(created.status, 201);
+  const id = created.json.workspace.id as string;
+  const view = await call('GET', `/workspace/${id}/network`);
+  assert.equal(view.status, 200);
+  assert.deepEqual(
+    [view.json.ip, view.json.allow_internet, view.json.ingress, view.json.egress, view.json.outbound_ip, view.json.outbound_mode],
+    [created.json.workspace.info.internal_ip, false, ['10.99.0.9'], ['10.99.0.7', 'api.example.com'], null, 'managed'],
+  );
+
+  host.calls.length = 0;
+  const patched = await call('PATCH', `/workspace/${id}/network`, { ingress: ['10.99.0.0/24'], allow_internet: true, ingress_ports: [3000] });
+  assert.equal(patched.status, 200);
+  assert.deepEqual([patched.json.ingress, patched.json.allow_internet, patched.json.ingress_ports], [['10.99.0.0/24'], true, [3000]]);
+  assert.deepEqual(host.calls, [`network ${id}`], 'applied live, once');
+  assert.equal((await call('PATCH', `/workspace/${id}/network`, { egress: ['bad host!'] })).status, 400);
+
+  host.calls.length = 0;
+  const ip = await call('POST', `/workspace/${id}/network/ip`, { ip: '192.0.2.11' });
+  assert.equal(ip.status, 200);
+  assert.equal(ip.json.outbound_ip, '192.0.2.11');
+  assert.deepEqual(host.calls, [`network ${id}`]);
+  assert.equal((await call('GET', `/workspace/${id}/network`)).json.outbound_ip, '192.0.2.11');
+  const refused = await call('POST', `/workspace/${id}/network/ip`, { ip: '198.51.100.1' });
+  assert.equal(refused.status, 400);
+  assert.match(refused.json.message, /not an address of this host/);
+  assert.equal((await call('POST', `/workspace/${id}/network/ip`, { ip: 42 })).status, 400);
+  const cleared = await call('POST', `/workspace/${id}/network/ip`, { ip: null });
+  assert.equal(cleared.json.outbound_ip, null);
+  host.defaultOutboundIp = '192.0.2.10';
+  assert.equal((await call('GET', `/workspace/${id}/network`)).json.outbound_ip, '192.0.2.10', 'the host default (--outbound-ip) is what is in effect');
+});

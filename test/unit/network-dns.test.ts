@@ -1,0 +1,108 @@
+/**
+ * The DNS forwarder's wire format and decisions, against a resolver of the
+ * test's own on loopback (no real DNS server is ever asked).
+ */
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { after, before, test } from 'node:test';
+import { answerA, buildQuery, parseAnswer, parseQuery, readName, reply, RCODE_NXDOMAIN, TYPE_AAAA } from '../../src/host/network/dns/wire.ts';
+import { DnsForwarder, parseUpstream, upstreamsFromResolvConf } from '../../src/host/network/dns/forwarder.ts';
+import { buildPolicy } from '../../src/core/network-policy.ts';
+
+test('wire: a query round-trips; answers give their A records; our replies copy the question', () => {
+  const q = buildQuery(0x1234, 'Api.Example.com.');
+  const pq = parseQuery(q)!;
+  assert.deepEqual({ id: pq.id, name: pq.name, type: pq.type, rd: pq.rd }, { id: 0x1234, name: 'api.example.com', type: 1, rd: true });
+  const ans = answerA(q, pq, ['198.51.100.7', '198.51.100.8'], 120);
+  assert.deepEqual(parseAnswer(ans), { id: 0x1234, rcode: 0, truncated: false, a: [{ ip: '198.51.100.7', ttl: 120 }, { ip: '198.51.100.8', ttl: 120 }] });
+  const nx = reply(q, pq, RCODE_NXDOMAIN);
+  assert.equal(parseAnswer(nx).rcode, 3);
+  assert.equal(parseQuery(nx), null, 'a response is not a query');
+  assert.equal(parseQuery(Buffer.from([1, 2, 3])), null);
+});
+
+test('wire: compression loops and bad labels are rejected, not followed', () => {
+  const loop = Buffer.from([0xc0, 0x00]);
+  assert.throws(() => readName(loop, 0), /loop/);
+  assert.throws(() => readName(Buffer.from([5, 97]), 0), /bad label/);
+});
+
+test('upstreams: parsed from flags and resolv.conf', () => {
+  assert.deepEqual(parseUpstream('127.0.0.1:5353'), { host: '127.0.0.1', port: 5353 });
+  assert.deepEqual(parseUpstream('10.0.0.2'), { host: '10.0.0.2', port: 53 });
+  assert.throws(() => parseUpstream('dns.example'));
+  assert.deepEqual(upstreamsFromResolvConf('# x\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n'), [{ host: '127.0.0.53', port: 53 }]);
+});
+
+let upstream: dgram.Socket;
+let upstreamPort = 0;
+let upstreamAsked: string[] = [];
+
+before(async () => {
+  upstream = dgram.createSocket('udp4');
+  upstream.on('message', (msg, r) => {
+    const q = parseQuery(msg)!;
+    upstreamAsked.push(q.name);
+    upstream.send(answerA(msg, q, q.name === 'api.example.com' ? ['198.51.100.7'] : ['198.51.100.99'], 30), r.port, r.address);
+  });
+  await new Promise<void>((res) => upstream.bind(0, '127.0.0.1', () => res()));
+  upstreamPort = upstream.address().port;
+});
+after(() => upstream.close());
+
+test('forwarder: learns allowed names before answering, refuses the rest without asking, passes open egress', async () => {
+  const ctx = { subnet: '10.88.0.0/16', agentPort: 9990 };
+  const policies = new Map([
+    ['10.88.0.2', buildPolicy({ allow_internet: false, ingress: [], egress: ['api.example.com'] }, { ...ctx, ip: '10.88.0.2' })],
+    ['10.88.0.3', buildPolicy({ allow_internet: true, ingress: [], egress: [] }, { ...ctx, ip: '10.88.0.3' })],
+  ]);
+  const grants: string[] = [];
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', port: 0, upstreams: [{ host: '127.0.0.1', port: upstreamPort }], policyOf: (ip) => policies.get(ip),
+    grant: async (src, name, a) => { grants.push(`${src} ${name} ${a.map((x) => `${x.ip}/${x.ttl}`).join(',')}`); },
+  });
+  upstreamAsked = [];
+  const ask = (src: string, name: string, type = 1) => fwd.handle(buildQuery(7, name, type), src, 'udp').then((b) => parseAnswer(b!));
+
+  assert.deepEqual((await ask('10.88.0.2', 'api.example.com')).a, [{ ip: '198.51.100.7', ttl: 30 }]);
+  assert.deepEqual(grants, ['10.88.0.2 api.example.com 198.51.100.7/30']);
+  assert.equal((await ask('10.88.0.2', 'evil.example.com')).rcode, RCODE_NXDOMAIN);
+  assert.deepEqual((await ask('10.88.0.2', 'api.example.com', TYPE_AAAA)), { id: 7, rcode: 0, truncated: false, a: [] });
+  assert.deepEqual((await ask('10.88.0.3', 'anything.example')).a, [{ ip: '198.51.100.99', ttl: 30 }]);
+  assert.equal((await ask('10.99.9.9', 'api.example.com')).rcode, RCODE_NXDOMAIN, 'not a workspace');
+  assert.deepEqual(upstreamAsked, ['api.example.com', 'anything.example'], 'refused names never leave the host');
+  assert.equal(grants.length, 1, 'open egress needs no grants');
+
+  // A grant that cannot be made means no answer: never hand out an address the firewall does not allow.
+  const failing = new DnsForwarder({
+    listen: '127.0.0.1', upstreams: [{ host: '127.0.0.1', port: upstreamPort }], policyOf: (ip) => policies.get(ip),
+    grant: async () => { throw new Error('nft down'); },
+  });
+  assert.equal((parseAnswer((await failing.handle(buildQuery(8, 'api.example.com'), '10.88.0.2', 'udp'))!)).rcode, 2);
+});
+
+test('forwarder: serves UDP and TCP on its address', async () => {
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', port: 0, upstreams: [{ host: '127.0.0.1', port: upstreamPort }],
+    policyOf: () => buildPolicy({ allow_internet: true, ingress: [], egress: [] }, { ip: '127.0.0.1', subnet: '127.0.0.0/8', agentPort: 9990 }),
+    grant: async () => undefined,
+  });
+  // Port 0: find what we got from the sockets (tests only).
+  await fwd.start();
+  const sockets = fwd as unknown as { udp: dgram.Socket; tcp: import('node:net').Server };
+  const uport = sockets.udp.address().port;
+  const c = dgram.createSocket('udp4');
+  const got = await new Promise<Buffer>((res) => { c.once('message', res); c.send(buildQuery(9, 'x.example'), uport, '127.0.0.1'); });
+  c.close();
+  assert.deepEqual(parseAnswer(got).a, [{ ip: '198.51.100.99', ttl: 30 }]);
+  const net = await import('node:net');
+  const tport = (sockets.tcp.address() as import('node:net').AddressInfo).port;
+  const tcpAnswer = await new Promise<Buffer>((res, rej) => {
+    const s = net.connect(tport, '127.0.0.1', () => { const q = buildQuery(10, 'y.example'); s.write(Buffer.concat([Buffer.from([0, q.length]), q])); });
+    let buf = Buffer.alloc(0);
+    s.on('data', (d) => { buf = Buffer.concat([buf, d]); if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) { s.destroy(); res(buf.subarray(2)); } });
+    s.on('error', rej);
+  });
+  assert.deepEqual(parseAnswer(tcpAnswer), { id: 10, rcode: 0, truncated: false, a: [{ ip: '198.51.100.99', ttl: 30 }] });
+  await fwd.close();
+});
