@@ -14,6 +14,7 @@ import {
 } from '../core/workspace-spec.ts';
 import { AlreadyExists, NotFound, ProvisionFailed, StateConflict, ValidationFailed, LimitReached } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
+import { applyInitialWorkloads, validateInitialWorkloads } from './workloads.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { canSeeWorkspace, type Principal } from '../auth/principal.ts';
 import { ALL_GRANTS, checkNetworkReach } from '../core/grants.ts';
@@ -116,6 +117,7 @@ export class WorkspaceService implements WorkspaceOps {
     // A namespace-bound caller may name only its own namespace (admission refuses others).
     const namespace = req.namespace ?? p.namespace;
     if (p.workspaceId) throw new ValidationFailed('scope', 'a workspace-scoped token cannot create workspaces');
+    validateInitialWorkloads(req.config);
     // Resolving the image first means a bad name creates nothing at all.
     await this.host.resolveImage(req.image);
     const slug = req.slug ?? (req.name ? slugFromName(req.name) : null);
@@ -218,9 +220,12 @@ export class WorkspaceService implements WorkspaceOps {
     }
     const latest = await this.byId(id);
     if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
+    const firstBoot = latest.generation === 1;
     await this.transition(latest, 'running', {
       provisioning: { state: 'ready', phase: 'ready', message: 'workspace is ready', error: null, completed_at: now() },
     });
+    // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
+    if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd)) await applyInitialWorkloads(this.host, latest, this.log);
     this.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
   }
 
@@ -385,7 +390,7 @@ export class WorkspaceService implements WorkspaceOps {
       }
       await this.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
       const updated = (await this.byId(ws.id))!;
-      const networkChanged = ['allow_internet', 'ingress', 'egress'].some((k) => JSON.stringify(config[k]) !== JSON.stringify(ws.config[k]));
+      const networkChanged = ['allow_internet', 'ingress', 'egress', 'outbound_ip'].some((k) => JSON.stringify(config[k]) !== JSON.stringify(ws.config[k]));
       if (networkChanged && (updated.state === 'running' || updated.state === 'paused')) await this.host.applyNetwork(sandboxRef(updated));
       return updated;
     });

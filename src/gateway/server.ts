@@ -56,8 +56,9 @@ const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
  * never lands on a socket to an agent that no longer exists.
  */
 class AgentPool extends http.Agent {
-  override getName(options: http.ClientRequestArgs & { hearthGeneration?: number }): string {
-    return `${super.getName(options)}:g${options.hearthGeneration ?? 0}`;
+  override getName(options: http.ClientRequestArgs & { hearthGeneration?: number; hearthWorkspace?: string }): string {
+    // A freed slot's address is reused by a new workspace: key pools by workspace too.
+    return `${super.getName(options)}:${options.hearthWorkspace ?? ''}:g${options.hearthGeneration ?? 0}`;
   }
 }
 
@@ -132,9 +133,9 @@ export class Gateway {
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse, target: Target, bodyless: boolean, retried = false): void {
-    const options: http.RequestOptions & { hearthGeneration: number } = {
+    const options: http.RequestOptions & { hearthGeneration: number; hearthWorkspace: string } = {
       host: target.ip, port: target.port, method: req.method, path: withoutToken(req.url),
-      headers: this.forwardHeaders(req, target), agent: this.pool, hearthGeneration: target.ws.generation,
+      headers: this.forwardHeaders(req, target), agent: this.pool, hearthGeneration: target.ws.generation, hearthWorkspace: target.ws.id,
     };
     const upstream = http.request(options);
     upstream.on('response', (up) => {
