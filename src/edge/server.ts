@@ -185,6 +185,19 @@ export class Edge {
     return this.sockets.get(routeKey({ workspaceId, port }))?.size ?? 0;
   }
 
+  /**
+   * Forget the keep-alive pools of a workspace whose sandbox was restarted
+   * (a wake): its pooled sockets point at connections the new sandbox never
+   * had, and the first reuse would get a reset.
+   */
+  private dropPools(workspaceId: string): void {
+    for (const [key, agent] of this.agents) {
+      if (!key.startsWith(`${workspaceId}:`)) continue;
+      agent.destroy();
+      this.agents.delete(key);
+    }
+  }
+
   private agentFor(key: string): http.Agent {
     let a = this.agents.get(key);
     if (!a) this.agents.set(key, (a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 })));
@@ -207,6 +220,7 @@ export class Edge {
       ws = (await Promise.race([this.deps.lifecycle.wake(ws).catch(() => null), budget])) ?? ws;
       clearTimeout(timer);
       if (ws.state !== 'running') throw new EdgeReject(503, `The workspace is ${ws.state}.`, { 'retry-after': '1' });
+      this.dropPools(ws.id);
     }
     const ip = this.deps.internalIp(ws);
     if (!ip) throw new EdgeReject(503, 'The workspace has no network address.', { 'retry-after': '1' });
@@ -260,6 +274,7 @@ export class Edge {
     }
     const bodyless = req.headers['transfer-encoding'] === undefined && !(Number(req.headers['content-length']) > 0);
     let wokeAt = 0;
+    let staleRetried = false;
     let current: http.ClientRequest | null = null;
     req.on('aborted', () => current?.destroy());
     res.once('close', () => { if (!res.writableFinished) current?.destroy(); });
@@ -288,6 +303,12 @@ export class Edge {
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (res.headersSent) { res.destroy(); return; }
         const code = err.code ?? '';
+        // A pooled keep-alive socket the workspace closed meanwhile: the request never reached it, send it once more on a fresh one.
+        if (code === 'ECONNRESET' && up.reusedSocket && bodyless && !staleRetried && !res.destroyed) {
+          staleRetried = true;
+          send(t);
+          return;
+        }
         if (code === 'ECONNREFUSED' && t.woke && bodyless && !res.destroyed && Date.now() - wokeAt < WAKE_LISTEN_GRACE_MS) {
           setTimeout(() => { if (!res.destroyed) send(t); }, 100);
           return;

@@ -90,9 +90,8 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
     const ip = b.ip === null || b.ip === '' ? null : b.ip;
     if (ip !== null && typeof ip !== 'string') throw new ValidationFailed('ip', 'ip must be an IPv4 address of this host, or null to clear it');
     if (ip !== null) await ctx.host.checkOutboundIp(ip);
+    // WorkspaceService.update applies every network change (outbound_ip included) live, once.
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config: { outbound_ip: ip } });
-    // WorkspaceService.update applies ingress/egress/allow_internet changes itself; outbound_ip is applied here.
-    if (ws.state === 'running' || ws.state === 'paused') await ctx.host.applyNetwork(sandboxRef(ws));
     return { success: true, ...networkView(ws, ctx) };
   });
 
