@@ -5,6 +5,8 @@ export interface AgentConfig {
   port: number;
   host: string;
   workspaceId: string | undefined;
+  /** The image's WorkingDir: the agent starts there, so exec without a cwd runs there (as `docker exec` does). */
+  workdir: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -22,6 +24,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
     port,
     host: env.HEARTH_AGENT_HOST || '0.0.0.0',
     workspaceId: env.HEARTH_WORKSPACE_ID || undefined,
+    workdir: env.HEARTH_WORKDIR || undefined,
   };
 }
 

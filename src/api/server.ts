@@ -71,7 +71,8 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
 
   const routes = new RouteTable(app, (req) => authenticate(ctx.db, ctx.signer, req.headers));
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
-  workspaceRoutes(routes, ctx);
+  const pub = ctx.publicServices ?? defaultPublicServices(ctx);
+  workspaceRoutes(routes, ctx, pub.publicAccess);
   runtimeAccessRoutes(routes, ctx);
   accountRoutes(routes, ctx);
   imageRoutes(routes, ctx);
@@ -81,7 +82,6 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
   namespaceRoutes(routes, ctx);
   creditRoutes(routes, ctx);
   keyRoutes(routes, ctx);
-  const pub = ctx.publicServices ?? defaultPublicServices(ctx);
   publicAccessRoutes(routes, pub.publicAccess);
   domainRoutes(routes, pub.publicAccess);
   sshRoutes(routes, pub.ssh);

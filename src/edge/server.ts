@@ -309,7 +309,9 @@ export class Edge {
           send(t);
           return;
         }
-        if (code === 'ECONNREFUSED' && t.woke && bodyless && !res.destroyed && Date.now() - wokeAt < WAKE_LISTEN_GRACE_MS) {
+        // Just woken, the app may still be starting: refused (never reached it), or reset while it comes up (safe to repeat for GET/HEAD).
+        const starting = code === 'ECONNREFUSED' || (code === 'ECONNRESET' && (req.method === 'GET' || req.method === 'HEAD'));
+        if (starting && t.woke && bodyless && !res.destroyed && Date.now() - wokeAt < WAKE_LISTEN_GRACE_MS) {
           setTimeout(() => { if (!res.destroyed) send(t); }, 100);
           return;
         }

@@ -151,6 +151,9 @@ test('a `docker save` archive imported with `hearth images import` runs its defa
   // Env reaches every process of the workspace, not only this one.
   const env = await new Runtime({ token: await token(ws.id), baseUrl: h.runtime }).exec.run(['sh', '-c', 'echo $GREETING']);
   assert.equal(env.stdout, `hello-${run}\n`);
+  // Exec without a cwd runs in WorkingDir, as `docker exec` does.
+  const here = await new Runtime({ token: await token(ws.id), baseUrl: h.runtime }).exec.run(['sh', '-c', 'pwd; cat msg']);
+  assert.equal(here.stdout, '/srv/app\nfrom the image\n');
 
   // And as a workload (§13): the image's default command, Env and WorkingDir, supervised.
   const w = await client.workspaces.workloads.create(ws.id, {

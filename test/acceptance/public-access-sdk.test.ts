@@ -281,6 +281,13 @@ test('a sleeping workspace wakes on a request through the edge, and the request 
   const port = await client.workspaces.publicAccess.expose(ws.id, { port: 3000 }) as Record<string, any>;
   const host = hostOf(port.url);
   await waitUntil('the workload to serve', async () => (await viaEdge(host)).status === 200, 20_000, 200);
+  // The aggregated details show what is live: the exposed port, the running workload, what sleep keeps.
+  const details = await client.workspaces.getDetails(ws.id) as Record<string, any>;
+  assert.deepEqual(details.public_access.ports, [3000]);
+  assert.equal(details.network.public_access, true);
+  assert.deepEqual(details.workloads.map((w: any) => [w.name, w.status]), [['web', 'running']]);
+  assert.equal(details.lifecycle.snapshot_supported, false, 'a container keeps files, not memory, across sleep');
+  assert.match(details.lifecycle.snapshot_unavailable_reason, /not memory/);
   await client.workspaces.lifecycle.setIdle(ws.id, { suspend_after: 2 } as never);
   await waitUntil('the workspace to fall asleep', async () => ((await client.workspaces.get(ws.id)) as any).status === 'sleeping', 30_000, 200);
   const t0 = Date.now();

@@ -144,7 +144,7 @@ test('identityFor: the slot\'s network identity, the secret, the image env witho
   } as SandboxSpec;
   assert.deepEqual(identityFor(spec, ['192.0.2.53'], 1700000000000, 'c2VlZA=='), {
     t: 'identity', workspaceId: 'ws_1', hostname: 'box', secret: 's3cret', port: 9990, ip: '10.88.0.7', prefix: 16, gateway: '10.88.0.1',
-    mac: '02:48:0a:58:00:07', nameservers: ['192.0.2.53'], env: ['PATH=/usr/bin'], now: 1700000000000, seed: 'c2VlZA==',
+    mac: '02:48:0a:58:00:07', nameservers: ['192.0.2.53'], env: ['PATH=/usr/bin'], workdir: '/', now: 1700000000000, seed: 'c2VlZA==',
   });
 });
 

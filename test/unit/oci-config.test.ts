@@ -65,7 +65,7 @@ test('ociConfig: process, limits and namespaces as the driver contract says', ()
   assert.equal(c.process.noNewPrivileges, true);
   assert.deepEqual(Object.keys(c.process.capabilities).sort(), ['bounding', 'effective', 'permitted']);
   for (const set of Object.values(c.process.capabilities)) assert.deepEqual(set, [...DEFAULT_CAPABILITIES]);
-  assert.deepEqual(c.process.env.filter((e) => e.startsWith('HEARTH_')), ['HEARTH_AGENT_SECRET=s3cret', 'HEARTH_AGENT_PORT=61000', 'HEARTH_WORKSPACE_ID=ws_golden1']);
+  assert.deepEqual(c.process.env.filter((e) => e.startsWith('HEARTH_')), ['HEARTH_AGENT_SECRET=s3cret', 'HEARTH_AGENT_PORT=61000', 'HEARTH_WORKSPACE_ID=ws_golden1', 'HEARTH_WORKDIR=/root'], 'the image WorkingDir reaches the agent (exec cwd default)');
   assert.deepEqual(c.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }]);
   assert.deepEqual(c.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network']);
   assert.equal(c.linux.namespaces.at(-1)!.path, '/run/netns/hth17');

@@ -4,8 +4,13 @@ import type { RouteTable } from '../route-table.ts';
 import { bodyObject, param } from '../parse.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
+import type { SnapshotSupport } from '../../host/drivers/driver.ts';
 
-export function lifecycleView(ws: Workspace, lastActivity: number): Record<string, unknown> {
+/**
+ * `snapshot_supported` answers "does sleep keep running programs": true when
+ * the driver's snapshots capture memory (a microVM), with the reason when not.
+ */
+export function lifecycleView(ws: Workspace, lastActivity: number, support: SnapshotSupport): Record<string, unknown> {
   const running = ws.state === 'running';
   const idle = (ws.config.idle as { suspend_after: number; stop_after: number } | null | undefined) ?? null;
   return {
@@ -23,14 +28,14 @@ export function lifecycleView(ws: Workspace, lastActivity: number): Record<strin
     created_at: ws.createdAt,
     idle,
     last_activity_at: new Date(lastActivity).toISOString(),
-    snapshot_supported: ws.driver === 'microvm',
-    snapshot_unavailable_reason: ws.driver === 'microvm' ? null : 'containers keep files across sleep but not memory (no CRIU on this host); idle sleep stops the sandbox and wakes it on the next request',
+    snapshot_supported: support.memory,
+    snapshot_unavailable_reason: support.memory ? null : `${support.reason}; idle sleep keeps files, not memory, and the next request wakes the workspace`,
   };
 }
 
 export function lifecycleRoutes(r: RouteTable, ctx: ApiContext, opts: { minIdleSeconds: number }): void {
   const svc = ctx.workspaces;
-  const reply = (ws: Workspace) => ({ success: true, workspace_id: ws.id, ...lifecycleView(ws, svc.lastActivity(ws)) });
+  const reply = (ws: Workspace) => ({ success: true, workspace_id: ws.id, ...lifecycleView(ws, svc.lastActivity(ws), ctx.host.snapshotSupport(ws.driver)) });
 
   r.add('GET', '/workspace/:id/lifecycle', 'workspace:read', async (req, _r, p) => reply(await svc.find(p, param(req.params, 'id'))));
   r.add('POST', '/workspace/:id/lifecycle/permanent', 'workspace:write', async (req, _r, p) => reply(await svc.makePermanent(p, param(req.params, 'id'), bodyObject(req.body))));

@@ -6,8 +6,13 @@ import { workspaceView } from '../views.ts';
 import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
 import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
+import type { PublicAccessService } from '../../control/public-access.ts';
+import { AGENT_WORKLOADS, agentClientFor } from '../../control/workloads.ts';
 
-export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
+export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary'>): void {
+  const agent = agentClientFor(ctx.host);
+  /** The network view with what is really exposed. */
+  const network = async (ws: Workspace) => networkView(ws, ctx, (await publicAccess.summary(ws.id)).ports.length > 0);
   const view = (ws: Workspace) => workspaceView(ws, ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex }));
 
   r.add('POST', '/workspace', 'workspace:create', async (req, reply, p) => {
@@ -34,10 +39,16 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('GET', '/workspace/:id/details', 'workspace:read', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     const v = view(ws);
-    const stats = ws.slotIndex !== null && ws.state === 'running' ? await ctx.host.stats(sandboxRef(ws)).catch(() => null) : null;
+    const running = ws.slotIndex !== null && ws.state === 'running';
+    // Live parts come from the host and the agent; a failure there leaves them empty rather than failing the whole view.
+    const [stats, exposed, workloads] = await Promise.all([
+      running ? ctx.host.stats(sandboxRef(ws)).catch(() => null) : null,
+      publicAccess.summary(ws.id),
+      running ? agent.call(ws, 'GET', AGENT_WORKLOADS).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
+    ]);
     return {
       success: true, workspace: v, lifecycle: v.lifecycle, resources: v.resources,
-      network: networkView(ws, ctx), public_access: { ports: [] }, workloads: [], stats,
+      network: networkView(ws, ctx, exposed.ports.length > 0), public_access: exposed, workloads, stats,
     };
   });
 
@@ -73,7 +84,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
 
   r.add('GET', '/workspace/:id/network', 'workspace:read', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
-    return { success: true, ...networkView(ws, ctx) };
+    return { success: true, ...(await network(ws)) };
   });
 
   r.add('PATCH', '/workspace/:id/network', 'workspace:write', async (req, _reply, p) => {
@@ -81,7 +92,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
     const config: Json = {};
     for (const k of ['allow_internet', 'ingress', 'egress', 'ingress_ports']) if (b[k] !== undefined) config[k] = b[k];
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config });
-    return { success: true, ...networkView(ws, ctx) };
+    return { success: true, ...(await network(ws)) };
   });
 
   // §7 applyOutboundIp: SNAT the workspace's egress to one of this host's addresses (null clears).
@@ -92,7 +103,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
     if (ip !== null) await ctx.host.checkOutboundIp(ip);
     // WorkspaceService.update applies every network change (outbound_ip included) live, once.
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config: { outbound_ip: ip } });
-    return { success: true, ...networkView(ws, ctx) };
+    return { success: true, ...(await network(ws)) };
   });
 
   r.add('GET', '/workspace/:id/resources', 'workspace:read', async (req, _reply, p) => {
@@ -101,7 +112,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext): void {
   });
 }
 
-export function networkView(ws: Workspace, ctx: ApiContext): Record<string, unknown> {
+export function networkView(ws: Workspace, ctx: ApiContext, exposed: boolean): Record<string, unknown> {
   const ep = ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex });
   return {
     ip: ep?.ip ?? null,
@@ -110,7 +121,7 @@ export function networkView(ws: Workspace, ctx: ApiContext): Record<string, unkn
     ingress: ws.config.ingress,
     egress: ws.config.egress,
     ingress_ports: Array.isArray(ws.config.ingress_ports) ? ws.config.ingress_ports : [],
-    public_access: false,
+    public_access: exposed,
     private_links: [],
     outbound_mode: 'managed',
     outbound_ip: ctx.host.outboundIp(ws),

@@ -197,6 +197,7 @@ export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'ag
   const env = spec.image.env.filter((e) => !e.startsWith('HEARTH_'));
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   env.push(`HEARTH_AGENT_SECRET=${spec.agentSecret}`, `HEARTH_AGENT_PORT=${spec.agentPort}`, `HEARTH_WORKSPACE_ID=${spec.workspaceId}`);
+  if (spec.image.workingDir && spec.image.workingDir !== '/') env.push(`HEARTH_WORKDIR=${spec.image.workingDir}`);
   return env;
 }
 

@@ -495,7 +495,7 @@ export class MicrovmDriver implements Driver {
         // A documentation address on the template's own unbridged tap: nothing is reachable, nothing leaks.
         await ch.send({
           t: 'identity', workspaceId: 'template-verify', hostname: 'template-verify', secret: randomBytes(16).toString('hex'), port: 9990,
-          ip: '192.0.2.2', prefix: 24, gateway: '192.0.2.1', mac: '02:48:ff:ff:ff:fd', nameservers: [], env: [], now: Date.now(), seed: randomBytes(32).toString('base64'),
+          ip: '192.0.2.2', prefix: 24, gateway: '192.0.2.1', mac: '02:48:ff:ff:ff:fd', nameservers: [], env: [], workdir: '/', now: Date.now(), seed: randomBytes(32).toString('base64'),
         });
         const r = await ch.wait((m) => m.t === 'applied' || m.t === 'error', 30_000, 'the verification restore to apply an identity');
         if (r.t === 'error') throw new Error(r.message);

@@ -34,6 +34,8 @@ export interface GuestIdentity {
   nameservers: string[];
   /** The image's environment: what user processes inherit (HEARTH_* removed). */
   env: string[];
+  /** The image's WorkingDir: where exec runs without a cwd. */
+  workdir: string;
   /** Host wall clock (ms): a restored guest's clock is as old as its snapshot. */
   now: number;
   /** Fresh randomness mixed into the guest pool: clones of one template must not share RNG state. */
@@ -59,6 +61,7 @@ export function identityFor(spec: SandboxSpec, nameservers: string[], now: numbe
     mac: spec.slot.mac,
     nameservers,
     env: spec.image.env.filter((e) => !e.startsWith('HEARTH_')),
+    workdir: spec.image.workingDir || '/',
     now,
     seed,
   };

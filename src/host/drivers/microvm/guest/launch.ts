@@ -41,6 +41,8 @@ interface Identity {
   mac: string;
   nameservers: string[];
   env: string[];
+  /** Absent from hosts older than this field: then `/`. */
+  workdir?: string;
   now: number;
   seed: string;
 }
@@ -144,6 +146,12 @@ function applyHost(id: Identity): void {
     if (i > 0 && !e.startsWith('HEARTH_')) process.env[e.slice(0, i)] = e.slice(i + 1);
   }
   if (!process.env.PATH) process.env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  // Exec without a cwd runs in the image's WorkingDir (the agent spawns in its own cwd).
+  try {
+    process.chdir(typeof id.workdir === 'string' && id.workdir.startsWith('/') ? id.workdir : '/');
+  } catch (e) {
+    log('image working directory not usable, staying at /', { dir: id.workdir, error: (e as Error).message });
+  }
 }
 
 async function shutdown(agent: RunningAgent | null): Promise<never> {
