@@ -6,6 +6,7 @@ import { workspaceView } from '../views.ts';
 import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
 import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
+import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
 import { AGENT_WORKLOADS, agentClientFor } from '../../control/workloads.ts';
 
@@ -47,7 +48,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
       running ? agent.call(ws, 'GET', AGENT_WORKLOADS).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
     ]);
     return {
-      success: true, workspace: v, lifecycle: v.lifecycle, resources: v.resources,
+      success: true, workspace: v, lifecycle: lifecycleView(ws, ctx.workspaces.lastActivity(ws), ctx.host.snapshotSupport(ws.driver)), resources: v.resources,
       network: networkView(ws, ctx, exposed.ports.length > 0), public_access: exposed, workloads, stats,
     };
   });
