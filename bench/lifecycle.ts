@@ -17,7 +17,7 @@ const N = arg('workspaces', 100);
 const WAKES = arg('wakes', 10);
 
 async function main(): Promise<void> {
-  const h = await startHearth({ extraArgs: ['--min-idle-seconds', '1', '--log-level', 'warn'] });
+  const h = await startHearth({ extraArgs: ['--min-idle-seconds', '1', '--log-level', 'info'] });
   try {
     const client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
     // Wake → first byte.
@@ -47,12 +47,19 @@ async function main(): Promise<void> {
     t = performance.now();
     await h.crashAndRestart();
     const fullRestart = performance.now() - t;
-    const adopted = /"adopted":(\d+)/.exec(h.logs.join('').split('reconciled').slice(-2).join(''))?.[1];
+    // The restart's own account (hearthd logs at info): how many were adopted and what each phase cost.
+    const lines = h.logs.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+    const last = (msg: string) => lines.filter((l) => l.msg === msg).at(-1);
+    const reconcileLine = last('reconciled the store with the host');
+    const networkLine = last('network policies in place');
     process.stdout.write(JSON.stringify({
       bench: 'lifecycle', driver: 'container', unit: 'ms',
       wake_to_first_byte: percentiles(wakes),
       hearthd_restart_empty: Math.round(emptyRestart),
-      hearthd_restart_with_workspaces: { workspaces: ids.length, ms: Math.round(fullRestart), adopted: adopted ? Number(adopted) : null },
+      hearthd_restart_with_workspaces: {
+        workspaces: ids.length, ms: Math.round(fullRestart), adopted: reconcileLine?.reconciled?.adopted ?? null,
+        reconcile_ms: reconcileLine?.ms ?? null, network_sync_ms: networkLine?.ms ?? null,
+      },
       targets: { wake_p50_ms: 300, restart_100_ms: 5000 },
     }, null, 2) + '\n');
   } finally {

@@ -94,10 +94,13 @@ export class Hearthd {
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
     d.meter = meter;
+    let t0 = performance.now();
     const reconciled = await workspaces.reconcile();
-    opts.log.info({ reconciled }, 'reconciled the store with the host');
+    opts.log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
     // The firewall's per-workspace policies, exactly the store's (no duplicates, no gaps).
+    t0 = performance.now();
     await opts.host.syncNetwork((await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef));
+    opts.log.info({ ms: Math.round(performance.now() - t0) }, 'network policies in place');
     await api.app.listen({ host: opts.api.host, port: opts.api.port });
     await new Promise<void>((resolve, reject) => {
       gateway.server.once('error', reject);

@@ -684,6 +684,12 @@ export class WorkspaceService implements WorkspaceOps {
     const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_found: 0, failed: 0 };
     const rows = (await this.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
     const known = new Set(rows.map((r) => r.id));
+    // One listing of the host's sandboxes: where it carries states, no per-workspace probe is needed.
+    const listing = await this.host.listSandboxes().catch((err) => {
+      this.log.warn({ err: String(err) }, 'cannot list the host sandboxes: probing each workspace');
+      return null;
+    });
+    const listedState = new Map((listing ?? []).filter((s) => s.state).map((s) => [s.id, s.state!]));
     // Host probes cost a process spawn each: check several workspaces at once.
     await eachLimited(rows, 8, async (ws) => {
       try {
@@ -694,7 +700,7 @@ export class WorkspaceService implements WorkspaceOps {
           this.startProvisioning(ws);
           summary.restarted!++;
         } else if (ws.state === 'running' || ws.state === 'paused') {
-          const onHost = await this.host.state(sandboxRef(ws));
+          const onHost = listedState.get(ws.id) ?? await this.host.state(sandboxRef(ws));
           if (onHost === 'running' || onHost === 'paused') {
             summary.adopted!++;
             return;
@@ -711,7 +717,7 @@ export class WorkspaceService implements WorkspaceOps {
         this.log.error({ workspace: ws.id, err: String(err) }, 'reconcile failed for workspace');
       }
     });
-    for (const sb of await this.host.listSandboxes().catch(() => [])) {
+    for (const sb of listing ?? []) {
       if (known.has(sb.id)) continue;
       // Never touch what we cannot prove is ours and know how to undo: report it.
       this.log.warn({ sandbox: sb.id, driver: sb.driver }, 'found a sandbox the store does not know; leaving it in place');

@@ -54,8 +54,11 @@ export interface HostDriver {
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>): AgentEndpoint;
   /** Bytes sent by the workspace so far (host side of its link), or null when it has no link. */
   egressBytes(ws: Pick<SandboxRef, 'slotIndex'>): Promise<number | null>;
-  /** Workspace ids with a sandbox on this host (for reconcile). */
-  listSandboxes(): Promise<{ id: string; driver: DriverName }[]>;
+  /**
+   * Workspace ids with a sandbox on this host (for reconcile), with the
+   * state when the driver tells it in the same probe (container: `runc list`).
+   */
+  listSandboxes(): Promise<{ id: string; driver: DriverName; state?: SandboxState }[]>;
 
   // Images and snapshots (src/host/images, src/host/snapshots).
   /** Pull (or find locally) an image by any name `resolveImage` accepts, reporting progress. */

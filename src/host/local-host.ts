@@ -350,9 +350,13 @@ export class LocalHost implements HostDriver {
     return this.snapshots.removeArchive(file);
   }
 
-  async listSandboxes(): Promise<{ id: string; driver: DriverName }[]> {
-    const out: { id: string; driver: DriverName }[] = [];
-    for (const [name, d] of Object.entries(this.drivers)) for (const id of await d!.list()) out.push({ id, driver: name as DriverName });
+  async listSandboxes(): Promise<{ id: string; driver: DriverName; state?: SandboxState }[]> {
+    const out: { id: string; driver: DriverName; state?: SandboxState }[] = [];
+    for (const [name, d] of Object.entries(this.drivers)) {
+      const driver = name as DriverName;
+      if (d!.listWithState) for (const s of await d!.listWithState()) out.push({ ...s, driver });
+      else for (const id of await d!.list()) out.push({ id, driver });
+    }
     return out;
   }
 

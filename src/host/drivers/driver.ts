@@ -81,6 +81,12 @@ export interface Driver {
   stats(spec: SandboxSpec): Promise<SandboxStats | null>;
   /** Ids (workspace ids) of sandboxes of this driver that exist on the host, for reconcile. */
   list(): Promise<string[]>;
+  /**
+   * Every sandbox of this driver with its state, in one probe (optional):
+   * reconcile of a hundred workspaces then costs one `runc list`, not a
+   * hundred `runc state`. A sandbox missing from the answer is not running.
+   */
+  listWithState?(): Promise<{ id: string; state: SandboxState }[]>;
 
   // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
   /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */

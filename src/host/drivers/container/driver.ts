@@ -299,9 +299,7 @@ export class ContainerDriver implements Driver {
     const st = await this.runc.state(id).catch((e: Error) => {
       throw new ContainerDriverError('state', 'vmm', e.message, undefined, { cause: e });
     });
-    if (st?.status === 'running') return 'running';
-    if (st?.status === 'paused' || st?.status === 'pausing') return 'paused';
-    if (st) return 'stopped'; // created or stopped: present but not running
+    if (st) return runcStatusToState(st.status);
     return (await stat(join(spec.dir, 'upper')).then(() => true, () => false)) ? 'stopped' : 'missing';
   }
 
@@ -310,8 +308,15 @@ export class ContainerDriver implements Driver {
   }
 
   async list(): Promise<string[]> {
+    return (await this.listWithState()).map((c) => c.id);
+  }
+
+  async listWithState(): Promise<{ id: string; state: SandboxState }[]> {
     try {
-      return (await this.runc.list()).map((c) => c.id).filter((id) => id.startsWith(CONTAINER_PREFIX)).map((id) => id.slice(CONTAINER_PREFIX.length)).sort();
+      return (await this.runc.list())
+        .filter((c) => c.id.startsWith(CONTAINER_PREFIX))
+        .map((c) => ({ id: c.id.slice(CONTAINER_PREFIX.length), state: runcStatusToState(c.status) }))
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     } catch (e) {
       throw new ContainerDriverError('list', 'vmm', (e as Error).message, undefined, { cause: e });
     }
@@ -424,3 +429,9 @@ async function waitGone(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
+/** runc's status words as sandbox states: created or stopped is present but not running. */
+function runcStatusToState(status: string): SandboxState {
+  if (status === 'running') return 'running';
+  if (status === 'paused' || status === 'pausing') return 'paused';
+  return 'stopped';
+}
