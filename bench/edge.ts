@@ -2,12 +2,15 @@
  * Edge proxy overhead and SSH session setup, inside a network namespace of
  * its own. A plain Node HTTP server in a node-20 workspace is loaded with
  * autocannon (a) directly on its internal address over the Hearth bridge
- * (the floor) and (b) through the edge on loopback, over HTTP and HTTPS;
+ * (the floor), (b) through a bare 12-line Node proxy (http.request with a
+ * keep-alive agent: the floor of any proxy written on Node's http module,
+ * in its own process like the edge) and (c) through the edge on loopback,
+ * over HTTP and HTTPS;
  * then SSH session setup (connect, key exchange, public-key auth, exec
  * `true`, exit status) is timed with ssh2's client and with OpenSSH.
  * Prints JSON. Usage: node --import tsx bench/edge.ts [--seconds 8] [--connections 32] [--ssh-runs 30]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +42,30 @@ async function load(url: string, headers: Record<string, string>, tls: boolean):
     requests_per_s: Math.round(result.requests.average), latency_p50_ms: result.latency.p50, latency_p99_ms: result.latency.p99,
     errors: result.errors + result.non2xx, timeouts: result.timeouts,
   };
+}
+
+/** The floor of a Node http proxy: parse, forward with a keep-alive agent, pipe back. Nothing else. */
+const BARE_PROXY_JS = `
+const http = require('node:http');
+const [ip, port] = process.argv.slice(1);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+http.createServer((req, res) => {
+  const up = http.request({ host: ip, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+    res.writeHead(ur.statusCode, ur.headers);
+    ur.pipe(res);
+  });
+  up.on('error', () => { res.statusCode = 502; res.end(); });
+  req.pipe(up);
+}).listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port) + '\\n'); });
+`;
+
+async function startBareProxy(ip: string, port: number): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, ['-e', BARE_PROXY_JS, ip, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listening = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.once('data', (d) => resolve(String(d).trim()));
+    proc.once('exit', (code) => reject(new Error(`bare proxy exited (${code})`)));
+  });
+  return { url: `http://127.0.0.1:${listening}/`, proc };
 }
 
 const readyMs: number[] = [];
@@ -79,6 +106,13 @@ async function main(): Promise<void> {
     const ip = ws.info.internal_ip as string;
 
     const direct = await load(`http://${ip}:3000/`, {}, false);
+    const bare = await startBareProxy(ip, 3000);
+    let bareProxy: Record<string, number>;
+    try {
+      bareProxy = await load(bare.url, { host }, false);
+    } finally {
+      bare.proc.kill();
+    }
     const edgeHttp = await load(`${ep.edge}/`, { host }, false);
     const edgeHttps = await load(`${ep.edge_tls}/`, { host }, true);
 
@@ -106,8 +140,10 @@ async function main(): Promise<void> {
       machine: { cpus: os.cpus().length, node: process.version },
       params: { seconds: SECONDS, connections: CONNECTIONS, ssh_runs: SSH_RUNS },
       proxy: {
-        direct_internal_ip: direct, edge_http: edgeHttp, edge_https: edgeHttps,
+        direct_internal_ip: direct, bare_node_proxy: bareProxy, edge_http: edgeHttp, edge_https: edgeHttps,
         edge_http_vs_direct_rps: ratio(edgeHttp.requests_per_s!, direct.requests_per_s!),
+        bare_node_proxy_vs_direct_rps: ratio(bareProxy.requests_per_s!, direct.requests_per_s!),
+        edge_http_vs_bare_node_proxy_rps: ratio(edgeHttp.requests_per_s!, bareProxy.requests_per_s!),
         edge_https_vs_direct_rps: ratio(edgeHttps.requests_per_s!, direct.requests_per_s!),
         target: 'edge requests/s ≥ 0.8 × direct (issue 7)',
       },

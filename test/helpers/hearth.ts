@@ -46,7 +46,9 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
   let exited = false;
   const launch = async (listen: string[]) => {
     await fs.rm(path.join(dataDir, 'endpoints.json'), { force: true });
-    proc = spawn(process.execPath, [...args, ...listen], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // HEARTH_NODE_ARGS: extra node flags for hearthd (profiling a bench: "--cpu-prof --cpu-prof-dir=/tmp/prof").
+    const nodeArgs = (process.env.HEARTH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    proc = spawn(process.execPath, [...nodeArgs, ...args, ...listen], { stdio: ['ignore', 'pipe', 'pipe'] });
     exited = false;
     proc.stdout!.on('data', (d) => logs.push(String(d)));
     proc.stderr!.on('data', (d) => logs.push(String(d)));
