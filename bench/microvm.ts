@@ -63,9 +63,12 @@ async function main(): Promise<void> {
   await network.ensure();
   const accel = process.argv.includes('--accel') ? (arg('accel', 'tcg') as 'tcg' | 'kvm') : undefined;
   const events: string[] = [];
+  // The driver's own phase marks (ms since run() began), per kind of start: where the time goes.
+  const phases: Record<string, Record<string, number[]>> = { cold: {}, template: {} };
   const mk = (templates: boolean) => new MicrovmDriver({
     network, runDir, workspacesRoot: path.join(tmp, 'ws'), instance: plan.bridge, templates, ...(accel ? { accel } : {}),
     log: (msg) => { if (/withdraw|verification/.test(msg)) events.push(msg); },
+    trace: (e) => { if (e.op === 'run' || e.op === 'guest') ((phases[templates ? 'template' : 'cold']![e.phase] ??= [])).push(e.ms); },
   });
   const cold = mk(false);
   const warm = mk(true);
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
         await driver.run(s);
         await untilHealthy(s.slot.ip, s.agentSecret);
         out.push(performance.now() - t0);
+        ((phases[driver === cold ? 'cold' : 'template']!['healthy'] ??= [])).push(performance.now() - t0);
         await driver.destroy(s);
       }
       return out;
@@ -148,6 +152,7 @@ async function main(): Promise<void> {
     const fr = percentiles(bareRestore);
     Object.assign(result, {
       cold_boot_ready_ms: c, template_ready_ms: w, floor_bare_boot_ms: fb, floor_bare_restore_ms: fr,
+      phase_marks_p50_ms: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([p, xs]) => [p, percentiles(xs).p50]))])),
       ratio_cold_to_floor_p50: Math.round((c.p50 / fb.p50) * 100) / 100,
       ratio_template_to_floor_p50: Math.round((w.p50 / fr.p50) * 100) / 100,
       targets_tcg: { template_ready_p50_ms: 700, cold_boot_ready_p50_ms: 3000 },

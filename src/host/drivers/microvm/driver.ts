@@ -357,6 +357,8 @@ export class MicrovmDriver implements Driver {
       await ch.send(id);
       const r = await ch.wait((m: GuestMessage) => m.t === 'applied' || m.t === 'error', timeoutMs, 'identity applied');
       if (r.t === 'error') throw new Error(`the guest could not apply its identity: ${r.message}`);
+      // The guest's own account of the apply (network, host files, agent listening), beside the host's view.
+      if (r.t === 'applied' && r.ms !== undefined) this.opts.trace?.({ op: 'guest', phase: 'identity-applied', ms: r.ms });
     } finally {
       ch.close();
     }
