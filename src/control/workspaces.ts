@@ -681,7 +681,7 @@ export class WorkspaceService implements WorkspaceOps {
    * store does not know are reported. Returns a per-action summary.
    */
   async reconcile(): Promise<Record<string, number>> {
-    const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_found: 0, failed: 0 };
+    const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_removed: 0, failed: 0 };
     const rows = (await this.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
     const known = new Set(rows.map((r) => r.id));
     // One listing of the host's sandboxes: where it carries states, no per-workspace probe is needed.
@@ -717,11 +717,18 @@ export class WorkspaceService implements WorkspaceOps {
         this.log.error({ workspace: ws.id, err: String(err) }, 'reconcile failed for workspace');
       }
     });
-    for (const sb of listing ?? []) {
-      if (known.has(sb.id)) continue;
-      // Never touch what we cannot prove is ours and know how to undo: report it.
-      this.log.warn({ sandbox: sb.id, driver: sb.driver }, 'found a sandbox the store does not know; leaving it in place');
-      summary.orphans_found!++;
+    // What this instance provably owns but the store does not know (a store restored from a backup,
+    // a crash between steps): removed. The host decides what is provably its own (its runc root,
+    // run dir, data dir and bridge); anything else is never touched.
+    const slots = new Set(rows.filter((r) => r.slotIndex !== null).map((r) => r.slotIndex!));
+    const sweep = await this.host.removeOrphans({ ids: known, slots }).catch((err) => {
+      this.log.error({ err: String(err) }, 'orphan sweep failed');
+      return null;
+    });
+    if (sweep) {
+      summary.orphans_removed = sweep.sandboxes.length + sweep.dirs.length + sweep.slots.length;
+      summary.failed! += sweep.failed.length;
+      if (summary.orphans_removed || sweep.failed.length) this.log.warn({ ...sweep }, 'removed what the store does not know');
     }
     return summary;
   }

@@ -11,6 +11,15 @@ import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 
 /** What the host needs to know about a workspace to run it. */
+/** What a reconcile sweep removed, and what it could not. */
+export interface OrphanSweep {
+  sandboxes: string[];
+  dirs: string[];
+  /** Slot indexes whose bridge port (and netns) were removed. */
+  slots: number[];
+  failed: { what: string; error: string }[];
+}
+
 export interface SandboxRef {
   id: string;
   driver: DriverName;
@@ -59,6 +68,13 @@ export interface HostDriver {
    * state when the driver tells it in the same probe (container: `runc list`).
    */
   listSandboxes(): Promise<{ id: string; driver: DriverName; state?: SandboxState }[]>;
+  /**
+   * Remove what this instance provably owns but the store does not know
+   * (reconcile): sandboxes and workspace directories of unknown ids, and
+   * bridge ports of slots no workspace holds. Never anything outside this
+   * instance's runc root, run dir, data dir and bridge.
+   */
+  removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }): Promise<OrphanSweep>;
 
   // Images and snapshots (src/host/images, src/host/snapshots).
   /** Pull (or find locally) an image by any name `resolveImage` accepts, reporting progress. */

@@ -7,10 +7,10 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AgentEndpoint, HostDriver, SandboxRef } from './host-driver.ts';
+import type { AgentEndpoint, HostDriver, OrphanSweep, SandboxRef } from './host-driver.ts';
 import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
@@ -42,6 +42,9 @@ export interface LocalHostOptions {
   /** Upstream resolvers for the forwarder, `IPv4[:port]` (`--dns-upstream`). Default: the host's resolv.conf. */
   dnsUpstreams?: string[];
 }
+
+/** Directories under DATA/workspaces that are workspaces' (ids made by randomId('ws_')); anything else there is left alone. */
+const WORKSPACE_DIR_RE = /^ws_[a-z0-9_]+$/;
 
 export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
   // Volatile per-instance state (runc root, pid files) on tmpfs, keyed by the data dir.
@@ -360,6 +363,36 @@ export class LocalHost implements HostDriver {
       else for (const id of await d!.list()) out.push({ id, driver });
     }
     return out;
+  }
+
+  async removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }): Promise<OrphanSweep> {
+    const sweep: OrphanSweep = { sandboxes: [], dirs: [], slots: [], failed: [] };
+    const root = path.join(this.opts.dataDir, 'workspaces');
+    const listed = (await this.listSandboxes()).map((s) => s.id).filter((id) => !known.ids.has(id));
+    const dirs = (await readdir(root).catch(() => [] as string[])).filter((id) => WORKSPACE_DIR_RE.test(id) && !known.ids.has(id));
+    for (const id of new Set([...listed, ...dirs])) {
+      try {
+        // Either driver may hold pieces of it (a sandbox, a disk dir): each removes its own, idempotently.
+        for (const d of Object.values(this.drivers)) await d!.removeOrphan?.(id, path.join(root, id));
+        (listed.includes(id) ? sweep.sandboxes : sweep.dirs).push(id);
+      } catch (err) {
+        sweep.failed.push({ what: `workspace ${id}`, error: (err as Error).message });
+      }
+    }
+    for (const index of await this.network.bridgePortSlots()) {
+      if (known.slots.has(index)) continue;
+      if (index >= slotCapacity(this.opts.network)) {
+        sweep.failed.push({ what: `slot ${index}`, error: 'a bridge port outside the slot plan: remove it by hand (ip link del)' });
+        continue;
+      }
+      try {
+        await this.network.detach(slotFor(this.opts.network, index));
+        sweep.slots.push(index);
+      } catch (err) {
+        sweep.failed.push({ what: `slot ${index}`, error: (err as Error).message });
+      }
+    }
+    return sweep;
   }
 
   async close(): Promise<void> {

@@ -59,6 +59,14 @@ export class FakeHost implements HostDriver {
   agentEndpoint(ws: Pick<SandboxRef, 'slotIndex'>) { return { ip: `10.99.0.${ws.slotIndex + 2}`, port: 9990 }; }
   async egressBytes() { return 0; }
   async listSandboxes() { return [...this.sandboxes.keys()].map((id) => ({ id, driver: 'container' as const })); }
+  async removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }) {
+    const sandboxes = [...this.sandboxes.keys()].filter((id) => !known.ids.has(id));
+    for (const id of sandboxes) {
+      this.sandboxes.delete(id);
+      this.calls.push(`remove orphan ${id}`);
+    }
+    return { sandboxes, dirs: [], slots: [], failed: [] };
+  }
   // Images and snapshots: snapshots are kept in memory with the workspace id they came from.
   readonly snapshotsTaken = new Map<string, { workspace: string; state: SandboxState }>();
   async pullImage(name: string) { this.calls.push(`pull ${name}`); return this.resolveImage(name); }

@@ -87,6 +87,13 @@ export interface Driver {
    * hundred `runc state`. A sandbox missing from the answer is not running.
    */
   listWithState?(): Promise<{ id: string; state: SandboxState }[]>;
+  /**
+   * Tear down what this driver owns for a workspace the store does not know
+   * (reconcile): its processes, mounts, cgroup and run files, and its
+   * directory `dir` under the workspaces root. Not the network: the slot is
+   * not known; the host sweeps bridge ports no workspace holds. Idempotent.
+   */
+  removeOrphan?(workspaceId: string, dir: string): Promise<void>;
 
   // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
   /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */

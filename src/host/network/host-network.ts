@@ -482,6 +482,18 @@ export class HostNetwork {
     }
   }
 
+  /**
+   * Slot indexes of the workspace links that are ports of this plan's
+   * bridge: provably this instance's (a name alone could be another plan's
+   * with an overlapping prefix).
+   */
+  async bridgePortSlots(): Promise<number[]> {
+    const r = await hostRun(this.ip, ['-j', 'link', 'show', 'master', this.plan.bridge], { okCodes: [0, 1] });
+    if (r.code !== 0) return []; // no bridge: no ports
+    const names = (JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((n) => this.linkRe.test(n));
+    return names.map((n) => Number(n.slice(this.plan.linkPrefix.length))).filter((i) => Number.isSafeInteger(i)).sort((a, b) => a - b);
+  }
+
   /** Everything loaded in the two tables (empty when they do not exist yet). */
   async loaded(): Promise<LoadedState> {
     const t = this.table;

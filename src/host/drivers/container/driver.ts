@@ -294,6 +294,17 @@ export class ContainerDriver implements Driver {
     await rm(dir, { recursive: true, force: true });
   }
 
+  async removeOrphan(workspaceId: string, dir: string): Promise<void> {
+    const id = containerId(workspaceId);
+    await this.stopContainer(workspaceId, id);
+    const safe = await this.safeWorkspaceDir(dir);
+    if (!safe) return;
+    await unmount(join(safe, 'rootfs'));
+    const mounted = await mountsUnder(safe);
+    if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${safe}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
+    await rm(safe, { recursive: true, force: true });
+  }
+
   async state(spec: SandboxSpec): Promise<SandboxState> {
     const id = containerId(spec.workspaceId);
     const st = await this.runc.state(id).catch((e: Error) => {

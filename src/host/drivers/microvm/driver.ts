@@ -605,6 +605,15 @@ export class MicrovmDriver implements Driver {
     if (dir) await rm(dir, { recursive: true, force: true });
   }
 
+  async removeOrphan(workspaceId: string, dir: string): Promise<void> {
+    const pid = await livePid(this.files({ workspaceId, dir }).pid, this.qemuName(workspaceId));
+    if (pid) await this.kill(pid, 'destroy');
+    await removeVmCgroup(await this.layout(), this.cgroupPath(workspaceId));
+    await rm(this.vmRunDir(workspaceId), { recursive: true, force: true });
+    const safe = await this.safeWorkspaceDir(dir);
+    if (safe) await rm(safe, { recursive: true, force: true });
+  }
+
   private async vmStatus(spec: SandboxSpec): Promise<string | null> {
     try {
       const qmp = await Qmp.connect(this.files(spec).qmp, 1000);
