@@ -1,4 +1,5 @@
 /** Agent configuration from the environment (set by hearthd in the workspace spec). */
+import { resolve } from 'node:path';
 
 export interface AgentConfig {
   secret: string;
@@ -26,6 +27,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
     workspaceId: env.HEARTH_WORKSPACE_ID || undefined,
     workdir: env.HEARTH_WORKDIR || undefined,
   };
+}
+
+/**
+ * Enter the image's WorkingDir (the agent spawns in its own cwd, so exec
+ * without a cwd runs there, as `docker exec` does). One that does not exist
+ * (yet) leaves the agent at `/`.
+ */
+export function enterWorkdir(dir: string | undefined, log: (msg: string, fields?: Record<string, unknown>) => void): void {
+  const target = resolve('/', dir ?? '/');
+  try {
+    process.chdir(target);
+  } catch (err) {
+    log('image working directory not usable, staying at /', { dir: target, error: (err as Error).message });
+    process.chdir('/');
+  }
 }
 
 /** Remove the agent's own variables so no child process can inherit them. */

@@ -3,22 +3,12 @@
  * workspace. Reads its configuration, removes it from the environment (the
  * secret must never reach a user process), and serves until SIGTERM.
  */
-import { ConfigError, configFromEnv, scrubAgentEnv } from './config.ts';
+import { ConfigError, configFromEnv, enterWorkdir, scrubAgentEnv } from './config.ts';
 import { startAgent } from './server.ts';
 import { agentDataDirs } from './workloads/paths.ts';
 
 function log(msg: string, fields?: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), src: 'hearth-agent', msg, ...fields })}\n`);
-}
-
-/** Start in the image's WorkingDir; one that does not exist (yet) leaves the agent at `/`. */
-function enterWorkdir(dir: string | undefined): void {
-  if (!dir || dir === '/') return;
-  try {
-    process.chdir(dir);
-  } catch (err) {
-    log('image working directory not usable, staying at /', { dir, error: (err as Error).message });
-  }
 }
 
 async function main(): Promise<void> {
@@ -33,7 +23,7 @@ async function main(): Promise<void> {
     throw err;
   }
   scrubAgentEnv(process.env);
-  enterWorkdir(config.workdir);
+  enterWorkdir(config.workdir, log);
 
   // The agent must keep serving: a bug in one request handler is logged, not fatal.
   process.on('uncaughtException', (err) => log('uncaught exception', { error: String(err?.stack ?? err) }));

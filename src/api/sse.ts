@@ -12,63 +12,19 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { openDataSse, type DataSse } from '../agent/logs/sse.ts';
 
-const KEEPALIVE_MS = 15_000;
-/** A reader this far behind is cut off rather than buffered without bound. */
-const MAX_BACKLOG = 8 * 1024 * 1024;
-
-export interface SseWriter {
-  send(data: object): void;
-  end(): void;
-  isOpen(): boolean;
-  readonly closed: Promise<void>;
-}
+/** The same writer as the agent's (one SSE implementation); hearthd adds its request id. */
+export type SseWriter = DataSse;
 
 const open = new Map<SseWriter, FastifyInstance>();
 
 /** Take over the reply and start an SSE response. Call only once nothing can fail with a JSON error any more. */
 export function openSse(reply: FastifyReply): SseWriter {
   reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    'x-request-id': String(reply.request.id),
-  });
-  res.flushHeaders();
-  let isOpen = true;
-  let resolveClosed!: () => void;
-  const closed = new Promise<void>((r) => { resolveClosed = r; });
-  const timer = setInterval(() => { if (isOpen) res.write(': ping\n\n'); }, KEEPALIVE_MS);
-  timer.unref();
-  const writer: SseWriter = {
-    send(data) {
-      if (!isOpen) return;
-      if (res.writableLength > MAX_BACKLOG) {
-        res.destroy();
-        finish();
-        return;
-      }
-      res.write(`data: ${JSON.stringify(data)}\n\n`);
-    },
-    end() {
-      if (isOpen && !res.writableEnded) res.end();
-      finish();
-    },
-    isOpen: () => isOpen && !res.destroyed,
-    closed,
-  };
-  const finish = (): void => {
-    if (!isOpen) return;
-    isOpen = false;
-    clearInterval(timer);
-    open.delete(writer);
-    resolveClosed();
-  };
-  res.on('close', finish);
+  const writer = openDataSse(reply.raw, { 'x-request-id': String(reply.request.id) });
   open.set(writer, reply.server);
+  void writer.closed.then(() => open.delete(writer));
   return writer;
 }
 

@@ -721,7 +721,7 @@ export class WorkspaceService implements WorkspaceOps {
     // a crash between steps): removed. The host decides what is provably its own (its runc root,
     // run dir, data dir and bridge); anything else is never touched.
     const slots = new Set(rows.filter((r) => r.slotIndex !== null).map((r) => r.slotIndex!));
-    const sweep = await this.host.removeOrphans({ ids: known, slots }).catch((err) => {
+    const sweep = await this.host.removeOrphans({ ids: known, slots }, listing?.map((s) => s.id)).catch((err) => {
       this.log.error({ err: String(err) }, 'orphan sweep failed');
       return null;
     });

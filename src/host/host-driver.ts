@@ -72,9 +72,10 @@ export interface HostDriver {
    * Remove what this instance provably owns but the store does not know
    * (reconcile): sandboxes and workspace directories of unknown ids, and
    * bridge ports of slots no workspace holds. Never anything outside this
-   * instance's runc root, run dir, data dir and bridge.
+   * instance's runc root, run dir, data dir and bridge. `listed`: the
+   * sandbox ids of a listSandboxes() the caller just made (else it lists).
    */
-  removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }): Promise<OrphanSweep>;
+  removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }, listed?: string[]): Promise<OrphanSweep>;
 
   // Images and snapshots (src/host/images, src/host/snapshots).
   /** Pull (or find locally) an image by any name `resolveImage` accepts, reporting progress. */

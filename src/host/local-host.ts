@@ -365,10 +365,10 @@ export class LocalHost implements HostDriver {
     return out;
   }
 
-  async removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }): Promise<OrphanSweep> {
+  async removeOrphans(known: { ids: ReadonlySet<string>; slots: ReadonlySet<number> }, listedIds?: string[]): Promise<OrphanSweep> {
     const sweep: OrphanSweep = { sandboxes: [], dirs: [], slots: [], failed: [] };
     const root = path.join(this.opts.dataDir, 'workspaces');
-    const listed = (await this.listSandboxes()).map((s) => s.id).filter((id) => !known.ids.has(id));
+    const listed = (listedIds ?? (await this.listSandboxes()).map((s) => s.id)).filter((id) => !known.ids.has(id));
     const dirs = (await readdir(root).catch(() => [] as string[])).filter((id) => WORKSPACE_DIR_RE.test(id) && !known.ids.has(id));
     for (const id of new Set([...listed, ...dirs])) {
       try {

@@ -38,16 +38,28 @@ export interface SseStream {
   isOpen(): boolean;
 }
 
+/** A raw SSE response: whole frames in, keep-alive pings, bounded backlog. openSse below and openDataSse (logs/sse.ts) sit on it. */
+export interface SseFrames {
+  /** Write one complete frame (ending in a blank line); dropped once closed. */
+  frame(text: string): void;
+  /** Resolves when the client went away or end() was called. */
+  readonly closed: Promise<void>;
+  end(): void;
+  isOpen(): boolean;
+}
+
 /**
- * Server-sent events in the shape the SDK's exec parser reads (spec §1.5):
- * `event: <name>\ndata: <json>\n\n`, LF only, one JSON object per data line.
+ * Open an SSE response: `: ping` comments every 15 s, LF only. A
+ * client more than `maxBacklog` bytes behind is cut off rather than
+ * buffered without bound.
  */
-export function openSse(res: ServerResponse): SseStream {
+export function openSseFrames(res: ServerResponse, opts: { maxBacklog: number; headers?: Record<string, string> }): SseFrames {
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
+    ...opts.headers,
   });
   res.flushHeaders();
   let open = true;
@@ -63,21 +75,35 @@ export function openSse(res: ServerResponse): SseStream {
   timer.unref();
   res.on('close', finish);
   return {
-    event(name, data) {
+    frame(text) {
       if (!open) return;
-      if (res.writableLength > MAX_SSE_BACKLOG) {
+      if (res.writableLength > opts.maxBacklog) {
         res.destroy();
         finish();
         return;
       }
-      res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+      res.write(text);
     },
     closed,
     end() {
-      if (open) res.end();
+      if (open && !res.writableEnded) res.end();
       finish();
     },
     isOpen: () => open && !res.destroyed,
+  };
+}
+
+/**
+ * Server-sent events in the shape the SDK's exec parser reads (spec §1.5):
+ * `event: <name>\ndata: <json>\n\n`, LF only, one JSON object per data line.
+ */
+export function openSse(res: ServerResponse): SseStream {
+  const sse = openSseFrames(res, { maxBacklog: MAX_SSE_BACKLOG });
+  return {
+    event: (name, data) => sse.frame(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`),
+    closed: sse.closed,
+    end: () => sse.end(),
+    isOpen: () => sse.isOpen(),
   };
 }
 

@@ -6,8 +6,8 @@
  * already. The runtime exec streams use named events instead (http/reply.ts).
  */
 import type { ServerResponse } from 'node:http';
+import { openSseFrames } from '../http/reply.ts';
 
-const KEEPALIVE_MS = 15_000;
 /** A reader this far behind is cut off rather than buffered without bound. */
 const MAX_BACKLOG = 8 * 1024 * 1024;
 
@@ -19,42 +19,13 @@ export interface DataSse {
   readonly closed: Promise<void>;
 }
 
-export function openDataSse(res: ServerResponse, keepaliveMs = KEEPALIVE_MS): DataSse {
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
-  res.flushHeaders();
-  let open = true;
-  let resolveClosed!: () => void;
-  const closed = new Promise<void>((r) => { resolveClosed = r; });
-  const finish = (): void => {
-    if (!open) return;
-    open = false;
-    clearInterval(timer);
-    resolveClosed();
-  };
-  const timer = setInterval(() => { if (open) res.write(': ping\n\n'); }, keepaliveMs);
-  timer.unref();
-  res.on('close', finish);
+export function openDataSse(res: ServerResponse, headers?: Record<string, string>): DataSse {
+  const sse = openSseFrames(res, { maxBacklog: MAX_BACKLOG, ...(headers ? { headers } : {}) });
   return {
-    send(data) {
-      if (!open) return;
-      if (res.writableLength > MAX_BACKLOG) {
-        res.destroy();
-        finish();
-        return;
-      }
-      res.write(`data: ${JSON.stringify(data)}\n\n`);
-    },
-    end() {
-      if (open && !res.writableEnded) res.end();
-      finish();
-    },
-    isOpen: () => open && !res.destroyed,
-    closed,
+    send: (data) => sse.frame(`data: ${JSON.stringify(data)}\n\n`),
+    end: () => sse.end(),
+    isOpen: () => sse.isOpen(),
+    closed: sse.closed,
   };
 }
 

@@ -287,22 +287,22 @@ export class ContainerDriver implements Driver {
   /** stop, then remove spec.dir entirely (only inside workspacesRoot, and only with nothing mounted below it). */
   async destroy(spec: SandboxSpec): Promise<void> {
     await this.stop(spec);
-    const dir = await this.safeWorkspaceDir(spec.dir);
-    if (!dir) return;
-    const mounted = await mountsUnder(dir);
-    if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${dir}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
-    await rm(dir, { recursive: true, force: true });
+    await this.removeWorkspaceDir(spec.dir);
   }
 
   async removeOrphan(workspaceId: string, dir: string): Promise<void> {
-    const id = containerId(workspaceId);
-    await this.stopContainer(workspaceId, id);
-    const safe = await this.safeWorkspaceDir(dir);
-    if (!safe) return;
-    await unmount(join(safe, 'rootfs'));
-    const mounted = await mountsUnder(safe);
-    if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${safe}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
-    await rm(safe, { recursive: true, force: true });
+    await this.stopContainer(workspaceId, containerId(workspaceId));
+    await this.removeWorkspaceDir(dir);
+  }
+
+  /** Delete a workspace directory under the root, its rootfs unmounted first; never one with anything else still mounted. */
+  private async removeWorkspaceDir(workspaceDir: string): Promise<void> {
+    const dir = await this.safeWorkspaceDir(workspaceDir);
+    if (!dir) return;
+    await unmount(join(dir, 'rootfs'));
+    const mounted = await mountsUnder(dir);
+    if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${dir}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
+    await rm(dir, { recursive: true, force: true });
   }
 
   async state(spec: SandboxSpec): Promise<SandboxState> {

@@ -560,11 +560,7 @@ export class MicrovmDriver implements Driver {
 
   /** Tap, cgroup, run dir: everything of a stopped VM except its disk. */
   private async release(spec: SandboxSpec, op: string): Promise<void> {
-    const results = await Promise.allSettled([
-      this.network.detach(spec.slot),
-      this.layout().then((l) => removeVmCgroup(l, this.cgroupPath(spec.workspaceId))),
-      rm(this.vmRunDir(spec.workspaceId), { recursive: true, force: true }),
-    ]);
+    const results = await Promise.allSettled([this.network.detach(spec.slot), this.releaseLocal(spec.workspaceId)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw new MicrovmDriverError(op, 'network', (failed.reason as Error).message, undefined, { cause: failed.reason });
   }
@@ -608,10 +604,17 @@ export class MicrovmDriver implements Driver {
   async removeOrphan(workspaceId: string, dir: string): Promise<void> {
     const pid = await livePid(this.files({ workspaceId, dir }).pid, this.qemuName(workspaceId));
     if (pid) await this.kill(pid, 'destroy');
-    await removeVmCgroup(await this.layout(), this.cgroupPath(workspaceId));
-    await rm(this.vmRunDir(workspaceId), { recursive: true, force: true });
+    await this.releaseLocal(workspaceId);
     const safe = await this.safeWorkspaceDir(dir);
     if (safe) await rm(safe, { recursive: true, force: true });
+  }
+
+  /** What a VM holds besides its network: its cgroup and run dir. */
+  private async releaseLocal(workspaceId: string): Promise<void> {
+    await Promise.all([
+      this.layout().then((l) => removeVmCgroup(l, this.cgroupPath(workspaceId))),
+      rm(this.vmRunDir(workspaceId), { recursive: true, force: true }),
+    ]);
   }
 
   private async vmStatus(spec: SandboxSpec): Promise<string | null> {

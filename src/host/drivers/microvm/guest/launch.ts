@@ -24,28 +24,15 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { startAgent, type RunningAgent } from '../../../../agent/server.ts';
+import { enterWorkdir } from '../../../../agent/config.ts';
+import type { GuestIdentity } from '../identity.ts';
 
 const run = promisify(execFile);
 const BUSYBOX = '/.hearth/vm/busybox';
 const PORT_NAME = 'org.hearth.identity';
 
-interface Identity {
-  t: 'identity';
-  workspaceId: string;
-  hostname: string;
-  secret: string;
-  port: number;
-  ip: string;
-  prefix: number;
-  gateway: string;
-  mac: string;
-  nameservers: string[];
-  env: string[];
-  /** Absent from hosts older than this field: then `/`. */
-  workdir?: string;
-  now: number;
-  seed: string;
-}
+/** What the host sends (identity.ts); `workdir` is absent from hosts older than that field (then `/`). */
+type Identity = Omit<GuestIdentity, 'workdir'> & { workdir?: string };
 
 function log(msg: string, fields?: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), src: 'hearth-vm', msg, ...fields })}\n`);
@@ -146,12 +133,7 @@ function applyHost(id: Identity): void {
     if (i > 0 && !e.startsWith('HEARTH_')) process.env[e.slice(0, i)] = e.slice(i + 1);
   }
   if (!process.env.PATH) process.env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  // Exec without a cwd runs in the image's WorkingDir (the agent spawns in its own cwd).
-  try {
-    process.chdir(typeof id.workdir === 'string' && id.workdir.startsWith('/') ? id.workdir : '/');
-  } catch (e) {
-    log('image working directory not usable, staying at /', { dir: id.workdir, error: (e as Error).message });
-  }
+  enterWorkdir(typeof id.workdir === 'string' ? id.workdir : undefined, log);
 }
 
 async function shutdown(agent: RunningAgent | null): Promise<never> {
