@@ -22,15 +22,27 @@ async function runtimeFor(client: Oblien, h: HearthInstance, id: string): Promis
   return new Runtime({ token, baseUrl: h.runtime });
 }
 
-/** Create, then (for slow drivers) wait for the workspace the SDK itself would poll for. */
+/**
+ * Create, then (for slow drivers) wait for the workspace the SDK itself would poll for.
+ * A workspace that fails is deleted before the error is rethrown: the failure is this
+ * case's, and the leak checks of the cases after it must not inherit its leftovers.
+ */
 async function createReady(client: Oblien, body: Record<string, unknown>): Promise<Record<string, any>> {
-  const ws = await client.workspaces.create(body as never) as Record<string, any>;
-  if (ws.ready) return ws;
-  return waitUntil(`workspace ${ws.id} to be ready`, async () => {
-    const got = await client.workspaces.get(ws.id) as Record<string, any>;
-    if (got.status === 'failed') throw new Error(`workspace failed: ${JSON.stringify(got.provision_error ?? got)}`);
-    return got.ready ? got : null;
-  }, 120_000, 250);
+  let id: string | undefined;
+  try {
+    const ws = await client.workspaces.create(body as never) as Record<string, any>;
+    id = ws.id;
+    if (ws.ready) return ws;
+    return await waitUntil(`workspace ${ws.id} to be ready`, async () => {
+      const got = await client.workspaces.get(ws.id) as Record<string, any>;
+      if (got.status === 'failed') throw new Error(`workspace failed: ${JSON.stringify(got.provision_error ?? got)}`);
+      return got.ready ? got : null;
+    }, 120_000, 250);
+  } catch (e) {
+    id ??= (e as { details?: { workspace_id?: string } }).details?.workspace_id;
+    if (id) await client.workspaces.delete(id).catch(() => undefined);
+    throw e;
+  }
 }
 
 const CASES: Record<string, Case> = {

@@ -16,6 +16,7 @@ import { baseDiskKey, mkfsBaseArgs, uuidFromKey } from '../../src/host/drivers/m
 import { cgroupWrites, QEMU_OVERHEAD_MB } from '../../src/host/drivers/microvm/cgroup.ts';
 import { identityFor } from '../../src/host/drivers/microvm/identity.ts';
 import { probeArgv } from '../../src/host/drivers/microvm/probe.ts';
+import { guestKernelFault } from '../../src/host/drivers/microvm/console.ts';
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
 import { slotFor } from '../../src/host/network/slot.ts';
 
@@ -153,4 +154,19 @@ test('the KVM boot probe boots the real kernel into rdinit=/probe with KVM and t
   assert.deepEqual(argv.slice(0, 7), ['qemu-system-x86_64', '-M', 'microvm,acpi=on,isa-serial=on', '-accel', 'kvm', '-cpu', 'host']);
   assert.match(argv[argv.indexOf('-append') + 1]!, /rdinit=\/probe/);
   assert.ok(initramfsLayout({ modulesDir: '/m', busybox: '/b' }).some((e) => e.path === 'probe'));
+});
+
+test('guestKernelFault: a restored guest\'s oops is found; boot noise and user output are not faults', () => {
+  // A real console of a template restore that oopsed under TCG (plist corruption in futex_wait).
+  const oops = readFileSync(path.resolve(import.meta.dirname, '..', 'fixtures', 'microvm-console-oops.txt'), 'utf8');
+  assert.equal(guestKernelFault(oops), 'general protection fault, probably for non-canonical address 0x2e999a69b42646f8: 0000 [#1] PREEMPT SMP NOPTI');
+  assert.equal(guestKernelFault('[   32.167363] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [node:121]\n'), 'watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [node:121]');
+  assert.equal(guestKernelFault('[    1.0] Kernel panic - not syncing: Attempted to kill init!\r\n'), 'Kernel panic - not syncing: Attempted to kill init!');
+  const clean = [
+    '[    0.244243] PCI: Fatal: No config space access function found',
+    '{"t":"2026-11-29T11:09:42.388Z","src":"hearth-vm","msg":"identity applied","ms":768}',
+    '{"src":"hearth-agent","msg":"exec","stderr":"BUG: general protection fault in my app"}',
+    'Oops: this line has no kernel timestamp',
+  ].join('\n');
+  assert.equal(guestKernelFault(clean), null);
 });
