@@ -153,7 +153,7 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
     };
   }
   if (opts.ssh) {
-    ssh = new SshGateway(await loadHostKey(deps.dataDir), {
+    ssh = new SshGateway(await loadHostKey(deps.dataDir, deps.log.child({ plane: 'ssh' })), {
       access: services.ssh, workspace: (id) => deps.workspaces.byId(id), wake: (id) => deps.workspaces.wake(id),
       agentEndpoint: (ws) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex })),
       log: deps.log.child({ plane: 'ssh' }), dataDir: deps.dataDir,

@@ -34,17 +34,38 @@ export interface SshGatewayDeps {
   dataDir: string;
 }
 
-/** Load the gateway's host key, creating it on first start. */
-export async function loadHostKey(dataDir: string): Promise<Buffer> {
+/**
+ * A new ed25519 host key in OpenSSH format that ssh2 itself can read back.
+ * ssh2's generator strips leading zero bytes from the public key, so about
+ * one key in 256 is malformed (mscdex/ssh2#1390, #1513): such a key is
+ * drawn again.
+ */
+export function generateHostKey(): { private: string; public: string } {
+  for (let attempt = 1; ; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'hearth-ssh-gateway' });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+    if (attempt >= 16) throw new Error('could not generate a readable ed25519 host key');
+  }
+}
+
+/**
+ * Load the gateway's host key, creating it on first start. A stored key
+ * ssh2 cannot parse was never usable (the gateway could not start with it):
+ * it is kept beside as `.bad` and replaced.
+ */
+export async function loadHostKey(dataDir: string, log?: Logger): Promise<Buffer> {
   const dir = path.join(dataDir, 'ssh');
   const file = path.join(dir, 'host_ed25519');
   try {
-    return await fs.readFile(file);
+    const stored = await fs.readFile(file);
+    if (!(ssh2.utils.parseKey(stored) instanceof Error)) return stored;
+    log?.warn({ file }, 'the stored SSH host key is unreadable; replacing it (the old one is kept as .bad)');
+    await fs.rename(file, `${file}.bad`);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'hearth-ssh-gateway' });
+  const pair = generateHostKey();
   await fs.writeFile(`${file}.tmp`, pair.private, { mode: 0o600 });
   await fs.rename(`${file}.tmp`, file);
   await fs.writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
