@@ -368,6 +368,7 @@ export class MicrovmDriver implements Driver {
       if (r.t === 'error') throw new Error(`the guest could not apply its identity: ${r.message}`);
       // The guest's own account of the apply (network, host files, agent listening), beside the host's view.
       if (r.t === 'applied' && r.ms !== undefined) this.opts.trace?.({ op: 'guest', phase: 'identity-applied', ms: r.ms });
+      if (r.t === 'applied') for (const [phase, ms] of Object.entries(r.phases ?? {})) this.opts.trace?.({ op: 'guest', phase: `identity-${phase}`, ms });
     } finally {
       ch.close();
     }

@@ -44,7 +44,8 @@ export interface GuestIdentity {
 
 export type GuestMessage =
   | { t: 'waiting' }
-  | { t: 'applied'; ip: string; ms?: number }
+  /** `ms` and `phases` (network, host files, agent listening) are the guest's own clock: absent from older launchers. */
+  | { t: 'applied'; ip: string; ms?: number; phases?: Record<string, number> }
   | { t: 'error'; message: string };
 
 /** Pure: the identity message for a workspace (now and seed passed in, for tests). */

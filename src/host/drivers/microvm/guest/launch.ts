@@ -174,17 +174,24 @@ async function main(): Promise<void> {
       continue;
     }
     const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const mark = (name: string, since: number) => { phases[name] = Math.round(performance.now() - since); return performance.now(); };
     try {
+      let t = t0;
       await applyNetwork(msg, current !== null);
+      t = mark('network', t);
       applyHost(msg);
+      t = mark('host', t);
       const same = current && agent && current.secret === msg.secret && current.ip === msg.ip && current.port === msg.port;
       if (!same) {
         await agent?.close().catch(() => undefined);
         agent = await startAgent({ secret: msg.secret, port: msg.port, host: msg.ip, workspaceId: msg.workspaceId, log });
       }
+      mark('agent', t);
       current = msg;
-      log('identity applied', { workspace_id: msg.workspaceId, ip: msg.ip, ms: Math.round(performance.now() - t0) });
-      await port.write({ t: 'applied', ip: msg.ip, ms: Math.round(performance.now() - t0) });
+      const ms = Math.round(performance.now() - t0);
+      log('identity applied', { workspace_id: msg.workspaceId, ip: msg.ip, ms, phases });
+      await port.write({ t: 'applied', ip: msg.ip, ms, phases });
     } catch (e) {
       log('applying the identity failed', { error: (e as Error).message });
       await port.write({ t: 'error', message: (e as Error).message });
