@@ -3,13 +3,18 @@
  *   list                  what the host offers (catalog, aliases and what they run now, pulled/imported images)
  *   pull REF              pull from a registry (Docker Hub names through HEARTH_REGISTRY_MIRROR if set)
  *   import FILE           load a `docker save` archive or an OCI layout tarball (air-gapped hosts)
- *   gc                    remove unreferenced layers, dangling names and stale scratch
+ *   gc                    remove unreferenced layers, dangling names, stale scratch, and microVM
+ *                         templates no current key can name (another agent drive, kernel or version)
  * Results go to stdout (JSON with --json); progress goes to stderr.
  */
+import fs from 'node:fs';
 import { ArgError } from '../args/listen.ts';
 import { parseFlags, type FlagSpec } from '../args/parse.ts';
 import { createReporter, formatSeconds, type Reporter } from '../../host/setup/progress.ts';
-import { collectGarbage, importArchive, listCatalog, pullByName, artifactPaths, type PullEvent } from '../../host/images/index.ts';
+import { collectGarbage, ensureAgentDrive, importArchive, listCatalog, pullByName, artifactPaths, type PullEvent } from '../../host/images/index.ts';
+import { ensureVmArtifacts } from '../../host/drivers/microvm/build/artifacts.ts';
+import { vmPaths } from '../../host/drivers/microvm/build/paths.ts';
+import { collectStaleTemplates, type TemplateGcReport } from '../../host/drivers/microvm/build/templates.ts';
 
 const USAGE = [
   'usage: hearth images list [--json] [--artifacts-dir DIR]',
@@ -35,6 +40,24 @@ function split(argv: string[], want: number, what: string): { args: string[]; fl
   }
   if (args.length !== want) throw new ArgError(args.length < want ? `missing ${what}` : `unexpected argument ${JSON.stringify(args[want])}`, USAGE);
   return { args, flags };
+}
+
+/**
+ * Stale microVM templates, judged against the artifacts a template built now
+ * would use (resolving them may build the current agent disk, as setup does).
+ * A host without the guest kernel has no current artifacts: nothing is judged.
+ */
+async function templateGc(artifactsDir: string | undefined, dryRun: boolean, log: (l: string) => void): Promise<TemplateGcReport> {
+  const none: TemplateGcReport = { removed: [], kept: 0, freedBytes: 0 };
+  if (!fs.existsSync(vmPaths(artifactsDir).templates)) return none;
+  let arts;
+  try {
+    arts = await ensureVmArtifacts(await ensureAgentDrive({ artifactsDir }), { artifactsDir, offline: true });
+  } catch (e) {
+    log(`microVM templates left alone: the current guest artifacts are unknown (${(e as Error).message.split('\n')[0]}); run hearth setup`);
+    return none;
+  }
+  return collectStaleTemplates({ artifactsDir, current: { kernel: arts.kernel.vmlinuz, initrd: arts.initramfs, agentDisk: arts.agentDisk }, dryRun, log });
 }
 
 export function formatBytes(n: number): string {
@@ -136,10 +159,14 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'gc': {
       const f = parseFlags(rest, { ...COMMON, untagged: 'boolean', 'dry-run': 'boolean' }, USAGE);
-      const report = await collectGarbage({ artifactsDir: f['artifacts-dir'] as string | undefined, untagged: f.untagged === true, dryRun: f['dry-run'] === true, log });
+      const artifactsDir = f['artifacts-dir'] as string | undefined;
+      const dryRun = f['dry-run'] === true;
+      const images = await collectGarbage({ artifactsDir, untagged: f.untagged === true, dryRun, log });
+      const templates = await templateGc(artifactsDir, dryRun, log);
+      const report = { ...images, templates: templates.removed, freedBytes: images.freedBytes + templates.freedBytes };
       if (f.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
-        const n = report.layers.length + report.images.length + report.refs.length + report.derived.length + report.scratch.length;
+        const n = report.layers.length + report.images.length + report.refs.length + report.derived.length + report.scratch.length + report.templates.length;
         process.stdout.write(`${report.dryRun ? 'would free' : 'freed'} ${formatBytes(report.freedBytes)} (${n} item(s); kept ${report.kept.length} in use or too young)\n`);
       }
       return 0;

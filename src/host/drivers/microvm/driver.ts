@@ -39,6 +39,7 @@ import { ensureVmArtifacts, type VmArtifacts } from './build/artifacts.ts';
 import { ensureBaseDisk } from './build/disks.ts';
 import { ensureGuestKernel } from './build/kernel.ts';
 import { vmPaths } from './build/paths.ts';
+import { TEMPLATE_VERSION } from './build/templates.ts';
 import { createVmCgroup, removeVmCgroup } from './cgroup.ts';
 import { IdentityChannel, identityFor, type GuestMessage } from './identity.ts';
 import { probeKvm, qemuVersion, type KvmProbe } from './probe.ts';
@@ -84,8 +85,6 @@ export interface MicrovmDriverOptions {
 export const VM_UID_BASE = 1_500_000;
 const TEMPLATE_UID = VM_UID_BASE - 1;
 const TEMPLATE_MAC = '02:48:ff:ff:ff:fe';
-// 3: templates are written from a stopped VM (2 migrated a running one; see buildTemplateOnce).
-const TEMPLATE_VERSION = 3;
 const TEMPLATE_SETTLE_MS = 3000;
 /** How long a verification restore keeps running after its handshake before its console is read. */
 const TEMPLATE_VERIFY_GRACE_MS = 1000;
@@ -474,7 +473,7 @@ export class MicrovmDriver implements Driver {
       pid = null;
       await this.verifyTemplate(scratch, launch, run);
       await rm(join(scratch, 'qemu.log'), { force: true });
-      await writeFile(join(scratch, 'template.json'), `${JSON.stringify({ key, image: spec.image.id, digest: spec.image.digest, diskSizeMb: spec.diskSizeMb, base, launch: rec, bytes, built_ms: Date.now() - t0, built_at: new Date().toISOString() }, null, 2)}\n`);
+      await writeFile(join(scratch, 'template.json'), `${JSON.stringify({ version: TEMPLATE_VERSION, key, image: spec.image.id, digest: spec.image.digest, diskSizeMb: spec.diskSizeMb, base, launch: rec, bytes, built_ms: Date.now() - t0, built_at: new Date().toISOString() }, null, 2)}\n`);
       await mkdir(vp.templates, { recursive: true });
       try {
         await rename(scratch, final);
