@@ -120,6 +120,28 @@ const CASES: Record<string, Case> = {
     assert.deepEqual(qemus, [], 'no QEMU of the deleted workspace is left');
   },
 
+  async 'a workload and its logs outlive a workspace stop/start'({ client }) {
+    const ws = await createReady(client, { image: 'debian-12', mode: 'permanent' });
+    const w = await client.workspaces.workloads.create(ws.id, { name: 'keeper', cmd: ['sh', '-c', 'echo started-$$; while true; do sleep 1; done'], restart_policy: 'always' }) as Record<string, any>;
+    const first = await waitUntil('the workload to run', async () => {
+      const s = await client.workspaces.workloads.get(ws.id, w.id) as Record<string, any>;
+      return s.status === 'running' ? s : null;
+    }, 30_000, 200);
+    await client.workspaces.stop(ws.id);
+    await client.workspaces.start(ws.id);
+    await waitUntil('the workspace to be running again', async () => ((await client.workspaces.get(ws.id) as Record<string, any>).ready ? true : null), 120_000, 250);
+    const back = await waitUntil('the always workload to be back', async () => {
+      const s = await client.workspaces.workloads.get(ws.id, w.id).catch(() => null) as Record<string, any> | null;
+      return s?.status === 'running' ? s : null;
+    }, 60_000, 250);
+    assert.equal(back.name, 'keeper', 'the definition survived the restart');
+    assert.ok(Date.parse(back.started_at) > Date.parse(first.started_at), 'a new process of the same workload');
+    const logs = await client.workspaces.workloads.logs(ws.id, w.id) as Record<string, any>;
+    const lines = JSON.stringify(logs);
+    assert.ok((lines.match(/started-\d+/g) ?? []).length >= 2, `the log keeps the run before the restart and the one after: ${lines.slice(0, 400)}`);
+    await client.workspaces.delete(ws.id);
+  },
+
   async 'hearth/sdk: seed code using client.workspaces.runtime(id) works unchanged'({ h }) {
     const c = connect({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
     const ws = await createReady(c as unknown as Oblien, { image: 'debian-12', config: { ttl: '5m' } });

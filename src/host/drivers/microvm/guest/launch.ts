@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { startAgent, type RunningAgent } from '../../../../agent/server.ts';
 import { enterWorkdir } from '../../../../agent/config.ts';
+import { WORKSPACE_LOG_DIR, WORKSPACE_STATE_DIR } from '../../../../agent/workloads/paths.ts';
 import type { GuestIdentity } from '../identity.ts';
 
 const run = promisify(execFile);
@@ -185,7 +186,8 @@ async function main(): Promise<void> {
       const same = current && agent && current.secret === msg.secret && current.ip === msg.ip && current.port === msg.port;
       if (!same) {
         await agent?.close().catch(() => undefined);
-        agent = await startAgent({ secret: msg.secret, port: msg.port, host: msg.ip, workspaceId: msg.workspaceId, log });
+        // Workload definitions and logs on the workspace's own disk, as in a container: they outlive the VM.
+        agent = await startAgent({ secret: msg.secret, port: msg.port, host: msg.ip, workspaceId: msg.workspaceId, log, stateDir: WORKSPACE_STATE_DIR, logDir: WORKSPACE_LOG_DIR });
       }
       mark('agent', t);
       current = msg;
