@@ -5,8 +5,10 @@
  * caller asked for — the spec and whether it should run — never runtime
  * state (pids, counters): a booting agent derives that afresh.
  *
- * Written atomically (temp file, fsync, rename). A file that cannot be
- * parsed is moved aside, never silently overwritten.
+ * Written atomically and durably (temp file, fsync, rename, fsync of the
+ * directory and its parent: a microVM killed hard right after a create must
+ * not come back without the workload). A file that cannot be parsed is moved
+ * aside, never silently overwritten.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -79,5 +81,17 @@ export class WorkloadStateFile {
       closeSync(fd);
     }
     renameSync(tmp, this.path);
+    // The rename (and a directory made by the first save) is on disk only once the directories are.
+    for (const dir of [dirname(this.path), dirname(dirname(this.path))]) fsyncDir(dir);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch { /* a directory that cannot be synced (odd filesystems) leaves the file as durable as it was */ } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

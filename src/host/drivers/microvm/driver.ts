@@ -796,8 +796,11 @@ export async function migrateToFile(qmp: Qmp, sockPath: string, file: string, ui
     out.on('finish', resolve);
     out.on('error', reject);
   });
+  written.catch(() => undefined); // awaited below; an early failure must not count as unhandled meanwhile
   const server = net.createServer((sock) => {
     conns++;
+    // A reset stream (QEMU killed mid-migration) fails this snapshot; unhandled, it would end hearthd.
+    sock.on('error', (e) => out.destroy(e));
     sock.pipe(out);
   });
   await new Promise<void>((resolve, reject) => server.listen(sockPath, resolve).once('error', reject));

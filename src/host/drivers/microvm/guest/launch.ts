@@ -140,7 +140,8 @@ function applyHost(id: Identity): void {
 async function shutdown(agent: RunningAgent | null): Promise<never> {
   log('shutting down');
   await agent?.close().catch(() => undefined);
-  await run(BUSYBOX, ['sh', '-c', `${BUSYBOX} kill -TERM -1; ${BUSYBOX} sleep 1; ${BUSYBOX} sync; ${BUSYBOX} poweroff -f`]).catch(() => undefined);
+  // sync first: if the host's stop timeout runs out during the grace second, what was written is kept.
+  await run(BUSYBOX, ['sh', '-c', `${BUSYBOX} sync; ${BUSYBOX} kill -TERM -1; ${BUSYBOX} sleep 1; ${BUSYBOX} sync; ${BUSYBOX} poweroff -f`]).catch(() => undefined);
   process.exit(0);
 }
 
