@@ -103,15 +103,21 @@ async function applyNetwork(id: Identity, replacing: boolean): Promise<void> {
     // No IPv6 address generation on eth0 (as containers: the bridge is IPv4-only).
     'echo 1 > /proc/sys/net/ipv6/conf/eth0/addr_gen_mode 2>/dev/null || true',
     ...(replacing ? ['$B ip addr flush dev eth0'] : []),
-    `$B ip link set eth0 address ${id.mac} up`,
-    `$B ip addr add ${id.ip}/${id.prefix} dev eth0`,
+    // MAC, address and link state in one applet (ip needs two).
+    `$B ifconfig eth0 hw ether ${id.mac} ${id.ip} netmask ${netmaskOf(id.prefix)} up`,
     `$B ip route replace default via ${id.gateway} dev eth0`,
     `$B date -s @${Math.floor(id.now / 1000)} >/dev/null`,
     // Tell the bridge and the host who has this address now (a restored template had another identity;
-    // a host neighbour entry may have gone FAILED while the VM was down).
-    `($B arping -U -c 2 -I eth0 ${id.ip} >/dev/null 2>&1 &)`,
+    // a host neighbour entry may have gone FAILED while the VM was down). Not waited for.
+    `$B arping -U -c 2 -I eth0 ${id.ip} </dev/null >/dev/null 2>&1 &`,
   ].join('\n');
   await run(BUSYBOX, ['sh', '-c', script]);
+}
+
+/** 24 → 255.255.255.0 */
+function netmaskOf(prefix: number): string {
+  const bits = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(prefix, 32))) >>> 0;
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 0xff).join('.');
 }
 
 function applyHost(id: Identity): void {
