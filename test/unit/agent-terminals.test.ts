@@ -55,7 +55,8 @@ describe('terminals', () => {
 
     const rec = await WsRecorder.open(t.wsUrl());
     rec.ws.send(frame(id, "echo hel''lo-from-pty\n"));
-    await rec.waitFor(() => rec.terminalOutput(id).includes('hello-from-pty'), 'echo output');
+    // Up to the prompt that follows the output: after it the terminal is quiet, so two reads of the scrollback agree.
+    await rec.waitFor(() => /hello-from-pty\r\n[#$] $/.test(rec.terminalOutput(id)), 'echo output and the next prompt');
 
     const sb = await t.call('GET', `/terminals/${id}/scrollback`);
     assert.equal(sb.body.alive, true);

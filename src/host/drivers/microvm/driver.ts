@@ -345,7 +345,7 @@ export class MicrovmDriver implements Driver {
 
     try {
       // A restored template is up already: if it has not applied its identity in 30 s it never will.
-      await this.sendIdentity(spec, fromTemplate ? 30_000 : (this.opts.bootTimeoutMs ?? 120_000));
+      await this.sendIdentity(spec, fromTemplate ? 30_000 : (this.opts.bootTimeoutMs ?? 120_000), () => phase('identity-sent'));
       // A restored kernel that faulted may still have answered (see console.ts): such a template is withdrawn.
       const fault = fromTemplate ? guestKernelFault(await readFile(f.console, 'utf8').catch(() => '')) : null;
       if (fault) throw new Error(`the restored guest kernel faulted: ${fault}`);
@@ -357,12 +357,13 @@ export class MicrovmDriver implements Driver {
   }
 
   /** Connect to the identity port, send the workspace's identity, wait until the guest applied it. */
-  private async sendIdentity(spec: SandboxSpec, timeoutMs: number): Promise<void> {
+  private async sendIdentity(spec: SandboxSpec, timeoutMs: number, onSent?: () => void): Promise<void> {
     const f = this.files(spec);
     const ch = await IdentityChannel.connect(f.identity);
     try {
       const id = identityFor(spec, await this.nameservers(), Date.now(), randomBytes(48).toString('base64'));
       await ch.send(id);
+      onSent?.();
       const r = await ch.wait((m: GuestMessage) => m.t === 'applied' || m.t === 'error', timeoutMs, 'identity applied');
       if (r.t === 'error') throw new Error(`the guest could not apply its identity: ${r.message}`);
       // The guest's own account of the apply (network, host files, agent listening), beside the host's view.
