@@ -46,9 +46,17 @@ export interface LocalHostOptions {
 /** Directories under DATA/workspaces that are workspaces' (ids made by randomId('ws_')); anything else there is left alone. */
 const WORKSPACE_DIR_RE = /^ws_[a-z0-9_]+$/;
 
+/**
+ * Volatile per-instance state (runc root, pid files, the loaded nft ruleset) on tmpfs, keyed by
+ * the data dir. It outlives hearthd on purpose (workspaces keep running across its restarts);
+ * whoever deletes a data dir for good may delete this too.
+ */
+export function runDirFor(dataDir: string): string {
+  return path.join('/run/hearth', createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12));
+}
+
 export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
-  // Volatile per-instance state (runc root, pid files) on tmpfs, keyed by the data dir.
-  const runDir = path.join('/run/hearth', createHash('sha256').update(path.resolve(opts.dataDir)).digest('hex').slice(0, 12));
+  const runDir = runDirFor(opts.dataDir);
   const network = new HostNetwork(opts.network, path.join(runDir, 'net'), { agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null });
   if (opts.outboundIp) await checkHostAddress(network, opts.outboundIp, '--outbound-ip');
   // The bridge, firewall and DNS forwarder come first: drivers hand workspaces the forwarder as their resolver.

@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Oblien, Runtime } from 'oblien';
 import { startHearth, type HearthInstance } from '../helpers/hearth.ts';
+import { runDirFor } from '../../src/host/local-host.ts';
 import { needsRoot } from '../helpers/root.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -65,7 +65,7 @@ test('restart on a store that lost a workspace: its sandbox, directory and bridg
   // Not provably ours: a link with our prefix that is no port of our bridge. Ours: a bridge port of a slot nobody holds.
   const foreign = `${h.linkPrefix}999`;
   const stray = `${h.linkPrefix}200`;
-  const runcRoot = path.join('/run/hearth', createHash('sha256').update(path.resolve(h.dataDir)).digest('hex').slice(0, 12));
+  const runcRoot = runDirFor(h.dataDir);
   try {
     await h.crashAndRestart(async () => {
       // A store restored from an older backup: it never heard of `lost`.

@@ -7,9 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { Oblien, Runtime, NotFoundError } from 'oblien';
 import { startHearth, type HearthInstance } from '../helpers/hearth.ts';
+import { runDirFor } from '../../src/host/local-host.ts';
 import { needsRoot } from '../helpers/root.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -92,7 +92,7 @@ test('kill -9 of hearthd with 10 workspaces: permanent ones run, expired ones ar
   await waitUntil('the tenth workspace row to exist', async () => ((await client.workspaces.list({ limit: 50 } as never)) as any).workspaces.some((w: any) => w.name === 'mid-creation'), 5_000, 5);
   // And one permanent workspace's sandbox dies while hearthd is away.
   const victim = perm[0];
-  const runDir = path.join('/run/hearth', createHash('sha256').update(path.resolve(h.dataDir)).digest('hex').slice(0, 12));
+  const runDir = runDirFor(h.dataDir);
   await h.crashAndRestart(async () => {
     const pid = Number(fs.readFileSync(path.join(runDir, 'pids', `hth-${victim.id}.pid`), 'utf8'));
     process.kill(pid, 'SIGKILL');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { waitUntil } from './wait.ts';
 import { leftovers } from './leaks.ts';
+import { runDirFor } from '../../src/host/local-host.ts';
 import assert from 'node:assert/strict';
 
 export interface HearthInstance {
@@ -81,8 +82,10 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
         await waitUntil('hearthd to exit', async () => exited, 20_000);
       }
       const left = await leftovers({ dataDir, linkPrefix: tag, bridge });
-      // The bridge and table are host-level singletons of this instance: removed here, after the check of per-workspace state.
+      // The bridge and table are this instance's singletons: they go with the test run's network namespace.
+      // Its volatile run dir (on the host's /run, outside that namespace) goes with its data dir.
       await fs.rm(dataDir, { recursive: true, force: true });
+      await fs.rm(runDirFor(dataDir), { recursive: true, force: true });
       if (left.length) throw new Error(`hearth left resources behind:\n  ${left.join('\n  ')}`);
     },
   };
