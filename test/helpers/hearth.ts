@@ -32,6 +32,16 @@ export interface HearthInstance {
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 
+/**
+ * The instance's parent cgroup (`hearth/<instance>` in every hierarchy) outlives hearthd like its
+ * run dir. The workspaces' own cgroups inside it are checked by the leak check; the empty parent goes here.
+ */
+async function removeInstanceCgroups(instance: string): Promise<void> {
+  for (const hierarchy of await fs.readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+    await fs.rmdir(path.join('/sys/fs/cgroup', hierarchy, 'hearth', instance)).catch(() => undefined);
+  }
+}
+
 export async function startHearth(opts: { driver?: string; extraArgs?: string[] } = {}): Promise<HearthInstance> {
   const tag = 't' + randomBytes(2).toString('hex').slice(0, 3);
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `hearth-${tag}-`));
@@ -86,6 +96,7 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
       // Its volatile run dir (on the host's /run, outside that namespace) goes with its data dir.
       await fs.rm(dataDir, { recursive: true, force: true });
       await fs.rm(runDirFor(dataDir), { recursive: true, force: true });
+      await removeInstanceCgroups(bridge);
       if (left.length) throw new Error(`hearth left resources behind:\n  ${left.join('\n  ')}`);
     },
   };

@@ -33,7 +33,10 @@ before(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'hearth-import-work-'));
 });
 after(async () => {
-  for (const m of mounts) execFileSync('umount', [m]);
+  for (const m of mounts) {
+    execFileSync('umount', [m]);
+    await fs.rmdir(m);
+  }
   for (const d of [artifacts, work]) if (d) await fs.rm(d, { recursive: true, force: true });
 });
 

@@ -38,7 +38,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const m of mounts.reverse()) execFileSync('umount', [m]);
+  for (const m of mounts.reverse()) {
+    execFileSync('umount', [m]);
+    await fs.rmdir(m);
+  }
   if (reg) await reg.stop();
   if (artifacts) await fs.rm(artifacts, { recursive: true, force: true });
 });
@@ -51,7 +54,7 @@ async function scratchLeft(): Promise<string[]> {
 async function mountLayers(layers: string[]): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hearth-oci-mnt-'));
   // Two lowerdirs at least: overlay needs upper+work or 2+ lowers to mount read-only.
-  const lower = layers.length > 1 ? layers : [...layers, await fs.mkdtemp(path.join(os.tmpdir(), 'hearth-oci-empty-'))];
+  const lower = layers.length > 1 ? layers : [...layers, await fs.mkdtemp(path.join(artifacts, 'empty-lower-'))];
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower.join(':')}`, dir]);
   mounts.push(dir);
   return dir;

@@ -6,6 +6,7 @@
  * instead of booting cold. All keyed by content hash: a second run logs
  * CACHED and costs a few hundred ms.
  */
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_RESOURCES } from '../../core/workspace-spec.ts';
@@ -37,7 +38,17 @@ export async function setupMicrovm(o: { artifactsDir: string; agent: AgentDrive;
     network: new HostNetwork(DEFAULT_NETWORK_PLAN, path.join(runDir, 'net')), runDir, workspacesRoot: runDir,
     artifactsDir: o.artifactsDir, log: (m, f) => o.log(`${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
   });
-  out.accel = (await driver.accel()).accel;
+  try {
+    out.accel = (await driver.accel()).accel;
+    await buildPerImage(o, driver, out, runDir);
+  } finally {
+    // Only sockets and pid files of finished builds live here.
+    await fs.rm(runDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+async function buildPerImage(o: { artifactsDir: string; agent: AgentDrive; images: string[]; templates: boolean; log: (l: string) => void }, driver: MicrovmDriver, out: MicrovmSetupResult, runDir: string): Promise<void> {
   for (const id of o.images) {
     const image = await resolveImage(id, { artifactsDir: o.artifactsDir });
     out.baseDisks.push((await ensureBaseDisk(image, DEFAULT_RESOURCES.disk_size_mb, { artifactsDir: o.artifactsDir, log: o.log })).file);
@@ -51,5 +62,4 @@ export async function setupMicrovm(o: { artifactsDir: string; agent: AgentDrive;
     o.log(`template ${id}: ${path.basename(dir)} (${Date.now() - t0} ms)`);
     out.templates.push(dir);
   }
-  return out;
 }
