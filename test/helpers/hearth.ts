@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { waitUntil } from './wait.ts';
 import { leftovers } from './leaks.ts';
 import { runDirFor } from '../../src/host/local-host.ts';
+import { HostNetwork } from '../../src/host/network/host-network.ts';
 import assert from 'node:assert/strict';
 
 export interface HearthInstance {
@@ -42,11 +43,23 @@ async function removeInstanceCgroups(instance: string): Promise<void> {
   }
 }
 
+/** Tags and subnets handed out by this process: two instances of one test file never share either. */
+const taken = new Set<string>();
+
+function drawUnique(draw: () => string): string {
+  for (;;) {
+    const v = draw();
+    if (!taken.has(v)) {
+      taken.add(v);
+      return v;
+    }
+  }
+}
+
 export async function startHearth(opts: { driver?: string; extraArgs?: string[] } = {}): Promise<HearthInstance> {
-  const tag = 't' + randomBytes(2).toString('hex').slice(0, 3);
+  const tag = drawUnique(() => 't' + randomBytes(2).toString('hex').slice(0, 3));
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `hearth-${tag}-`));
-  const octet = 100 + (randomBytes(1)[0]! % 100);
-  const subnet = `10.${octet}.${randomBytes(1)[0]}.0/24`;
+  const subnet = drawUnique(() => `10.${100 + (randomBytes(1)[0]! % 100)}.${randomBytes(1)[0]}.0/24`);
   const bridge = `hb${tag}`;
   const args = [
     path.join(repo, 'bin/hearth.mjs'), 'serve', '--data-dir', dataDir,
@@ -92,8 +105,10 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
         await waitUntil('hearthd to exit', async () => exited, 20_000);
       }
       const left = await leftovers({ dataDir, linkPrefix: tag, bridge });
-      // The bridge and table are this instance's singletons: they go with the test run's network namespace.
-      // Its volatile run dir (on the host's /run, outside that namespace) goes with its data dir.
+      // The instance's own singletons go last, after the check of per-workspace state: its bridge and
+      // nft tables (a later instance of the run must never find a bridge with its subnet or name),
+      // its data dir, its volatile run dir and its parent cgroups.
+      await new HostNetwork({ bridge, subnet, linkPrefix: tag }, path.join(runDirFor(dataDir), 'net')).teardown();
       await fs.rm(dataDir, { recursive: true, force: true });
       await fs.rm(runDirFor(dataDir), { recursive: true, force: true });
       await removeInstanceCgroups(bridge);

@@ -107,6 +107,13 @@ else describe('HostNetwork (root, own netns)', () => {
     execFileSync('nft', ['list', 'table', 'bridge', tableName(plan)]);
   });
 
+  it('a subnet another interface already routes is refused, naming the clash, and nothing is made', async () => {
+    const other = new HostNetwork({ bridge: `hc${rand}`, subnet: '10.99.0.128/25', linkPrefix: `hm${rand}` }, join(runDir, 'other'));
+    await assert.rejects(other.ensure(), (e: Error) => /subnet 10\.99\.0\.128\/25 overlaps 10\.99\.0\.0\/24, routed on hb/.test(e.message) && /--subnet/.test(String((e as { hint?: string }).hint)));
+    assert.ok(!links().includes(`hc${rand}`), 'no bridge was created');
+    assert.doesNotMatch(nftTables(), new RegExp(`hearth_hc${rand}`));
+  });
+
   it('attach: two workspaces in their own namespaces, in the nft sets', async (t) => {
     const t0 = performance.now();
     const a0 = await net.attach(s0);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bridgeMac, checkPlan, NetworkError } from '../../src/host/network/host-network.ts';
-import { DEFAULT_NETWORK_PLAN, gatewayIp, parseCidr, slotCapacity, slotFor, type NetworkPlan } from '../../src/host/network/slot.ts';
+import { DEFAULT_NETWORK_PLAN, conflictingRoute, gatewayIp, parseCidr, slotCapacity, slotFor, type NetworkPlan } from '../../src/host/network/slot.ts';
 
 const plan = DEFAULT_NETWORK_PLAN;
 
@@ -50,4 +50,20 @@ test('interface names stay within IFNAMSIZ and never collide with the bridge', (
 test('the bridge MAC is fixed and distinct from every slot MAC', () => {
   assert.equal(bridgeMac(plan), '02:48:0a:58:00:01');
   assert.notEqual(bridgeMac(plan), slotFor(plan, 0).mac);
+});
+
+test('conflictingRoute: overlaps on other devices, in either direction; default and our own bridge are not conflicts', () => {
+  const routes = [
+    { dst: 'default', dev: 'eth0' },
+    { dst: '10.88.0.0/16', dev: 'docker0' },
+    { dst: '10.90.1.0/24', dev: 'hb1' },
+    { dst: '192.168.1.7', dev: 'wg0' },
+  ];
+  assert.equal(conflictingRoute('10.77.0.0/24', routes, 'hb1'), null);
+  assert.deepEqual(conflictingRoute('10.88.5.0/24', routes, 'hb1'), { dst: '10.88.0.0/16', dev: 'docker0' }, 'inside a wider route');
+  assert.deepEqual(conflictingRoute('10.0.0.0/8', routes, 'hb9'), { dst: '10.88.0.0/16', dev: 'docker0' }, 'around a narrower one');
+  assert.equal(conflictingRoute('10.90.1.0/24', routes, 'hb1'), null, 'our own bridge');
+  assert.deepEqual(conflictingRoute('10.90.1.0/24', routes, 'hb2'), { dst: '10.90.1.0/24', dev: 'hb1' }, 'another instance\'s bridge');
+  assert.deepEqual(conflictingRoute('192.168.1.0/24', routes, 'hb1'), { dst: '192.168.1.7', dev: 'wg0' }, 'a host route is a /32');
+  assert.equal(conflictingRoute('10.77.0.0/24', [{ dst: 'fe80::/64', dev: 'x' }, { dev: 'y' }], 'hb1'), null, 'junk is skipped');
 });

@@ -20,7 +20,7 @@ import {
   DNS_GRANT_MIN_S, parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, tableName,
   type DnsGrant, type LoadedState, type PolicyElements, type RulesetOptions, type WorkspacePort,
 } from './nft.ts';
-import { gatewayIp, parseCidr, type NetworkPlan, type Slot } from './slot.ts';
+import { conflictingRoute, gatewayIp, parseCidr, type NetworkPlan, type Slot } from './slot.ts';
 import { allowedHostnames, type NetworkPolicy } from '../../core/network-policy.ts';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 
@@ -185,6 +185,12 @@ export class HostNetwork {
       const exists = await this.linkKind(plan.bridge);
       if (exists !== null && exists !== 'bridge') {
         throw new NetworkError('ensure', `${plan.bridge} exists but is a ${exists || 'plain'} link, not a bridge`, `remove it (ip link del ${plan.bridge}) or choose another bridge name`);
+      }
+      // A subnet another interface already routes would send workspace traffic there, silently.
+      const routes = JSON.parse((await hostRun(this.ip, ['-j', '-4', 'route', 'show'])).stdout || '[]') as Array<{ dst?: string; dev?: string }>;
+      const clash = conflictingRoute(plan.subnet, routes, plan.bridge);
+      if (clash) {
+        throw new NetworkError('ensure', `subnet ${plan.subnet} overlaps ${clash.dst}, routed on ${clash.dev}`, 'choose another subnet (hearth serve --subnet CIDR)');
       }
       const batch = [
         ...(exists === null ? [`link add name ${plan.bridge} address ${bridgeMac(plan)} type bridge stp_state 0`] : []),

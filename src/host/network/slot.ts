@@ -48,6 +48,25 @@ export function parseCidr(cidr: string): { base: number; prefix: number } {
   return { base: (ipToInt(ip) & mask) >>> 0, prefix };
 }
 
+/**
+ * Pure: the first route (from `ip -j -4 route show`) on another device whose destination overlaps
+ * `subnet`, or null. The default route overlaps everything and is not a conflict; a host route
+ * (`10.1.2.3`) is a /32.
+ */
+export function conflictingRoute(subnet: string, routes: Array<{ dst?: string; dev?: string }>, ownDevice: string): { dst: string; dev: string } | null {
+  const ours = parseCidr(subnet);
+  for (const r of routes) {
+    if (!r.dst || r.dst === 'default' || r.dev === ownDevice) continue;
+    const [ip, p] = r.dst.split('/');
+    const prefix = p === undefined ? 32 : Number(p);
+    if (!ip || !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) continue;
+    const shorter = Math.min(prefix, ours.prefix);
+    const mask = shorter === 0 ? 0 : (~0 << (32 - shorter)) >>> 0;
+    if (((ipToInt(ip) & mask) >>> 0) === ((ours.base & mask) >>> 0)) return { dst: r.dst, dev: r.dev ?? '?' };
+  }
+  return null;
+}
+
 /** How many workspace slots a plan offers (.0 network, .1 gateway and broadcast excluded). */
 export function slotCapacity(plan: NetworkPlan): number {
   const { prefix } = parseCidr(plan.subnet);
