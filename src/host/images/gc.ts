@@ -59,7 +59,8 @@ export function overlayPathsInUse(mountinfo: string): Set<string> {
   return out;
 }
 
-async function duBytes(p: string): Promise<number> {
+/** Bytes under `p` (a file or a whole tree), 0 when it is gone. */
+export async function duBytes(p: string): Promise<number> {
   let total = 0;
   const st = await fs.lstat(p).catch(() => null);
   if (!st) return 0;

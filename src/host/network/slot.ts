@@ -4,6 +4,7 @@
  * derived needs storing. The store persists only the index; a restarted
  * hearthd re-derives everything.
  */
+import { cidrContains, parseCidr as parseAddressOrNetwork } from '../../core/network-policy.ts';
 
 export interface NetworkPlan {
   /** Bridge device name (≤ 15 chars). */
@@ -57,12 +58,13 @@ export function conflictingRoute(subnet: string, routes: Array<{ dst?: string; d
   const ours = parseCidr(subnet);
   for (const r of routes) {
     if (!r.dst || r.dst === 'default' || r.dev === ownDevice) continue;
-    const [ip, p] = r.dst.split('/');
-    const prefix = p === undefined ? 32 : Number(p);
-    if (!ip || !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) continue;
-    const shorter = Math.min(prefix, ours.prefix);
-    const mask = shorter === 0 ? 0 : (~0 << (32 - shorter)) >>> 0;
-    if (((ipToInt(ip) & mask) >>> 0) === ((ours.base & mask) >>> 0)) return { dst: r.dst, dev: r.dev ?? '?' };
+    let theirs: { base: number; prefix: number };
+    try {
+      theirs = parseAddressOrNetwork(r.dst);
+    } catch {
+      continue; // not IPv4
+    }
+    if (cidrContains(theirs, ours) || cidrContains(ours, theirs)) return { dst: r.dst, dev: r.dev ?? '?' };
   }
   return null;
 }

@@ -4,6 +4,7 @@
  * thread survives) while the rest of the guest is wedged on a lock the dead
  * task held: the console is the only place that says so.
  */
+import { readFile } from 'node:fs/promises';
 
 /**
  * Kernel printk lines (they carry the `[ seconds.micros]` timestamp; the
@@ -12,8 +13,13 @@
  */
 const FAULT = /^\[\s*\d+\.\d+\]\s+((?:watchdog: )?BUG: .*|general protection fault.*|Oops: .*|Kernel panic.*|kernel BUG at .*|RCU: .*stall.*|rcu: .*stall.*)$/m;
 
-/** The first kernel fault line in `console` (without its timestamp), or null when there is none. */
+/** Pure: the first kernel fault line in `console` (without its timestamp), or null when there is none. */
 export function guestKernelFault(console: string): string | null {
   const m = FAULT.exec(console.replace(/\r/g, ''));
   return m ? m[1]!.trim() : null;
+}
+
+/** guestKernelFault of a console log file (a missing file has no fault). */
+export async function consoleLogFault(file: string): Promise<string | null> {
+  return guestKernelFault(await readFile(file, 'utf8').catch(() => ''));
 }

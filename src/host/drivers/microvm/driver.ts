@@ -43,7 +43,7 @@ import { TEMPLATE_VERSION } from './build/templates.ts';
 import { createVmCgroup, removeVmCgroup } from './cgroup.ts';
 import { IdentityChannel, identityFor, type GuestMessage } from './identity.ts';
 import { probeKvm, qemuVersion, type KvmProbe } from './probe.ts';
-import { guestKernelFault } from './console.ts';
+import { consoleLogFault } from './console.ts';
 import { killHard, livePid, spawnQemu, tail, waitGone } from './process.ts';
 import { QEMU_ARGV_VERSION, kernelCmdline, qemuArgv, tscKhzFromCpuinfo, type Accel, type QemuLaunch } from './qemu-argv.ts';
 import { Qmp } from './qmp.ts';
@@ -347,7 +347,7 @@ export class MicrovmDriver implements Driver {
       // A restored template is up already: if it has not applied its identity in 30 s it never will.
       await this.sendIdentity(spec, fromTemplate ? 30_000 : (this.opts.bootTimeoutMs ?? 120_000), () => phase('identity-sent'));
       // A restored kernel that faulted may still have answered (see console.ts): such a template is withdrawn.
-      const fault = fromTemplate ? guestKernelFault(await readFile(f.console, 'utf8').catch(() => '')) : null;
+      const fault = fromTemplate ? await consoleLogFault(f.console) : null;
       if (fault) throw new Error(`the restored guest kernel faulted: ${fault}`);
     } catch (e) {
       return fail(new MicrovmDriverError('run', 'agent', `${(e as Error).message}; console: ${await tail(f.console)}`, 'see console.log and qemu.log in the workspace directory'), 'agent');
@@ -521,7 +521,7 @@ export class MicrovmDriver implements Driver {
       }
       // The handshake alone is not proof: a guest whose kernel oopsed can still apply an identity.
       await new Promise((r) => setTimeout(r, TEMPLATE_VERIFY_GRACE_MS));
-      const fault = guestKernelFault(await readFile(l.consoleLog, 'utf8').catch(() => ''));
+      const fault = await consoleLogFault(l.consoleLog);
       if (fault) throw new Error(`the guest kernel faulted: ${fault}`);
     } catch (e) {
       throw new Error(`template verification failed: ${(e as Error).message}; console: ${await tail(l.consoleLog, 400)}`);

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { duBytes } from '../../../images/gc.ts';
 import { vmPaths } from './paths.ts';
 
 /**
@@ -55,12 +56,6 @@ export interface TemplateGcReport {
   freedBytes: number;
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await fs.readdir(dir).catch(() => [] as string[])) total += (await fs.lstat(path.join(dir, e)).catch(() => null))?.size ?? 0;
-  return total;
-}
-
 /** Remove (or, with dryRun, list) every template `templateStaleReason` condemns. */
 export async function collectStaleTemplates(o: { artifactsDir?: string; current: CurrentVmArtifacts; dryRun?: boolean; log?: (line: string) => void }): Promise<TemplateGcReport> {
   const dir = vmPaths(o.artifactsDir).templates;
@@ -74,7 +69,7 @@ export async function collectStaleTemplates(o: { artifactsDir?: string; current:
       report.kept++;
       continue;
     }
-    report.freedBytes += await dirBytes(tpl);
+    report.freedBytes += await duBytes(tpl);
     report.removed.push(`template ${name}${meta ? ` of ${meta.image}` : ''}: ${reason}`);
     o.log?.(`${o.dryRun ? 'would remove' : 'remove'} template ${name} (${reason})`);
     if (!o.dryRun) await fs.rm(tpl, { recursive: true, force: true });

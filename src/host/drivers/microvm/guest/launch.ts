@@ -27,6 +27,7 @@ import { startAgent, type RunningAgent } from '../../../../agent/server.ts';
 import { enterWorkdir } from '../../../../agent/config.ts';
 import { WORKSPACE_LOG_DIR, WORKSPACE_STATE_DIR } from '../../../../agent/workloads/paths.ts';
 import type { GuestIdentity } from '../identity.ts';
+import { intToIp, parseCidr } from '../../../../core/network-policy.ts';
 
 const run = promisify(execFile);
 const BUSYBOX = '/.hearth/vm/busybox';
@@ -114,10 +115,9 @@ async function applyNetwork(id: Identity, replacing: boolean): Promise<void> {
   await run(BUSYBOX, ['sh', '-c', script]);
 }
 
-/** 24 → 255.255.255.0 */
+/** 24 → 255.255.255.0: the all-ones address with its host bits cleared. */
 function netmaskOf(prefix: number): string {
-  const bits = prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(prefix, 32))) >>> 0;
-  return [24, 16, 8, 0].map((s) => (bits >>> s) & 0xff).join('.');
+  return intToIp(parseCidr(`255.255.255.255/${prefix}`).base);
 }
 
 function applyHost(id: Identity): void {
