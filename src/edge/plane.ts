@@ -153,10 +153,11 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
     };
   }
   if (opts.ssh) {
-    ssh = new SshGateway(await loadHostKey(deps.dataDir, deps.log.child({ plane: 'ssh' })), {
+    const sshLog = deps.log.child({ plane: 'ssh' });
+    ssh = new SshGateway(await loadHostKey(deps.dataDir, sshLog), {
       access: services.ssh, workspace: (id) => deps.workspaces.byId(id), wake: (id) => deps.workspaces.wake(id),
       agentEndpoint: (ws) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex })),
-      log: deps.log.child({ plane: 'ssh' }), dataDir: deps.dataDir,
+      log: sshLog, dataDir: deps.dataDir,
     });
     await ssh.listen(opts.ssh.host, opts.ssh.port);
     live.ssh = { host: publicHost(opts.ssh.host), port: ssh.address().port };

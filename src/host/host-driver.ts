@@ -10,7 +10,6 @@ import type { HostSnapshot, SnapshotOptions } from './snapshots/host.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 
-/** What the host needs to know about a workspace to run it. */
 /** What a reconcile sweep removed, and what it could not. */
 export interface OrphanSweep {
   sandboxes: string[];
@@ -20,6 +19,7 @@ export interface OrphanSweep {
   failed: { what: string; error: string }[];
 }
 
+/** What the host needs to know about a workspace to run it. */
 export interface SandboxRef {
   id: string;
   driver: DriverName;

@@ -65,7 +65,7 @@ test('restart on a store that lost a workspace: its sandbox, directory and bridg
   // Not provably ours: a link with our prefix that is no port of our bridge. Ours: a bridge port of a slot nobody holds.
   const foreign = `${h.linkPrefix}999`;
   const stray = `${h.linkPrefix}200`;
-  const runcRoot = runDirFor(h.dataDir);
+  const runDir = runDirFor(h.dataDir);
   try {
     await h.crashAndRestart(async () => {
       // A store restored from an older backup: it never heard of `lost`.
@@ -86,7 +86,7 @@ test('restart on a store that lost a workspace: its sandbox, directory and bridg
     assert.ok(before.includes(after[0]!));
     assert.ok(!fs.existsSync(path.join(h.dataDir, 'workspaces', lost.id)), 'the lost workspace directory is gone');
     assert.ok(fs.existsSync(path.join(h.dataDir, 'workspaces', kept.id)));
-    const runc = execFileSync('runc', ['--root', path.join(runcRoot, 'runc'), 'list', '-q'], { encoding: 'utf8' });
+    const runc = execFileSync('runc', ['--root', path.join(runDir, 'runc'), 'list', '-q'], { encoding: 'utf8' });
     assert.doesNotMatch(runc, new RegExp(lost.id), 'the lost sandbox is no longer a runc container');
     assert.match(runc, new RegExp(kept.id));
     assert.ok(linkExists(foreign), 'a link that is not a port of our bridge is not touched');

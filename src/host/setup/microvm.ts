@@ -28,7 +28,15 @@ export interface MicrovmSetupResult {
   accel: string;
 }
 
-export async function setupMicrovm(o: { artifactsDir: string; agent: AgentDrive; images: string[]; templates: boolean; log: (l: string) => void }): Promise<MicrovmSetupResult> {
+export interface MicrovmSetupOptions {
+  artifactsDir: string;
+  agent: AgentDrive;
+  images: string[];
+  templates: boolean;
+  log: (l: string) => void;
+}
+
+export async function setupMicrovm(o: MicrovmSetupOptions): Promise<MicrovmSetupResult> {
   const kernel = await ensureGuestKernel({ artifactsDir: o.artifactsDir, log: o.log });
   const arts = await ensureVmArtifacts(o.agent, { artifactsDir: o.artifactsDir, log: o.log });
   const out: MicrovmSetupResult = { kernel: `${kernel.package} ${kernel.version}`, initramfs: arts.initramfs, agentDisk: arts.agentDisk, baseDisks: [], templates: [], accel: 'tcg' };
@@ -48,7 +56,8 @@ export async function setupMicrovm(o: { artifactsDir: string; agent: AgentDrive;
   return out;
 }
 
-async function buildPerImage(o: { artifactsDir: string; agent: AgentDrive; images: string[]; templates: boolean; log: (l: string) => void }, driver: MicrovmDriver, out: MicrovmSetupResult, runDir: string): Promise<void> {
+/** A base disk per image and, unless told not to, its template at the default resources. */
+async function buildPerImage(o: MicrovmSetupOptions, driver: MicrovmDriver, out: MicrovmSetupResult, runDir: string): Promise<void> {
   for (const id of o.images) {
     const image = await resolveImage(id, { artifactsDir: o.artifactsDir });
     out.baseDisks.push((await ensureBaseDisk(image, DEFAULT_RESOURCES.disk_size_mb, { artifactsDir: o.artifactsDir, log: o.log })).file);
