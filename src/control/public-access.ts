@@ -18,7 +18,7 @@ import { AlreadyExists, NotFound, ValidationFailed } from '../core/errors.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import {
   exposeHostname, isUnder, previewHash, publicUrl, validateDomain, validatePort, validatePreviewSlug, type EdgePorts,
-} from '../edge/hostnames.ts';
+} from '../core/hostnames.ts';
 import { isUniqueViolation, publicDb, type EdgeHostTable, type PublicDb, type PublicPortTable } from './public-tables.ts';
 
 export const MAX_PUBLIC_PORTS = 20;

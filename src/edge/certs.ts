@@ -22,7 +22,7 @@ import { publicDb, type EdgeCertificateTable, type PublicDb } from '../control/p
 import type { CertificateIssuer, SslInfo } from '../control/public-access.ts';
 import type { HearthCA } from './ca.ts';
 import type { AcmeIssuer } from './acme.ts';
-import { isUnder } from './hostnames.ts';
+import { isUnder } from '../core/hostnames.ts';
 
 const RENEW_BEFORE_MS = 30 * 86400_000;
 const CHECK_EVERY_MS = 60 * 60_000;

@@ -14,7 +14,7 @@ import type { HostDriver } from '../host/host-driver.ts';
 import type { WorkspaceService } from '../control/workspaces.ts';
 import type { Workspace } from '../control/workspace-row.ts';
 import { createPublicServices, DEFAULT_PREVIEW_DOMAIN, type PublicServices } from '../control/public-services.ts';
-import type { EdgePorts } from './hostnames.ts';
+import type { EdgePorts } from '../core/hostnames.ts';
 import { HearthCA } from './ca.ts';
 import { AcmeIssuer } from './acme.ts';
 import { CertManager } from './certs.ts';

@@ -27,7 +27,7 @@ import type { EdgeRoute } from '../control/public-access.ts';
 import type { Workspace } from '../control/workspace-row.ts';
 import type { CertManager } from './certs.ts';
 import { edgePageHtml, edgePageRaw, type EdgePage } from './pages.ts';
-import { normalizeHost } from './hostnames.ts';
+import { normalizeHost } from '../core/hostnames.ts';
 import type { AccessLog } from './access-log.ts';
 
 export interface EdgeLimits {

@@ -1,8 +1,8 @@
 /**
- * Lists that cannot rot (STYLE §10): every error code is documented and no
- * undocumented code exists; every control-plane route declares a permission
- * and is either in the contract (spec/oblien-api.md) or a declared Hearth
- * extension.
+ * Lists that cannot rot: every error code is documented and no undocumented
+ * code exists; every control-plane route declares a permission and is either
+ * in the contract (docs/contract.md) or a declared Hearth extension; and the
+ * contract names every route the installed official SDK calls.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ const EXTENSIONS: Record<string, string> = {
 };
 
 function specRoutes(): Set<string> {
-  const spec = fs.readFileSync(path.join(repo, '..', 'shared', 'spec', 'oblien-api.md'), 'utf8');
+  const spec = fs.readFileSync(path.join(repo, 'docs', 'contract.md'), 'utf8');
   const out = new Set<string>();
   for (const m of spec.matchAll(/`(GET|POST|PUT|PATCH|DELETE)((?:\|(?:GET|POST|PUT|PATCH|DELETE))*) (\/[^`?\s]*)/g)) {
     for (const method of [m[1]!, ...m[2]!.split('|').filter(Boolean)]) out.add(`${method} ${m[3]!.replace(/:[A-Za-z]+/g, ':p')}`);
@@ -66,9 +66,46 @@ test('every control-plane route declares a permission and is in the contract or 
     const key = `${r.method} ${r.url}`;
     if (!spec.has(`${r.method} ${r.url.replace(/:[A-Za-z]+/g, ':p')}`) && !EXTENSIONS[key]) unknown.push(key);
   }
-  assert.deepEqual(unknown, [], 'routes neither in spec/oblien-api.md nor declared as extensions');
+  assert.deepEqual(unknown, [], 'routes neither in docs/contract.md nor declared as extensions');
   const declared = new Set(routes.routes.map((r) => `${r.method} ${r.url}`));
   for (const ext of Object.keys(EXTENSIONS)) assert.ok(declared.has(ext), `extension ${ext} is declared but not served (stale entry)`);
   await app.close();
   await db.destroy();
+});
+
+/**
+ * Control-plane calls of the official SDK (a dev dependency pinned by the lock file), read from its
+ * compiled code: `request({ method: 'X', path: `/literal/${id}` })`. Paths the SDK builds from a base
+ * constant (`${BASE}/…`) start with a parameter and are not literal routes; they belong to §28.
+ */
+function sdkRoutes(): Map<string, string> {
+  const dist = path.join(repo, 'node_modules', 'oblien', 'dist');
+  const out = new Map<string, string>();
+  for (const rel of fs.readdirSync(dist, { recursive: true }) as string[]) {
+    if (!rel.endsWith('.js')) continue;
+    const text = fs.readFileSync(path.join(dist, rel), 'utf8');
+    for (const m of text.matchAll(/method:\s*'(GET|POST|PUT|PATCH|DELETE)',\s*path:\s*[`'"](\/[^`'"?]*)/g)) {
+      out.set(`${m[1]!} ${m[2]!.replace(/\$\{[^}]+\}/g, ':p')}`, rel);
+    }
+  }
+  return out;
+}
+
+/** §28's base paths: routes the contract leaves out of scope on purpose. */
+function outOfScopeBases(): string[] {
+  const doc = fs.readFileSync(path.join(repo, 'docs', 'contract.md'), 'utf8');
+  const section = doc.split(/^## 28\./m)[1]!.split(/^## /m)[0]!;
+  return [...section.matchAll(/`(\/[a-z][a-z/:-]*)`/g)].map((m) => m[1]!.replace(/:[A-Za-z]+/g, ':p'));
+}
+
+test('docs/contract.md names every control-plane route the installed SDK calls, or puts it out of scope (§28)', () => {
+  const sdk = sdkRoutes();
+  assert.ok(sdk.size > 100, `read ${sdk.size} SDK routes: the SDK's layout changed, fix sdkRoutes()`);
+  const spec = specRoutes();
+  const bases = outOfScopeBases();
+  assert.ok(bases.includes('/billing/portal'), '§28 lists its paths');
+  const outOfScope = (p: string) => bases.some((b) => p === b || p.startsWith(`${b}/`));
+  const missing = [...sdk].filter(([route]) => !spec.has(route) && !outOfScope(route.split(' ')[1]!))
+    .map(([route, file]) => `${route} (${file})`);
+  assert.deepEqual(missing, [], 'SDK routes the contract does not describe: add them to docs/contract.md');
 });

@@ -7,7 +7,7 @@
  */
 import { ArgError, parseListen, type ListenArg } from './listen.ts';
 import type { PublicPlaneOptions } from '../../edge/plane.ts';
-import { normalizeHost } from '../../edge/hostnames.ts';
+import { normalizeHost } from '../../core/hostnames.ts';
 
 export const PUBLIC_PLANE_FLAGS = {
   'edge-listen': 'string', 'edge-tls-listen': 'string', 'ssh-listen': 'string', 'preview-domain': 'string',

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { exposeHostname, isUnder, normalizeHost, previewHash, publicUrl, validateDomain, validatePort, validatePreviewSlug } from '../../src/edge/hostnames.ts';
+import { exposeHostname, isUnder, normalizeHost, previewHash, publicUrl, validateDomain, validatePort, validatePreviewSlug } from '../../src/core/hostnames.ts';
 import { parsePublicPlaneFlags } from '../../src/cli/args/public-plane.ts';
 import { trustFileName } from '../../src/cli/commands/ca.ts';
 import { ValidationFailed } from '../../src/core/errors.ts';

@@ -1,10 +1,11 @@
 /**
- * Hostname rules of the edge, pure: normalizing a Host header, validating
- * custom domains and preview slugs, minting preview hashes and building the
- * public URL of a route. No I/O; unit-tested in test/unit/edge-hostnames.test.ts.
+ * Hostname rules of public access, pure, shared by the control plane and the
+ * edge: normalizing a Host header, validating custom domains and preview
+ * slugs, minting preview hashes and building the public URL of a route.
+ * No I/O; unit-tested in test/unit/core-hostnames.test.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { ValidationFailed } from '../core/errors.ts';
+import { ValidationFailed } from './errors.ts';
 
 /** A DNS label of a preview slug: 3–63 characters, a-z 0-9 and inner dashes. */
 export const PREVIEW_SLUG_RE = /^[a-z0-9]([a-z0-9-]{1,61}[a-z0-9])$/;
