@@ -1,7 +1,7 @@
 /**
  * Every control-plane route declares the permission it needs; the check
  * lives here, in one place. The declared table is also what the contract
- * guard test compares with the routes of spec/oblien-api.md.
+ * guard test compares with the routes of docs/contract.md.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.ts';

@@ -10,7 +10,7 @@
  * contract: not_found → NotFound, validation → ValidationFailed,
  * already_exists → AlreadyExists, other 409s → StateConflict; an
  * unreachable agent is Unavailable (503); a route an older agent lacks is
- * StateConflict with the hint to restart the workspace (STYLE §11).
+ * StateConflict with the hint to restart the workspace.
  */
 import http from 'node:http';
 import { AlreadyExists, NotFound, StateConflict, Unavailable, ValidationFailed } from '../core/errors.ts';

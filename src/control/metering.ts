@@ -95,7 +95,7 @@ export class Meter {
   async tick(): Promise<void> {
     const rows = await this.db.selectFrom('workspaces').select('id').where('state', 'not in', ['deleted']).execute();
     for (const { id } of rows) {
-      await this.accrue({ id } as Workspace).catch((err) => this.log.error({ workspace: id, err: String(err) }, 'metering failed'));
+      await this.accrue({ id } as Workspace).catch((err) => this.log.error({ workspace: id, err }, 'metering failed'));
     }
   }
 

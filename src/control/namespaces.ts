@@ -204,7 +204,7 @@ export class NamespaceService {
   private async stopAll(slug: string, reason: 'namespace' | 'quota'): Promise<number> {
     const ids = await this.ops().idsInNamespace(slug, ['running', 'paused', 'provisioning', 'sleeping']);
     for (const id of ids) {
-      await this.ops().stopSystem(id, reason).catch((err) => this.log.error({ workspace: id, err: String(err) }, 'stopping for namespace failed'));
+      await this.ops().stopSystem(id, reason).catch((err) => this.log.error({ workspace: id, err }, 'stopping for namespace failed'));
     }
     return ids.length;
   }

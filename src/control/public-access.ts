@@ -254,7 +254,7 @@ export class PublicAccessService {
     if (Boolean(routed) === has) return;
     const next = routed ? [...current, port].sort((a, b) => a - b) : current.filter((x) => x !== port);
     await this.workspaces.update(p, ws.id, { config: { ingress_ports: next } }).catch((err) => {
-      this.log.warn({ workspace: ws.id, err: String(err) }, 'could not record ingress_ports');
+      this.log.warn({ workspace: ws.id, err }, 'could not record ingress_ports');
     });
   }
 

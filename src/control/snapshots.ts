@@ -336,7 +336,7 @@ export class SnapshotService {
         await this.db.updateTable('archives').set({ state: 'failed', error: message, completed_at: now() }).where('workspace_id', '=', ws.id).where('version', '=', version).execute();
         throw err;
       } finally {
-        await this.host.deleteSnapshot(tmp).catch((e) => this.log.warn({ snapshot: tmp, err: String(e) }, 'could not remove the archive\'s snapshot'));
+        await this.host.deleteSnapshot(tmp).catch((e) => this.log.warn({ snapshot: tmp, err: e }, 'could not remove the archive\'s snapshot'));
       }
     });
   }

@@ -209,7 +209,7 @@ export class WorkspaceService implements WorkspaceOps {
     } catch (err) {
       const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
       this.log.error({ workspace: id, failure }, 'workspace failed to start');
-      await this.host.stop(sandboxRef(ws)).catch((e) => this.log.warn({ workspace: id, err: String(e) }, 'cleanup after failed start'));
+      await this.host.stop(sandboxRef(ws)).catch((e) => this.log.warn({ workspace: id, err: e }, 'cleanup after failed start'));
       await this.transition(ws, 'failed', {
         provisioning: {
           state: 'failed', phase: 'failed', message: failure.message,
@@ -668,7 +668,7 @@ export class WorkspaceService implements WorkspaceOps {
         }
         handled++;
       } catch (err) {
-        this.log.error({ workspace: id, err: String(err) }, 'ttl action failed');
+        this.log.error({ workspace: id, err }, 'ttl action failed');
       }
     }
     return handled;
@@ -686,7 +686,7 @@ export class WorkspaceService implements WorkspaceOps {
     const known = new Set(rows.map((r) => r.id));
     // One listing of the host's sandboxes: where it carries states, no per-workspace probe is needed.
     const listing = await this.host.listSandboxes().catch((err) => {
-      this.log.warn({ err: String(err) }, 'cannot list the host sandboxes: probing each workspace');
+      this.log.warn({ err }, 'cannot list the host sandboxes: probing each workspace');
       return null;
     });
     const listedState = new Map((listing ?? []).filter((s) => s.state).map((s) => [s.id, s.state!]));
@@ -714,7 +714,7 @@ export class WorkspaceService implements WorkspaceOps {
         }
       } catch (err) {
         summary.failed!++;
-        this.log.error({ workspace: ws.id, err: String(err) }, 'reconcile failed for workspace');
+        this.log.error({ workspace: ws.id, err }, 'reconcile failed for workspace');
       }
     });
     // What this instance provably owns but the store does not know (a store restored from a backup,
@@ -722,7 +722,7 @@ export class WorkspaceService implements WorkspaceOps {
     // run dir, data dir and bridge); anything else is never touched.
     const slots = new Set(rows.filter((r) => r.slotIndex !== null).map((r) => r.slotIndex!));
     const sweep = await this.host.removeOrphans({ ids: known, slots }, listing?.map((s) => s.id)).catch((err) => {
-      this.log.error({ err: String(err) }, 'orphan sweep failed');
+      this.log.error({ err }, 'orphan sweep failed');
       return null;
     });
     if (sweep) {

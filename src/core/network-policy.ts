@@ -1,5 +1,5 @@
 /**
- * A workspace's network policy as data (STYLE §8, microsandbox's
+ * A workspace's network policy as data (microsandbox's
  * NetworkPolicy): for each direction an ordered list of rules, first match
  * wins, and anything no rule matches is denied, so a missing or empty
  * policy fails closed. Pure: `buildPolicy` turns the stored config

@@ -126,7 +126,7 @@ export class CertManager implements CertificateIssuer {
   /** Record the hostname and give it an interim Hearth-CA certificate now; obtain the real one in the background. */
   async request(hostname: string, workspaceId: string): Promise<void> {
     await this.prepare(hostname, workspaceId);
-    void this.ensure(hostname, workspaceId, false).catch((err) => this.log.error({ hostname, err: String(err) }, 'certificate request failed'));
+    void this.ensure(hostname, workspaceId, false).catch((err) => this.log.error({ hostname, err }, 'certificate request failed'));
   }
 
   private async prepare(hostname: string, workspaceId: string | null): Promise<void> {
@@ -241,7 +241,7 @@ export class CertManager implements CertificateIssuer {
         await this.ensure(row.hostname, row.workspace_id, true).catch(() => undefined);
       }
     } catch (err) {
-      this.log.error({ err: String(err) }, 'certificate sweep failed');
+      this.log.error({ err }, 'certificate sweep failed');
     }
   }
 }

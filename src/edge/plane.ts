@@ -130,7 +130,7 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
 
   await pa.reload();
   // Rows vanish by cascade when a workspace is deleted: re-read the table so its routes (and connections) go too.
-  const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err: String(err) }, 'route reload failed')); }, 2000);
+  const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err }, 'route reload failed')); }, 2000);
   reloader.unref();
 
   if (opts.edgeHttp || opts.edgeHttps) {

@@ -341,7 +341,7 @@ export class Edge {
       req.resume();
       if (err instanceof EdgeReject) this.page(res, err.status, err.detail, err.headers);
       else {
-        this.deps.log.error({ err: String(err), host }, 'edge request failed');
+        this.deps.log.error({ err, host }, 'edge request failed');
         this.page(res, 502);
       }
     });
@@ -392,7 +392,7 @@ export class Edge {
     if (err instanceof EdgeReject) {
       if (socket.writable) socket.end(edgePageRaw(err.status, err.detail, err.headers));
     } else {
-      this.deps.log.error({ err: String(err) }, 'edge upgrade failed');
+      this.deps.log.error({ err }, 'edge upgrade failed');
       if (socket.writable) socket.end(edgePageRaw(502));
     }
     socket.destroy();

@@ -106,7 +106,7 @@ async function startDns(network: HostNetwork, opts: LocalHostOptions): Promise<D
     opts.log.info({ listen: `${network.gateway}:53`, upstreams }, 'DNS forwarder for workspaces');
     return dns;
   } catch (e) {
-    opts.log.warn({ err: String(e) }, `cannot listen on ${network.gateway}:53: workspaces keep the host's resolvers and egress hostnames will not resolve`);
+    opts.log.warn({ err: e }, `cannot listen on ${network.gateway}:53: workspaces keep the host's resolvers and egress hostnames will not resolve`);
     return null;
   }
 }

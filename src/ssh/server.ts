@@ -100,7 +100,7 @@ export class SshGateway {
 
   constructor(hostKey: Buffer, private readonly deps: SshGatewayDeps) {
     this.server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Hearth_1.0' }, (conn) => this.onConnection(conn));
-    this.server.on('error', (err: Error) => deps.log.warn({ err: String(err) }, 'ssh server error'));
+    this.server.on('error', (err: Error) => deps.log.warn({ err }, 'ssh server error'));
     this.unsubscribe = deps.access.onRevoked((id, why) => this.kick(id, why));
   }
 
@@ -155,7 +155,7 @@ export class SshGateway {
         }
         return ctx.reject(methods(login));
       })().catch((err) => {
-        this.deps.log.error({ err: String(err) }, 'ssh authentication failed');
+        this.deps.log.error({ err }, 'ssh authentication failed');
         ctx.reject();
       });
     });
@@ -186,7 +186,7 @@ export class SshGateway {
         handleSession(conn, session, {
           agent: async () => this.agentFor(await current()),
           sftpCommand: async () => ({ cmd: agentNodeArgv(await sftpServerSource(), SFTP_MAIN_FLAG), env: {} }),
-          onError: (err, what) => this.deps.log.warn({ workspace: wsId, what, err: err.message }, 'ssh session failed'),
+          onError: (err, what) => this.deps.log.warn({ workspace: wsId, what, err }, 'ssh session failed'),
         });
       });
       conn.on('tcpip', (accept, reject, info) => {

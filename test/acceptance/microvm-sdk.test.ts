@@ -1,6 +1,6 @@
 /**
  * The same SDK acceptance cases against both drivers (sdk-drivers.suite.ts):
- * microvm under TCG on these machines (FACTS.md), container beside it.
+ * microvm under TCG on these machines (docs/host-facts.md), container beside it.
  */
 import { driverSuite } from './sdk-drivers.suite.ts';
 

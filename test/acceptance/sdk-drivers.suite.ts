@@ -1,5 +1,5 @@
 /**
- * One acceptance suite for every isolation driver (STYLE §9, Hono's
+ * One acceptance suite for every isolation driver (Hono's
  * common.case.test.ts): the official `oblien` SDK, unmodified, against a
  * real `hearth serve --driver <d>`. Each driver passes a skip list whose
  * entries state their reason; a skip naming a case that does not exist

@@ -1,5 +1,5 @@
 /**
- * The agent's route surface, frozen per protocol generation (STYLE §11):
+ * The agent's route surface, frozen per protocol generation:
  * hearthd decides what it may call from the generation on /health, so a
  * route added or removed without bumping AGENT_GENERATION fails here.
  */

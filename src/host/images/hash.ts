@@ -1,5 +1,5 @@
 /**
- * Content keys for built artifacts (STYLE §13): every artifact is named by a
+ * Content keys for built artifacts: every artifact is named by a
  * hash of its inputs, so an unchanged input set is a cache hit (logged CACHED).
  */
 import { createHash } from 'node:crypto';

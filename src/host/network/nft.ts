@@ -1,5 +1,5 @@
 /**
- * Hearth's host firewall as data rendered to nftables text (STYLE §8).
+ * Hearth's host firewall as data rendered to nftables text.
  *
  * Everything here is pure: `renderRuleset(state)` returns the one ruleset
  * string that `HostNetwork.ensure()/sync()` feed to `nft -f -`, and the

@@ -1,7 +1,7 @@
 /**
  * Container snapshots: file-system snapshots of the workspace's writable
  * layer (`<workspace dir>/upper`). CRIU cannot checkpoint processes on this
- * kernel (FACTS.md), so running programs are not captured: a restore
+ * kernel (docs/host-facts.md), so running programs are not captured: a restore
  * restarts the workspace on the restored files.
  *
  * Consistency: a running container is frozen (cgroup freezer, `runc pause`)

@@ -33,7 +33,7 @@ import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver
 
 export type ContainerStage = 'validate' | 'disk' | 'network' | 'vmm';
 
-/** A container driver failure, with the stage it happened in (STYLE §12) and what to do next. */
+/** A container driver failure, with the stage it happened in and what to do next. */
 export class ContainerDriverError extends Error {
   constructor(
     readonly op: 'run' | 'stop' | 'pause' | 'resume' | 'destroy' | 'state' | 'stats' | 'list' | 'teardown',

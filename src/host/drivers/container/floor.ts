@@ -1,7 +1,7 @@
 /**
  * The physical floor for container start benchmarks: a bare `runc run` of a
  * rootfs with nothing Hearth adds (no overlay, no veth, no agent), only the
- * namespaces and the memory/pids limits FACTS.md measured with. bench/
+ * namespaces and the memory/pids limits docs/host-facts.md measured with. bench/
  * compares `ContainerDriver.run` against this on the same host.
  */
 import { randomBytes } from 'node:crypto';

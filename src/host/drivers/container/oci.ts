@@ -1,5 +1,5 @@
 /**
- * Pure builders for the container driver (STYLE §4): the OCI runtime
+ * Pure builders for the container driver: the OCI runtime
  * config.json runc runs, the seccomp profile, and the small /etc files the
  * workspace sees. No I/O here; test/unit/oci-config.test.ts pins the output
  * against test/golden/oci-config.json.

@@ -1,6 +1,6 @@
 /**
  * Can this host run microVMs, and with which accelerator? Decided by a real
- * boot, not by the existence of /dev/kvm (FACTS.md: on PVM hosts /dev/kvm
+ * boot, not by the existence of /dev/kvm (docs/host-facts.md: on PVM hosts /dev/kvm
  * runs a bare vCPU but a stock Linux guest hangs early): the guest kernel
  * with Hearth's initramfs and `rdinit=/probe`, which prints a marker and
  * powers off. Seen within the bound under KVM → `kvm`; otherwise `tcg`

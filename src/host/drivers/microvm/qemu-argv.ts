@@ -1,5 +1,5 @@
 /**
- * Pure builders for the microVM (STYLE §4): the kernel command line and the
+ * Pure builders for the microVM: the kernel command line and the
  * QEMU argv. No I/O; test/unit/microvm-argv.test.ts pins both against
  * test/golden/microvm-*.txt.
  *

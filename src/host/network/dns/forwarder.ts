@@ -70,7 +70,7 @@ export class DnsForwarder {
       udp.once('error', reject);
       udp.bind(port, this.opts.listen, () => { udp.off('error', reject); resolve(); });
     });
-    udp.on('error', (e) => this.opts.log?.('dns udp error', { err: String(e) }));
+    udp.on('error', (e) => this.opts.log?.('dns udp error', { err: e }));
     udp.on('message', (msg, rinfo) => {
       void this.handle(msg, rinfo.address, 'udp').then((out) => { if (out) udp.send(out, rinfo.port, rinfo.address); });
     });
@@ -135,7 +135,7 @@ export class DnsForwarder {
         }
       } catch (e) {
         // Never hand out an address the firewall does not know about.
-        this.opts.log?.('dns grant failed', { src, name: q.name, err: String(e) });
+        this.opts.log?.('dns grant failed', { src, name: q.name, err: e });
         return reply(msg, q, RCODE_SERVFAIL);
       }
     }

@@ -1,6 +1,5 @@
 /**
- * Disks for the microVM, each built once and keyed by content hash
- * (STYLE §13):
+ * Disks for the microVM, each built once and keyed by content hash:
  *
  * - the base disk of an image: its layers (top first, as overlayfs takes
  *   them) flattened through a read-only overlay mount — so whiteouts of

@@ -9,7 +9,7 @@
  * What /init does, in order:
  *   1. mount devtmpfs, proc, sysfs;
  *   2. insmod the virtio modules in dependency order (the cloud kernel has
- *      them as modules, FACTS.md; virtio_ring before virtio, failover before
+ *      them as modules, docs/host-facts.md; virtio_ring before virtio, failover before
  *      virtio_net);
  *   3. find the root disk and the agent drive by their virtio serial
  *      (`hearth-root`, `hearth-agent`): vdX letters follow probe order, which

@@ -4,7 +4,7 @@
  * which checks the .deb against the hashes in the signed Release/Packages
  * indexes of the host's own apt sources (no mirror named here), extracted
  * with `dpkg-deb -x` into `vm/kernel/<package>_<version>/`. We keep the
- * bzImage (boots on microvm with the default option ROMs, FACTS.md) and
+ * bzImage (boots on microvm with the default option ROMs, docs/host-facts.md) and
  * the modules the initramfs needs.
  */
 import fs from 'node:fs/promises';
