@@ -1,4 +1,5 @@
 /** Agent configuration from the environment (set by hearthd in the workspace spec). */
+import { AGENT_PORT } from '../core/agent-protocol.ts';
 import { resolve } from 'node:path';
 
 export interface AgentConfig {
@@ -17,7 +18,7 @@ export class ConfigError extends Error {
 export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
   const secret = env.HEARTH_AGENT_SECRET;
   if (!secret) throw new ConfigError('HEARTH_AGENT_SECRET is required');
-  const portText = env.HEARTH_AGENT_PORT ?? '9990';
+  const portText = env.HEARTH_AGENT_PORT ?? String(AGENT_PORT);
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`HEARTH_AGENT_PORT is not a port: ${portText}`);
   return {

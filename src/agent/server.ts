@@ -6,6 +6,7 @@
  * body; nothing a client sends may take the agent down. WebSocket upgrades
  * take the same path to `/ws` (the runtime socket) or `/proxy`.
  */
+import { AGENT_PORT } from '../core/agent-protocol.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -218,7 +219,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { void plane.close().finally(() => reject(err)); };
     server.once('error', onError);
-    server.listen(opts.port ?? 9990, opts.host ?? '0.0.0.0', () => {
+    server.listen(opts.port ?? AGENT_PORT, opts.host ?? '0.0.0.0', () => {
       server.off('error', onError);
       resolve();
     });

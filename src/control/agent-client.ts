@@ -15,11 +15,9 @@
 import http from 'node:http';
 import { AlreadyExists, NotFound, StateConflict, Unavailable, ValidationFailed } from '../core/errors.ts';
 import { publicStatus } from '../core/lifecycle.ts';
+import { WORKLOADS_GENERATION } from '../core/agent-protocol.ts';
 import type { AgentEndpoint } from '../host/host-driver.ts';
 import type { Workspace } from './workspace-row.ts';
-
-/** The first agent generation that serves /_hearth/workloads, /_hearth/logs, /_hearth/metrics. */
-export const WORKLOADS_GENERATION = 2;
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const DEFAULT_TIMEOUT_MS = 30_000;

@@ -9,6 +9,7 @@
  * disk and brings them back at boot, so they survive hearthd restarts and
  * work the same on every driver. hearthd only forwards.
  */
+import { WORKLOADS_PREFIX } from '../core/agent-protocol.ts';
 import type { Logger } from 'pino';
 import { AlreadyExists, ValidationFailed } from '../core/errors.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
@@ -21,9 +22,6 @@ import type { AgentEndpoint } from '../host/host-driver.ts';
 type Json = Record<string, unknown>;
 type Endpoints = { agentEndpoint(ws: { slotIndex: number }): AgentEndpoint };
 
-export const AGENT_WORKLOADS = '/_hearth/workloads';
-export const AGENT_LOGS = '/_hearth/logs';
-export const AGENT_METRICS = '/_hearth/metrics';
 /** Label of the workload that runs `config.cmd` (the agent's ROLE_LABEL). */
 const ROLE_LABEL = 'hearth.role';
 
@@ -130,7 +128,7 @@ export async function applyInitialWorkloads(host: Endpoints, ws: Workspace, log?
   for (const body of bodies) {
     const id = String(body.id);
     try {
-      await client.call(ws, 'POST', AGENT_WORKLOADS, body);
+      await client.call(ws, 'POST', WORKLOADS_PREFIX, body);
       result.created.push(id);
     } catch (err) {
       if (err instanceof AlreadyExists) result.existing.push(id);

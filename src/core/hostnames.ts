@@ -4,6 +4,7 @@
  * slugs, minting preview hashes and building the public URL of a route.
  * No I/O; unit-tested in test/unit/core-hostnames.test.ts.
  */
+import { AGENT_PORT } from './agent-protocol.ts';
 import { randomBytes } from 'node:crypto';
 import { ValidationFailed } from './errors.ts';
 
@@ -13,7 +14,7 @@ const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** Ports that may never be exposed: the guest agent's own API. */
-export const RESERVED_PORTS = new Set([9990]);
+export const RESERVED_PORTS = new Set([AGENT_PORT]);
 
 /**
  * The host part of a Host header or SNI name, lowercased, without port or

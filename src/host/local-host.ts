@@ -4,6 +4,7 @@
  * and turns a workspace into a SandboxSpec. Readiness means the agent
  * answers /health over the workspace's own network interface.
  */
+import { AGENT_PORT } from '../core/agent-protocol.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
@@ -24,7 +25,6 @@ import type { PullEvent } from './images/oci/pull.ts';
 import { HostSnapshots, type HostSnapshot, type SnapshotOptions } from './snapshots/host.ts';
 import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
 
-export const AGENT_PORT = 9990;
 /** Containers: a generous bound on the agent's first answer (node cold start). */
 const AGENT_READY_TIMEOUT_MS = 20_000;
 const DEFAULT_PIDS_LIMIT = 1024;

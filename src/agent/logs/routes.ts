@@ -8,6 +8,7 @@
  * boot is over; the MCP server collects the whole stream, so it must end).
  * The cmd stream follows while the command runs or is about to restart.
  */
+import { LOGS_PREFIX } from '../../core/agent-protocol.ts';
 import { readFileSync, statSync } from 'node:fs';
 import type { Handler } from '../http/context.ts';
 import { AgentError, notFound, validation } from '../errors.ts';
@@ -20,7 +21,6 @@ import type { LogEntry } from './line.ts';
 import { openDataSse } from './sse.ts';
 import type { LogFileInfo, LogStore } from './store.ts';
 
-export const LOGS_PREFIX = '/_hearth/logs';
 /** getFile answers in JSON: bigger files are refused (fetch them with the runtime's files API). */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
 

@@ -3,12 +3,11 @@
  * StatsEvent, `/_hearth/metrics/stream` one per interval over SSE. hearthd
  * adds the host's view (cgroup counters of the sandbox) before answering.
  */
+import { METRICS_PREFIX } from '../../core/agent-protocol.ts';
 import type { Handler } from '../http/context.ts';
 import type { Router } from '../router.ts';
 import { everyInterval, intervalParam, openDataSse } from '../logs/sse.ts';
 import type { GuestMetrics, RawSample } from './guest.ts';
-
-export const METRICS_PREFIX = '/_hearth/metrics';
 
 export function registerMetricsRoutes(router: Router<Handler>, guest: GuestMetrics): void {
   router.add('GET', METRICS_PREFIX, async () => ({ success: true, ...(await guest.snapshot()), sources: await guest.describe() }));

@@ -4,6 +4,7 @@
  * `/workspace/:id/workloads…` routes from it, spec §13). Bodies are the
  * contract's: hearthd passes them through and returns these shapes.
  */
+import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { Ctx, Handler } from '../http/context.ts';
 import { readJson } from '../http/body.ts';
 import { intParam, listParam, q } from '../http/params.ts';
@@ -16,7 +17,6 @@ import { collectWorkloadStats, type StatsState } from './stats.ts';
 import type { Supervisor } from './supervisor.ts';
 import { TERMINAL, type Workload } from './workload.ts';
 
-export const WORKLOADS_PREFIX = '/_hearth/workloads';
 const MAX_TAIL = 100_000;
 
 export interface WorkloadRouteDeps {

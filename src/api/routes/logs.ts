@@ -5,6 +5,7 @@
  * `cmd` the output of the workload running `config.cmd`; any workload id or
  * name is also a valid `source`.
  */
+import { LOGS_PREFIX } from '../../core/agent-protocol.ts';
 import type { FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -13,7 +14,7 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { AGENT_LOGS, agentClientFor } from '../../control/workloads.ts';
+import { agentClientFor } from '../../control/workloads.ts';
 
 function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
   const src = (q ?? {}) as Json;
@@ -32,28 +33,28 @@ export function logRoutes(r: RouteTable, ctx: ApiContext): void {
 
   r.add('GET', '/workspace/:id/logs', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'GET', AGENT_LOGS, undefined, { query: pick(req.query, ['source', 'tail_lines', 'tail', 'since']) })), success: true };
+    return { ...(await agent.call(ws, 'GET', LOGS_PREFIX, undefined, { query: pick(req.query, ['source', 'tail_lines', 'tail', 'since']) })), success: true };
   });
 
   r.add('DELETE', '/workspace/:id/logs', 'workspace:write', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'DELETE', AGENT_LOGS)), success: true };
+    return { ...(await agent.call(ws, 'DELETE', LOGS_PREFIX)), success: true };
   });
 
   r.add('GET', '/workspace/:id/logs/list', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'GET', `${AGENT_LOGS}/files`)), success: true };
+    return { ...(await agent.call(ws, 'GET', `${LOGS_PREFIX}/files`)), success: true };
   });
 
   r.add('GET', '/workspace/:id/logs/file/:name', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'GET', `${AGENT_LOGS}/files/${encodeURIComponent(param(req.params, 'name'))}`)), success: true };
+    return { ...(await agent.call(ws, 'GET', `${LOGS_PREFIX}/files/${encodeURIComponent(param(req.params, 'name'))}`)), success: true };
   });
 
   for (const source of ['boot', 'cmd'] as const) {
     r.add('GET', `/workspace/:id/logs/stream/${source}`, 'workspace:read', async (req, reply, p) => {
       const ws = await running(req, p);
-      const upstream = await agent.stream(ws, `${AGENT_LOGS}/stream/${source}`, { query: pick(req.query, ['tail_lines', 'tail', 'since']) });
+      const upstream = await agent.stream(ws, `${LOGS_PREFIX}/stream/${source}`, { query: pick(req.query, ['tail_lines', 'tail', 'since']) });
       await relaySse(reply, upstream);
       return reply;
     });

@@ -6,6 +6,7 @@
  * host's view of the same sandbox (its cgroup counters as hearthd reads
  * them) is added under `host`, with its own CPU rate.
  */
+import { METRICS_PREFIX } from '../../core/agent-protocol.ts';
 import type { FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -14,7 +15,7 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { AGENT_METRICS, agentClientFor } from '../../control/workloads.ts';
+import { agentClientFor } from '../../control/workloads.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 
 interface HostPoint {
@@ -51,7 +52,7 @@ export function metricsRoutes(r: RouteTable, ctx: ApiContext): void {
     requireRunning(ws);
     // Host counters before and after the guest snapshot (which takes ≥ 250 ms cold) give the host a rate too.
     const before = await hostView(ctx, ws, null);
-    const guest = await agent.call(ws, 'GET', AGENT_METRICS);
+    const guest = await agent.call(ws, 'GET', METRICS_PREFIX);
     const after = await hostView(ctx, ws, before.point);
     return { ...guest, success: true, workspace_id: ws.id, status: publicStatus(ws.state), is_running: true, host: after.view };
   });
@@ -61,7 +62,7 @@ export function metricsRoutes(r: RouteTable, ctx: ApiContext): void {
     requireRunning(ws);
     let point = (await hostView(ctx, ws, null)).point;
     const q = (req.query ?? {}) as Json;
-    const upstream = await agent.stream(ws, `${AGENT_METRICS}/stream`, {
+    const upstream = await agent.stream(ws, `${METRICS_PREFIX}/stream`, {
       query: { interval: typeof q.interval === 'string' ? q.interval : undefined, interval_ms: typeof q.interval_ms === 'string' ? q.interval_ms : undefined },
     });
     await relaySse(reply, upstream, async (event) => {

@@ -4,6 +4,7 @@
  * agent's `/_hearth/workloads…` API (src/agent/workloads), which owns the
  * processes. Streams are relayed as control-plane SSE (§1.5).
  */
+import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
@@ -12,7 +13,7 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { AGENT_WORKLOADS, agentClientFor } from '../../control/workloads.ts';
+import { agentClientFor } from '../../control/workloads.ts';
 
 /** Calls that wait for a process to stop: up to its stop_timeout (≤ 300 s) plus slack. */
 const STOP_TIMEOUT_MS = 320_000;
@@ -38,23 +39,23 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
     requireRunning(ws);
     return ws;
   };
-  const one = (req: FastifyRequest): string => `${AGENT_WORKLOADS}/${encodeURIComponent(param(req.params, 'wid'))}`;
+  const one = (req: FastifyRequest): string => `${WORKLOADS_PREFIX}/${encodeURIComponent(param(req.params, 'wid'))}`;
 
   r.add('POST', '/workspace/:id/workloads', 'workspace:write', async (req, reply, p) => {
     const ws = await running(req, p);
-    const res = await agent.call(ws, 'POST', AGENT_WORKLOADS, req.body ?? {});
+    const res = await agent.call(ws, 'POST', WORKLOADS_PREFIX, req.body ?? {});
     reply.code(201);
     return flat(res);
   });
 
   r.add('GET', '/workspace/:id/workloads', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'GET', AGENT_WORKLOADS, undefined, { query: pick(req.query, ['states', 'status', 'name', 'limit']) })), success: true };
+    return { ...(await agent.call(ws, 'GET', WORKLOADS_PREFIX, undefined, { query: pick(req.query, ['states', 'status', 'name', 'limit']) })), success: true };
   });
 
   r.add('DELETE', '/workspace/:id/workloads', 'workspace:write', async (req, _reply, p) => {
     const ws = await running(req, p);
-    return { ...(await agent.call(ws, 'DELETE', AGENT_WORKLOADS, undefined, { timeoutMs: STOP_TIMEOUT_MS })), success: true };
+    return { ...(await agent.call(ws, 'DELETE', WORKLOADS_PREFIX, undefined, { timeoutMs: STOP_TIMEOUT_MS })), success: true };
   });
 
   const stream = (url: string, agentPath: (req: FastifyRequest) => string, keys: string[]) =>
@@ -66,7 +67,7 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
     });
 
   // Static `stats` beats the `:wid` parameter (§1.6).
-  stream('/workspace/:id/workloads/stats/stream', () => `${AGENT_WORKLOADS}/stats/stream`, ['interval', 'interval_ms']);
+  stream('/workspace/:id/workloads/stats/stream', () => `${WORKLOADS_PREFIX}/stats/stream`, ['interval', 'interval_ms']);
 
   r.add('GET', '/workspace/:id/workloads/:wid', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);

@@ -1,4 +1,5 @@
 /** Workspace collection and item routes (§4, §5). Parse → authorize → one service call → shape. */
+import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
 import { parseCreateRequest } from '../../core/workspace-spec.ts';
@@ -8,7 +9,7 @@ import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
 import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
-import { AGENT_WORKLOADS, agentClientFor } from '../../control/workloads.ts';
+import { agentClientFor } from '../../control/workloads.ts';
 
 export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary'>): void {
   const agent = agentClientFor(ctx.host);
@@ -45,7 +46,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
     const [stats, exposed, workloads] = await Promise.all([
       running ? ctx.host.stats(sandboxRef(ws)).catch(() => null) : null,
       publicAccess.summary(ws.id),
-      running ? agent.call(ws, 'GET', AGENT_WORKLOADS).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
+      running ? agent.call(ws, 'GET', WORKLOADS_PREFIX).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
     ]);
     return {
       success: true, workspace: v, lifecycle: lifecycleView(ws, ctx.workspaces.lastActivity(ws), ctx.host.snapshotSupport(ws.driver)), resources: v.resources,

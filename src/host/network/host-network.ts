@@ -13,6 +13,7 @@
  * sandbox between the two halves, concurrently with `configure`. OPERATIONS.md beside
  * this file is the runbook.
  */
+import { AGENT_PORT } from '../../core/agent-protocol.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostCommandError, hostRun } from '../exec.ts';
@@ -37,7 +38,7 @@ export class NetworkError extends Error {
 }
 
 export interface HostNetworkOptions {
-  /** The guest agent's port: only the host may reach it. Default 9990. */
+  /** The guest agent's port: only the host may reach it. Default AGENT_PORT. */
   agentPort?: number;
   /** Hearth's DNS forwarder listens on the gateway (opens 53 to it in the input chain). Default false. */
   dns?: boolean;
@@ -134,7 +135,7 @@ export class HostNetwork {
     this.nft = opts.nftPath ?? 'nft';
     this.bridge = opts.bridgePath ?? 'bridge';
     this.linkRe = new RegExp(`^${plan.linkPrefix}\\d+$`);
-    this.options = { agentPort: opts.agentPort ?? 9990, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null };
+    this.options = { agentPort: opts.agentPort ?? AGENT_PORT, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null };
   }
 
   /** Can this host do it? root, iproute2 with netns support, nftables. Never changes anything. */

@@ -6,6 +6,7 @@
  * instead of booting cold. All keyed by content hash: a second run logs
  * CACHED and costs a few hundred ms.
  */
+import { AGENT_PORT } from '../../core/agent-protocol.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,7 +65,7 @@ async function buildPerImage(o: MicrovmSetupOptions, driver: MicrovmDriver, out:
     if (!o.templates) continue;
     const t0 = Date.now();
     const dir = await driver.ensureTemplate({
-      workspaceId: 'template', generation: 0, hostname: 'template', image, agent: o.agent, agentSecret: 'unused', agentPort: 9990,
+      workspaceId: 'template', generation: 0, hostname: 'template', image, agent: o.agent, agentSecret: 'unused', agentPort: AGENT_PORT,
       cpus: DEFAULT_RESOURCES.cpus, memoryMb: DEFAULT_RESOURCES.memory_mb, diskSizeMb: DEFAULT_RESOURCES.disk_size_mb, pidsLimit: 1024,
       slot: slotFor(DEFAULT_NETWORK_PLAN, 0), dir: path.join(runDir, 'template'),
     });

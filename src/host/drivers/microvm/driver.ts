@@ -20,6 +20,7 @@
  * Templates: `hearth setup` builds one per image at the default resources;
  * other shapes get one in the background once they have booted cold twice.
  */
+import { AGENT_PORT } from '../../../core/agent-protocol.ts';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile, chown } from 'node:fs/promises';
 import fs from 'node:fs';
@@ -511,7 +512,7 @@ export class MicrovmDriver implements Driver {
       try {
         // A documentation address on the template's own unbridged tap: nothing is reachable, nothing leaks.
         await ch.send({
-          t: 'identity', workspaceId: 'template-verify', hostname: 'template-verify', secret: randomBytes(16).toString('hex'), port: 9990,
+          t: 'identity', workspaceId: 'template-verify', hostname: 'template-verify', secret: randomBytes(16).toString('hex'), port: AGENT_PORT,
           ip: '192.0.2.2', prefix: 24, gateway: '192.0.2.1', mac: '02:48:ff:ff:ff:fd', nameservers: [], env: [], workdir: '/', now: Date.now(), seed: randomBytes(32).toString('base64'),
         });
         const r = await ch.wait((m) => m.t === 'applied' || m.t === 'error', 30_000, 'the verification restore to apply an identity');
