@@ -5,7 +5,7 @@
 import { publicStatus } from '../core/lifecycle.ts';
 import { formatDuration } from '../core/duration.ts';
 import type { Workspace } from '../control/workspace-row.ts';
-import type { AgentEndpoint } from '../host/host-driver.ts';
+import type { AgentEndpoint } from '../core/agent-protocol.ts';
 
 export function workspaceView(ws: Workspace, endpoint: AgentEndpoint | null): Record<string, unknown> {
   const { ttl_seconds, ...config } = ws.config;

@@ -9,7 +9,7 @@
  * disk and brings them back at boot, so they survive hearthd restarts and
  * work the same on every driver. hearthd only forwards.
  */
-import { WORKLOADS_PREFIX } from '../core/agent-protocol.ts';
+import { WORKLOADS_PREFIX, type AgentEndpoint } from '../core/agent-protocol.ts';
 import type { Logger } from 'pino';
 import { AlreadyExists, ValidationFailed } from '../core/errors.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
@@ -17,7 +17,6 @@ import { AgentError } from '../agent/errors.ts';
 import { ID_RE, parseCreate, parseEnv } from '../agent/workloads/spec.ts';
 import { AgentClient } from './agent-client.ts';
 import type { Workspace } from './workspace-row.ts';
-import type { AgentEndpoint } from '../host/host-driver.ts';
 
 type Json = Record<string, unknown>;
 type Endpoints = { agentEndpoint(ws: { slotIndex: number }): AgentEndpoint };

@@ -8,6 +8,12 @@
 /** The guest agent's port on the workspace's own address: only the host may reach it. */
 export const AGENT_PORT = 9990;
 
+/** Where hearthd reaches one workspace's agent: its address on the workspace network and AGENT_PORT. */
+export interface AgentEndpoint {
+  ip: string;
+  port: number;
+}
+
 /** The agent's internal workload API (hearthd serves /workspace/:id/workloads… from it). */
 export const WORKLOADS_PREFIX = '/_hearth/workloads';
 /** The agent's log API (boot and workload logs, §18). */

@@ -4,6 +4,7 @@
  * Hearth spans several hosts. Unit tests of the API use a fake of this
  * interface (test/unit only); the product ships only LocalHost.
  */
+import type { AgentEndpoint } from '../core/agent-protocol.ts';
 import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { PullEvent } from './images/oci/pull.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/host.ts';
@@ -29,11 +30,6 @@ export interface SandboxRef {
   image: string;
   hostname: string;
   config: WorkspaceConfig;
-}
-
-export interface AgentEndpoint {
-  ip: string;
-  port: number;
 }
 
 export interface HostDriver {

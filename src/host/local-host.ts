@@ -4,14 +4,14 @@
  * and turns a workspace into a SandboxSpec. Readiness means the agent
  * answers /health over the workspace's own network interface.
  */
-import { AGENT_PORT } from '../core/agent-protocol.ts';
+import { AGENT_PORT, type AgentEndpoint } from '../core/agent-protocol.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AgentEndpoint, HostDriver, OrphanSweep, SandboxRef } from './host-driver.ts';
+import type { HostDriver, OrphanSweep, SandboxRef } from './host-driver.ts';
 import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
