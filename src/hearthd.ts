@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
-import { createApiKey, type NewKey } from './auth/keys.ts';
+import { ApiKeys, createApiKey, type NewKey } from './auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from './control/workspaces.ts';
 import { sandboxRef } from './control/workspace-row.ts';
 import { buildApi, type ApiApp } from './api/server.ts';
@@ -90,7 +90,7 @@ export class Hearthd {
     const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };
     const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
     const publicPlane = publicServicesFor(planeDeps, planeOpts);
-    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
+    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, keys: new ApiKeys(db, signer), db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
     d.meter = meter;

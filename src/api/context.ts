@@ -5,6 +5,7 @@ import type { NamespaceService } from '../control/namespaces.ts';
 import type { UsageReports } from '../control/usage.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
+import type { ApiKeys } from '../auth/keys.ts';
 import type { Db } from '../store/db.ts';
 
 export interface ApiContext {
@@ -15,7 +16,9 @@ export interface ApiContext {
   meter: { tick(): Promise<void> } | null;
   host: HostDriver;
   signer: TokenSigner;
-  /** Used only by auth and key management. */
+  /** Authentication, API keys and token revocation. */
+  keys: ApiKeys;
+  /** Used only to build the snapshot and public-access services when the caller gives none (to move to one composition root). */
   db: Db;
   log: Logger;
   /** Shortest idle-sleep delay accepted (contract: 120 s; tests lower it). */

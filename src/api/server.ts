@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import type { ApiContext } from './context.ts';
 import { RouteTable } from './route-table.ts';
 import { HttpError, errorBody, toHttpError } from './errors.ts';
-import { authenticate } from '../auth/keys.ts';
 import { workspaceRoutes } from './routes/workspaces.ts';
 import { runtimeAccessRoutes } from './routes/runtime-access.ts';
 import { accountRoutes } from './routes/account.ts';
@@ -69,7 +68,7 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
     reply.code(404).send(errorBody(e, req.id));
   });
 
-  const routes = new RouteTable(app, (req) => authenticate(ctx.db, ctx.signer, req.headers));
+  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers));
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
   const pub = ctx.publicServices ?? defaultPublicServices(ctx);
   workspaceRoutes(routes, ctx, pub.publicAccess);

@@ -1,6 +1,7 @@
 /**
- * API keys (client id + secret) and control-plane authentication. The
- * secret is shown once at creation and stored only as a hash.
+ * API keys (client id + secret), revoked access tokens and control-plane
+ * authentication: the one owner of the `api_keys` and `revoked_tokens`
+ * tables. The secret is shown once at creation and stored only as a hash.
  */
 import type { Db } from '../store/db.ts';
 import { Unauthenticated } from '../core/errors.ts';
@@ -62,4 +63,47 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
   const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', clientId).executeTakeFirst();
   if (!key || key.revoked_at || !secretMatches(secret, key.secret_hash)) throw new Unauthenticated('invalid client id or secret');
   return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null, grants: ALL_GRANTS, tokenId: null };
+}
+
+/** A key as listed to admins: never its secret or hash. */
+export interface ApiKeyInfo {
+  client_id: string;
+  name: string;
+  namespace: string | null;
+  is_admin: boolean;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** The service the control plane's routes use for credentials. */
+export class ApiKeys {
+  constructor(private readonly db: Db, private readonly signer: TokenSigner) {}
+
+  authenticate(headers: Headers): Promise<Principal> {
+    return authenticate(this.db, this.signer, headers);
+  }
+
+  create(opts: { name: string; admin: boolean; namespace?: string | null }): Promise<NewKey> {
+    return createApiKey(this.db, opts);
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    const rows = await this.db.selectFrom('api_keys').select(['client_id', 'name', 'namespace', 'is_admin', 'created_at', 'revoked_at']).orderBy('created_at').execute();
+    return rows.map((k) => ({ ...k, is_admin: k.is_admin === 1 }));
+  }
+
+  /** Revoke a live key; false when no live key has that id. */
+  async revoke(clientId: string): Promise<boolean> {
+    const res = await this.db.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('client_id', '=', clientId).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Blacklist an access token's jti until it would expire anyway; false when it is already invalid. */
+  async revokeToken(token: string): Promise<boolean> {
+    const claims = await this.signer.verify(token);
+    if (!claims) return false;
+    await this.db.insertInto('revoked_tokens').values({ jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString() })
+      .onConflict((oc) => oc.column('jti').doNothing()).execute();
+    return true;
+  }
 }

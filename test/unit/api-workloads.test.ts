@@ -11,7 +11,7 @@ import pino from 'pino';
 import { Oblien, NotFoundError, ValidationError, ConflictError } from 'oblien';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
-import { createApiKey } from '../../src/auth/keys.ts';
+import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from '../../src/control/workspaces.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
@@ -55,7 +55,8 @@ before(async () => {
   const namespaces = new NamespaceService(db, log);
   namespaces.workspaces = service;
   service.namespaces = namespaces;
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer: new TokenSigner('t'), db, log, runtimeUrl: () => null });
+  const signer = new TokenSigner('t');
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => null });
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = api.app.server.address() as { port: number };
   base = `http://127.0.0.1:${addr.port}`;

@@ -73,10 +73,7 @@ export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('POST', '/tokens/revoke', 'admin', async (req) => {
     const b = bodyObject(req.body);
     if (typeof b.token !== 'string') throw new ValidationFailed('token', 'token is required');
-    const claims = await ctx.signer.verify(b.token);
-    if (!claims) return { success: true, revoked: false, reason: 'token already invalid or expired' };
-    await ctx.db.insertInto('revoked_tokens').values({ jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString() })
-      .onConflict((oc) => oc.column('jti').doNothing()).execute();
+    if (!(await ctx.keys.revokeToken(b.token))) return { success: true, revoked: false, reason: 'token already invalid or expired' };
     return { success: true, revoked: true };
   });
 }

@@ -1,0 +1,68 @@
+/**
+ * API keys and scoped-token revocation through the control plane (Hearth
+ * extensions, §24): what an admin can create, list and revoke, and that a
+ * revoked credential stops authenticating at once.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { openSqlite, type Db } from '../../src/store/db.ts';
+import { TokenSigner } from '../../src/auth/jwt.ts';
+import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
+import { NamespaceService } from '../../src/control/namespaces.ts';
+import { UsageReports } from '../../src/control/usage.ts';
+import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { FakeHost } from './fake-host.ts';
+
+let db: Db;
+let api: ApiApp;
+let admin: Record<string, string>;
+
+before(async () => {
+  db = await openSqlite(':memory:');
+  const host = new FakeHost();
+  const log = pino({ level: 'silent' });
+  const workspaces = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS);
+  const namespaces = new NamespaceService(db, log);
+  namespaces.workspaces = workspaces;
+  workspaces.namespaces = namespaces;
+  const signer = new TokenSigner('keys-test');
+  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => null });
+  const key = await createApiKey(db, { name: 'admin', admin: true });
+  admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
+});
+after(async () => { await api.app.close(); await db.destroy(); });
+
+async function call(method: 'GET' | 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: unknown) {
+  const res = await api.app.inject({ method, url, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+  return { status: res.statusCode, json: res.json() as Record<string, any> };
+}
+
+test('keys: create shows the secret once, list never does, revoke stops the key at once', async () => {
+  const made = await call('POST', '/keys', admin, { name: 'ci' });
+  assert.equal(made.status, 201);
+  const ci = { 'x-client-id': made.json.clientId as string, 'x-client-secret': made.json.clientSecret as string };
+  assert.equal((await call('GET', '/workspace', ci)).status, 200, 'the new key authenticates');
+
+  const listed = await call('GET', '/keys', admin);
+  const row = (listed.json.keys as Record<string, unknown>[]).find((k) => k.client_id === ci['x-client-id']);
+  assert.deepEqual({ name: row?.name, is_admin: row?.is_admin, revoked_at: row?.revoked_at }, { name: 'ci', is_admin: false, revoked_at: null });
+  assert.ok(!JSON.stringify(listed.json).includes(ci['x-client-secret']), 'no secret in the list');
+  assert.ok(!JSON.stringify(listed.json).includes('secret_hash'), 'no hash in the list');
+
+  assert.equal((await call('DELETE', `/keys/${ci['x-client-id']}`, admin)).status, 200);
+  assert.equal((await call('GET', '/workspace', ci)).status, 401, 'a revoked key is refused');
+  assert.equal((await call('DELETE', `/keys/${ci['x-client-id']}`, admin)).status, 404, 'revoking twice: no live key');
+  assert.equal((await call('DELETE', `/keys/${admin['x-client-id']}`, admin)).json.code, 'validation_error', 'a key cannot revoke itself');
+  assert.ok((await call('GET', '/keys', admin)).json.keys.find((k: Record<string, unknown>) => k.client_id === ci['x-client-id']).revoked_at, 'the list shows when it was revoked');
+});
+
+test('tokens/revoke: a revoked scoped token is refused at once; an invalid one reports revoked:false', async () => {
+  const minted = await call('POST', '/tokens', admin, { scope: 'namespace', namespace: 'default', ttl: 600 });
+  const bearer = { authorization: `Bearer ${minted.json.token as string}` };
+  assert.equal((await call('GET', '/workspace', bearer)).status, 200, 'the token authenticates');
+  assert.deepEqual((await call('POST', '/tokens/revoke', admin, { token: minted.json.token })).json, { success: true, revoked: true });
+  assert.equal((await call('GET', '/workspace', bearer)).status, 401, 'revoked');
+  assert.equal((await call('POST', '/tokens/revoke', admin, { token: 'garbage' })).json.revoked, false);
+});
