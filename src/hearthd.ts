@@ -18,6 +18,7 @@ import { Gateway } from './gateway/server.ts';
 import { NamespaceService } from './control/namespaces.ts';
 import { Meter } from './control/metering.ts';
 import { UsageReports } from './control/usage.ts';
+import { SnapshotService } from './control/snapshots.ts';
 import type { HostDriver } from './host/host-driver.ts';
 import { publicServicesFor, startPublicPlane, type PublicPlane, type PublicPlaneOptions } from './edge/plane.ts';
 
@@ -90,7 +91,8 @@ export class Hearthd {
     const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };
     const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
     const publicPlane = publicServicesFor(planeDeps, planeOpts);
-    const api = buildApi({ workspaces, namespaces, usage, meter, host: opts.host, signer, keys: new ApiKeys(db, signer), db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
+    const snapshots = new SnapshotService(db, opts.host, workspaces, opts.log.child({ component: 'snapshots' }));
+    const api = buildApi({ workspaces, namespaces, usage, snapshots, meter, host: opts.host, signer, keys: new ApiKeys(db, signer), db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
     d.meter = meter;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { WorkspaceService } from '../control/workspaces.ts';
 import type { NamespaceService } from '../control/namespaces.ts';
 import type { UsageReports } from '../control/usage.ts';
+import type { SnapshotService } from '../control/snapshots.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { ApiKeys } from '../auth/keys.ts';
@@ -12,13 +13,14 @@ export interface ApiContext {
   workspaces: WorkspaceService;
   namespaces: NamespaceService;
   usage: UsageReports;
+  snapshots: SnapshotService;
   /** Brings usage up to now before a report is read. */
   meter: { tick(): Promise<void> } | null;
   host: HostDriver;
   signer: TokenSigner;
   /** Authentication, API keys and token revocation. */
   keys: ApiKeys;
-  /** Used only to build the snapshot and public-access services when the caller gives none (to move to one composition root). */
+  /** Used only to build the public-access services when the caller gives none (to move to one composition root). */
   db: Db;
   log: Logger;
   /** Shortest idle-sleep delay accepted (contract: 120 s; tests lower it). */

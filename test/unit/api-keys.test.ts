@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
+import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
@@ -28,7 +29,7 @@ before(async () => {
   namespaces.workspaces = workspaces;
   workspaces.namespaces = namespaces;
   const signer = new TokenSigner('keys-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });

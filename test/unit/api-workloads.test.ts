@@ -11,6 +11,7 @@ import pino from 'pino';
 import { Oblien, NotFoundError, ValidationError, ConflictError } from 'oblien';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
+import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from '../../src/control/workspaces.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
@@ -56,7 +57,7 @@ before(async () => {
   namespaces.workspaces = service;
   service.namespaces = namespaces;
   const signer = new TokenSigner('t');
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => null });
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = api.app.server.address() as { port: number };
   base = `http://127.0.0.1:${addr.port}`;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
+import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
@@ -26,7 +27,7 @@ before(async () => {
   namespaces.workspaces = service;
   service.namespaces = namespaces;
   const signer = new TokenSigner('test-secret');
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => 'http://gw' });
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });

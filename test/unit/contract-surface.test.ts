@@ -13,6 +13,7 @@ import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { buildApi } from '../../src/api/server.ts';
 import { openSqlite } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
+import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys } from '../../src/auth/keys.ts';
 import { WorkspaceService } from '../../src/control/workspaces.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
@@ -60,7 +61,7 @@ test('every control-plane route declares a permission and is in the contract or 
   const workspaces = new WorkspaceService(db, host, log);
   const namespaces = new NamespaceService(db, log);
   const signer = new TokenSigner('x');
-  const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => null });
+  const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
   const spec = specRoutes();
   const unknown: string[] = [];
   for (const r of routes.routes) {

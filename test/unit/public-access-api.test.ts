@@ -12,6 +12,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
+import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
@@ -32,7 +33,7 @@ before(async () => {
   const workspaces = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
   pub = createPublicServices({ db, workspaces, log }, { previewDomain: 'preview.test', edgePorts: () => ({ http: 80, https: 443 }), endpoint: () => ({ host: 'gw.test', port: 2222 }) });
   const signer = new TokenSigner('test-secret');
-  api = buildApi({ workspaces, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => 'http://gw', publicServices: pub } as never);
+  api = buildApi({ workspaces, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => 'http://gw', publicServices: pub } as never);
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });

@@ -15,7 +15,7 @@ import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
-import { parseSnapshotRequest } from '../../src/control/snapshots.ts';
+import { SnapshotService, parseSnapshotRequest } from '../../src/control/snapshots.ts';
 import { FakeHost } from './fake-host.ts';
 
 let db: Db;
@@ -33,7 +33,7 @@ before(async () => {
   namespaces.workspaces = service;
   service.namespaces = namespaces;
   const signer = new TokenSigner('test-secret');
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), db, log, runtimeUrl: () => 'http://gw' });
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
   const key2 = await createApiKey(db, { name: 'other', admin: true });

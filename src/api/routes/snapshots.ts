@@ -11,9 +11,9 @@ import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
 import { bodyObject, param, type Json } from '../parse.ts';
 import { workspaceView } from '../views.ts';
-import { SnapshotService } from '../../control/snapshots.ts';
 
-export function snapshotRoutes(r: RouteTable, ctx: ApiContext, svc = new SnapshotService(ctx.db, ctx.host, ctx.workspaces, ctx.log.child({ component: 'snapshots' }))): void {
+export function snapshotRoutes(r: RouteTable, ctx: ApiContext): void {
+  const svc = ctx.snapshots;
   r.add('POST', '/workspace/:id/snapshot', 'workspace:write', async (req, reply, p) => {
     const snapshot = await svc.create(p, param(req.params, 'id'), bodyObject(req.body));
     reply.code(201);
