@@ -24,7 +24,6 @@ const nodeIo = {
  */
 const KNOWN_CROSSINGS = [
   'src/api/context.ts', // hands routes the HostDriver and the store: routes should get services only
-  'src/api/routes/lifecycle.ts', // SnapshotSupport type from host/drivers/driver.ts
   'src/api/sse.ts', // the agent's SSE writer: belongs to a shared protocol module
   'src/control/workloads.ts', // the agent's workload spec and errors: belong to the agent protocol
 ];

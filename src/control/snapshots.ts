@@ -23,13 +23,16 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db, WorkspaceTable } from '../store/db.ts';
 import type { HostDriver } from '../host/host-driver.ts';
-import type { SnapshotAfter } from '../host/drivers/driver.ts';
+import type { SnapshotAfter, SnapshotSupport } from '../host/drivers/driver.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { AlreadyExists, NotFound, StateConflict, ValidationFailed } from '../core/errors.ts';
 import { randomId } from '../auth/secrets.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { WorkspaceService } from './workspaces.ts';
 import { sandboxRef, type Workspace } from './workspace-row.ts';
+
+/** The answer of `support()`, for the routes that show it (they do not import the host layer). */
+export type { SnapshotSupport };
 
 export interface SnapshotTable {
   id: string;
@@ -183,6 +186,11 @@ export class SnapshotService {
     this.db = db as unknown as Kysely<SnapshotDb>;
   }
 
+  /** What a snapshot of this workspace captures on this host (lifecycle's snapshot_supported). */
+  support(ws: Pick<Workspace, 'driver'>): SnapshotSupport {
+    return this.host.snapshotSupport(ws.driver);
+  }
+
   /** Snapshots the principal may see: its own, narrowed to its namespace or workspace scope. */
   private scoped(p: Principal) {
     let q = this.db.selectFrom('snapshots').selectAll().where('owner', '=', p.clientId);
@@ -197,7 +205,7 @@ export class SnapshotService {
     const row = await this.locks.run(found.id, async () => {
       const ws = (await this.workspaces.byId(found.id))!;
       if (!SNAPSHOTTABLE.has(ws.state)) throw new StateConflict(`workspace is ${ws.state}; a snapshot needs a running, paused or stopped workspace`, 'wait until it is running');
-      const support = this.host.snapshotSupport(ws.driver);
+      const support = this.support(ws);
       if (!support.filesystem) throw new StateConflict(`snapshots are not available for this workspace: ${support.reason}`);
       const id = randomId('snap_', 20);
       const at = now();

@@ -4,7 +4,7 @@ import type { RouteTable } from '../route-table.ts';
 import { bodyObject, param } from '../parse.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
-import type { SnapshotSupport } from '../../host/drivers/driver.ts';
+import type { SnapshotSupport } from '../../control/snapshots.ts';
 
 /**
  * `snapshot_supported` answers "does sleep keep running programs": true when
@@ -35,7 +35,7 @@ export function lifecycleView(ws: Workspace, lastActivity: number, support: Snap
 
 export function lifecycleRoutes(r: RouteTable, ctx: ApiContext, opts: { minIdleSeconds: number }): void {
   const svc = ctx.workspaces;
-  const reply = (ws: Workspace) => ({ success: true, workspace_id: ws.id, ...lifecycleView(ws, svc.lastActivity(ws), ctx.host.snapshotSupport(ws.driver)) });
+  const reply = (ws: Workspace) => ({ success: true, workspace_id: ws.id, ...lifecycleView(ws, svc.lastActivity(ws), ctx.snapshots.support(ws)) });
 
   r.add('GET', '/workspace/:id/lifecycle', 'workspace:read', async (req, _r, p) => reply(await svc.find(p, param(req.params, 'id'))));
   r.add('POST', '/workspace/:id/lifecycle/permanent', 'workspace:write', async (req, _r, p) => reply(await svc.makePermanent(p, param(req.params, 'id'), bodyObject(req.body))));

@@ -49,7 +49,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
       running ? agent.call(ws, 'GET', WORKLOADS_PREFIX).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
     ]);
     return {
-      success: true, workspace: v, lifecycle: lifecycleView(ws, ctx.workspaces.lastActivity(ws), ctx.host.snapshotSupport(ws.driver)), resources: v.resources,
+      success: true, workspace: v, lifecycle: lifecycleView(ws, ctx.workspaces.lastActivity(ws), ctx.snapshots.support(ws)), resources: v.resources,
       network: networkView(ws, ctx, exposed.ports.length > 0), public_access: exposed, workloads, stats,
     };
   });
