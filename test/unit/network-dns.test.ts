@@ -106,3 +106,98 @@ test('forwarder: serves UDP and TCP on its address', async () => {
   assert.deepEqual(parseAnswer(tcpAnswer), { id: 10, rcode: 0, truncated: false, a: [{ ip: '198.51.100.99', ttl: 30 }] });
   await fwd.close();
 });
+
+/** A resolver of the test's own on loopback whose behaviour each test chooses. */
+async function testResolver(onQuery: (msg: Buffer, r: dgram.RemoteInfo, s: dgram.Socket) => void): Promise<{ port: number; close(): void }> {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (msg, r) => onQuery(msg, r, s));
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  return { port: s.address().port, close: () => s.close() };
+}
+const openPolicy = () => buildPolicy({ allow_internet: true, ingress: [], egress: [] }, { ip: '10.88.0.3', subnet: '10.88.0.0/16', agentPort: 9990 });
+
+test('forwarder: upstream queries carry ids of its own choosing; the client gets its id back', async () => {
+  const seen: number[] = [];
+  const res = await testResolver((msg, r, s) => { seen.push(msg.readUInt16BE(0)); s.send(answerA(msg, parseQuery(msg)!, ['198.51.100.1'], 30), r.port, r.address); });
+  const fwd = new DnsForwarder({ listen: '127.0.0.1', upstreams: [{ host: '127.0.0.1', port: res.port }], policyOf: openPolicy, grant: async () => undefined });
+  for (let i = 0; i < 16; i++) {
+    const a = parseAnswer((await fwd.handle(buildQuery(7, `n${i}.example`), '10.88.0.3', 'udp'))!);
+    assert.equal(a.id, 7, 'the answer carries the id the client chose');
+    assert.deepEqual(a.a, [{ ip: '198.51.100.1', ttl: 30 }]);
+  }
+  // A workspace that picks the id upstream must not know it: 16 random ids are not all its own.
+  assert.ok(seen.some((id) => id !== 7), `upstream saw only the client's id: ${seen.join(',')}`);
+  await fwd.close();
+  res.close();
+});
+
+test('forwarder: an answer to another question, with the right id and source, is not relayed', async () => {
+  // The resolver first answers a question that was not asked (what a spoofer racing the real answer sends), then the real one.
+  const res = await testResolver((msg, r, s) => {
+    const q = parseQuery(msg)!;
+    const forged = answerA(buildQuery(msg.readUInt16BE(0), 'other.example'), parseQuery(buildQuery(msg.readUInt16BE(0), 'other.example'))!, ['203.0.113.66'], 30);
+    s.send(forged, r.port, r.address);
+    setTimeout(() => s.send(answerA(msg, q, ['198.51.100.7'], 30), r.port, r.address), 30);
+  });
+  const ctx = { subnet: '10.88.0.0/16', agentPort: 9990, ip: '10.88.0.2' };
+  const grants: string[] = [];
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', upstreams: [{ host: '127.0.0.1', port: res.port }],
+    policyOf: () => buildPolicy({ allow_internet: false, ingress: [], egress: ['api.example.com'] }, ctx),
+    grant: async (_src, _name, a) => { grants.push(...a.map((x) => x.ip)); },
+  });
+  const a = parseAnswer((await fwd.handle(buildQuery(9, 'api.example.com'), '10.88.0.2', 'udp'))!);
+  assert.deepEqual(a.a, [{ ip: '198.51.100.7', ttl: 30 }]);
+  assert.deepEqual(grants, ['198.51.100.7'], 'the forged address was never granted');
+  assert.equal(fwd.upstreamStats.mismatched, 1);
+  await fwd.close();
+  res.close();
+});
+
+test('forwarder: a flood of queries shares a few upstream sockets and is capped in flight', async () => {
+  const ports = new Set<number>();
+  const res = await testResolver((msg, r, s) => { ports.add(r.port); setTimeout(() => s.send(answerA(msg, parseQuery(msg)!, ['198.51.100.2'], 30), r.port, r.address), 50); });
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', upstreams: [{ host: '127.0.0.1', port: res.port }], policyOf: openPolicy, grant: async () => undefined,
+    queryBurst: 1000, pool: { sockets: 4, maxInFlight: 64 },
+  });
+  const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => fwd.handle(buildQuery(i, `f${i}.example`), '10.88.0.3', 'udp').then((b) => parseAnswer(b!))));
+  assert.ok(ports.size <= 4, `${ports.size} upstream source ports for 100 queries`);
+  assert.equal(answers.filter((a) => a.rcode === 0).length, 64, 'queries beyond the in-flight cap are answered SERVFAIL, not queued');
+  assert.equal(answers.filter((a) => a.rcode === 2).length, 36);
+  assert.equal(fwd.upstreamStats.overloaded, 36);
+  await fwd.close();
+  res.close();
+});
+
+test('forwarder: each workspace has a query budget; spending it does not starve another', async () => {
+  let asked = 0;
+  const res = await testResolver((msg, r, s) => { asked++; s.send(answerA(msg, parseQuery(msg)!, ['198.51.100.3'], 30), r.port, r.address); });
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', upstreams: [{ host: '127.0.0.1', port: res.port }], policyOf: openPolicy, grant: async () => undefined,
+    queryBurst: 20, queriesPerSecond: 1,
+  });
+  const rcodes: number[] = [];
+  for (let i = 0; i < 30; i++) rcodes.push(parseAnswer((await fwd.handle(buildQuery(i, `b${i}.example`), '10.88.0.3', 'udp'))!).rcode);
+  assert.equal(rcodes.filter((r) => r === 0).length, 20);
+  assert.equal(rcodes.filter((r) => r === 5).length, 10, 'REFUSED once the budget is spent');
+  assert.equal(asked, 20, 'refused queries never reach the upstream');
+  assert.equal(parseAnswer((await fwd.handle(buildQuery(1, 'other.example'), '10.88.0.4', 'udp'))!).rcode, 0, 'another workspace still resolves');
+  await fwd.close();
+  res.close();
+});
+
+test('forwarder: TCP connections are capped per workspace address', async () => {
+  const fwd = new DnsForwarder({ listen: '127.0.0.1', port: 0, upstreams: [], policyOf: openPolicy, grant: async () => undefined, tcpPerSource: 2 });
+  await fwd.start();
+  const net = await import('node:net');
+  const tport = ((fwd as unknown as { tcp: import('node:net').Server }).tcp.address() as import('node:net').AddressInfo).port;
+  const open = () => new Promise<import('node:net').Socket>((res, rej) => { const s = net.connect(tport, '127.0.0.1', () => res(s)); s.on('error', rej); });
+  const held = [await open(), await open()];
+  const third = await open();
+  const closed = await new Promise<boolean>((res) => { third.on('close', () => res(true)); setTimeout(() => res(false), 1000); });
+  assert.ok(closed, 'the third connection from one address is closed at once');
+  assert.equal(fwd.stats.limited, 1);
+  for (const s of held) s.destroy();
+  await fwd.close();
+});

@@ -14,18 +14,23 @@
  *   no way out of an air-gapped workspace (tunnelling).
  *
  * Upstreams are the host's resolvers (loopback ones work: this runs on the
- * host) or `--dns-upstream`. The decisions are core's `dnsVerdict`.
+ * host) or `--dns-upstream`, asked through `UpstreamPool` (random ids,
+ * question matching, a bounded socket pool: see upstream.ts). The
+ * decisions are core's `dnsVerdict`.
+ *
+ * Each workspace address has a query budget (a token bucket; REFUSED when
+ * spent) and TCP connections are capped per address and in total, so one
+ * workspace cannot flood the upstreams or hearthd's descriptors.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { dnsVerdict, type NetworkPolicy } from '../../../core/network-policy.ts';
-import { parseAnswer, parseQuery, reply, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_SERVFAIL, TYPE_AAAA, TYPE_A, type AnswerA } from './wire.ts';
+import { RateLimiter } from '../../../core/rate-limit.ts';
+import { parseAnswer, parseQuery, reply, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_AAAA, TYPE_A, type AnswerA, type Question } from './wire.ts';
+import { UpstreamPool, type Upstream, type UpstreamPoolOptions } from './upstream.ts';
 
-export interface Upstream {
-  host: string;
-  port: number;
-}
+export type { Upstream } from './upstream.ts';
 
 export interface DnsForwarderOptions {
   listen: string;
@@ -37,6 +42,14 @@ export interface DnsForwarderOptions {
   grant(src: string, name: string, answers: AnswerA[]): Promise<void>;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   timeoutMs?: number;
+  /** Queries a workspace may send at once and per second (default 200 and 100). */
+  queryBurst?: number;
+  queriesPerSecond?: number;
+  /** TCP connections per workspace address and in total (default 8 and 256). */
+  tcpPerSource?: number;
+  tcpTotal?: number;
+  /** The upstream socket pool (sockets, queries per socket, queries in flight). */
+  pool?: Omit<UpstreamPoolOptions, 'timeoutMs'>;
 }
 
 /** `1.2.3.4`, `1.2.3.4:5353` → upstream. */
@@ -59,9 +72,20 @@ export class DnsForwarder {
   private udp: dgram.Socket | null = null;
   private tcp: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
-  readonly stats = { queries: 0, refused: 0, learned: 0, failed: 0 };
+  private readonly tcpBySource = new Map<string, number>();
+  private readonly budget: RateLimiter;
+  private readonly upstream: UpstreamPool;
+  readonly stats = { queries: 0, refused: 0, learned: 0, failed: 0, limited: 0 };
 
-  constructor(private readonly opts: DnsForwarderOptions) {}
+  constructor(private readonly opts: DnsForwarderOptions) {
+    this.budget = new RateLimiter({ burst: opts.queryBurst ?? 200, perSecond: opts.queriesPerSecond ?? 100 });
+    this.upstream = new UpstreamPool({ ...opts.pool, timeoutMs: opts.timeoutMs });
+  }
+
+  /** Answers the upstream pool ignored (wrong source, id or question) and queries it turned away. */
+  get upstreamStats() {
+    return this.upstream.stats;
+  }
 
   async start(): Promise<void> {
     const port = this.opts.port ?? 53;
@@ -89,11 +113,25 @@ export class DnsForwarder {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
     this.tcp = null;
+    this.upstream.close();
   }
 
   private serveTcp(sock: net.Socket): void {
+    const src = sock.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+    const mine = this.tcpBySource.get(src) ?? 0;
+    if (mine >= (this.opts.tcpPerSource ?? 8) || this.sockets.size >= (this.opts.tcpTotal ?? 256)) {
+      this.stats.limited++;
+      sock.destroy();
+      return;
+    }
+    this.tcpBySource.set(src, mine + 1);
     this.sockets.add(sock);
-    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      const n = (this.tcpBySource.get(src) ?? 1) - 1;
+      if (n > 0) this.tcpBySource.set(src, n);
+      else this.tcpBySource.delete(src);
+    });
     sock.on('error', () => undefined);
     sock.setTimeout(10_000, () => sock.destroy());
     let buf = Buffer.alloc(0);
@@ -102,7 +140,7 @@ export class DnsForwarder {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void this.handle(Buffer.from(msg), sock.remoteAddress?.replace(/^::ffff:/, '') ?? '', 'tcp').then((out) => {
+        void this.handle(Buffer.from(msg), src, 'tcp').then((out) => {
           if (out && !sock.destroyed) sock.write(Buffer.concat([Buffer.from([out.length >> 8, out.length & 255]), out]));
         });
       }
@@ -114,6 +152,10 @@ export class DnsForwarder {
     const q = parseQuery(msg);
     if (!q) return null;
     this.stats.queries++;
+    if (!this.budget.take(src, Date.now())) {
+      this.stats.limited++;
+      return reply(msg, q, RCODE_REFUSED);
+    }
     const verdict = dnsVerdict(this.opts.policyOf(src), q.name);
     if (verdict === 'refuse') {
       this.stats.refused++;
@@ -121,7 +163,7 @@ export class DnsForwarder {
     }
     // Workspaces are IPv4-only: an allow-listed name has no IPv6 answer to learn.
     if (verdict === 'learn' && q.type === TYPE_AAAA) return reply(msg, q, RCODE_NOERROR);
-    const answer = await this.forward(msg, via);
+    const answer = await this.forward(msg, q, via);
     if (!answer) {
       this.stats.failed++;
       return reply(msg, q, RCODE_SERVFAIL);
@@ -142,43 +184,14 @@ export class DnsForwarder {
     return answer;
   }
 
-  private async forward(msg: Buffer, via: 'udp' | 'tcp'): Promise<Buffer | null> {
+  private async forward(msg: Buffer, q: Question, via: 'udp' | 'tcp'): Promise<Buffer | null> {
     // UDP to the upstream first; a truncated answer is fetched again over TCP for a TCP client (a UDP one retries itself).
     for (const up of this.opts.upstreams) {
-      const r = await this.askUdp(msg, up).catch(() => null);
+      const r = await this.upstream.askUdp(msg, q, up);
       if (!r) continue;
-      if (via === 'tcp' && r.length >= 4 && (r.readUInt16BE(2) & 0x0200)) return (await this.askTcp(msg, up).catch(() => null)) ?? r;
+      if (via === 'tcp' && (r.readUInt16BE(2) & 0x0200)) return (await this.upstream.askTcp(msg, q, up)) ?? r;
       return r;
     }
     return null;
-  }
-
-  private askUdp(msg: Buffer, up: Upstream): Promise<Buffer | null> {
-    return new Promise((resolve) => {
-      const s = dgram.createSocket('udp4');
-      const id = msg.readUInt16BE(0);
-      const done = (b: Buffer | null) => { clearTimeout(timer); s.close(); resolve(b); };
-      const timer = setTimeout(() => done(null), this.opts.timeoutMs ?? 2000);
-      s.on('error', () => done(null));
-      s.on('message', (b, rinfo) => {
-        if (rinfo.address === up.host && rinfo.port === up.port && b.length >= 2 && b.readUInt16BE(0) === id) done(b);
-      });
-      s.send(msg, up.port, up.host);
-    });
-  }
-
-  private askTcp(msg: Buffer, up: Upstream): Promise<Buffer | null> {
-    return new Promise((resolve) => {
-      const s = net.connect(up.port, up.host);
-      let buf = Buffer.alloc(0);
-      const done = (b: Buffer | null) => { clearTimeout(timer); s.destroy(); resolve(b); };
-      const timer = setTimeout(() => done(null), this.opts.timeoutMs ?? 2000);
-      s.on('error', () => done(null));
-      s.on('connect', () => s.write(Buffer.concat([Buffer.from([msg.length >> 8, msg.length & 255]), msg])));
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) done(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      });
-    });
   }
 }

@@ -10,6 +10,7 @@ export const TYPE_AAAA = 28;
 export const RCODE_NOERROR = 0;
 export const RCODE_SERVFAIL = 2;
 export const RCODE_NXDOMAIN = 3;
+export const RCODE_REFUSED = 5;
 
 export interface Question {
   id: number;
@@ -58,6 +59,18 @@ export function parseQuery(buf: Buffer): Question | null {
     const { name, next } = readName(buf, 12);
     if (next + 4 > buf.length) return null;
     return { id: buf.readUInt16BE(0), rd: (flags & 0x0100) !== 0, name, type: buf.readUInt16BE(next), cls: buf.readUInt16BE(next + 2), end: next + 4 };
+  } catch {
+    return null;
+  }
+}
+
+/** The question of a response (single question), or null: what the forwarder matches an answer against. */
+export function responseQuestion(buf: Buffer): Pick<Question, 'name' | 'type' | 'cls'> | null {
+  try {
+    if (buf.length < 12 || buf.readUInt16BE(4) !== 1) return null;
+    const { name, next } = readName(buf, 12);
+    if (next + 4 > buf.length) return null;
+    return { name, type: buf.readUInt16BE(next), cls: buf.readUInt16BE(next + 2) };
   } catch {
     return null;
   }
