@@ -22,6 +22,14 @@
  *   allows the target and the target's ingress names the source.
  * - some destinations are never reachable, whatever the lists say
  *   (BUILTIN_EGRESS_DENY: link-local covers cloud metadata services).
+ * - the host's neighbours are not the internet: private (RFC 1918),
+ *   shared/CGNAT (100.64/10) and benchmarking (198.18/15) networks are
+ *   denied too (PRIVATE_NETWORKS), whatever the lists say, except Hearth's
+ *   own workspace network (reached by the rules above, each side's policy
+ *   deciding) and the ranges the operator allows for every workspace
+ *   (`hearth serve --egress-allow-private CIDR,…`): a tenant cannot list its
+ *   way onto the host's LAN, and a name that resolves to a LAN address
+ *   grants nothing.
  */
 
 export type Verdict = 'allow' | 'deny';
@@ -32,7 +40,7 @@ export type Peer =
   /** Every address on the workspace bridge (other workspaces). */
   | { kind: 'workspaces' }
   | { kind: 'address'; ip: string }
-  | { kind: 'network'; cidr: string }
+  | { kind: 'network'; cidr: string; except?: string[] }
   /** Resolved through the host's DNS forwarder (egress only). */
   | { kind: 'hostname'; name: string }
   /** A TCP port on the workspace itself (ingress only). */
@@ -69,6 +77,8 @@ export interface PolicyContext {
   subnet: string;
   /** The guest agent's port: reachable from the host only. */
   agentPort: number;
+  /** Private ranges the operator opened to every workspace's egress policy (default none). */
+  privateAllowed?: string[];
 }
 
 /**
@@ -81,6 +91,33 @@ export const BUILTIN_EGRESS_DENY: readonly PolicyRule[] = Object.freeze([
   { verdict: 'deny', peer: { kind: 'network', cidr: '169.254.0.0/16' }, why: 'link-local: cloud metadata services (credentials)' },
   { verdict: 'deny', peer: { kind: 'network', cidr: '224.0.0.0/3' }, why: 'multicast, reserved and broadcast' },
 ] as PolicyRule[]);
+
+/**
+ * The host's neighbours: private, shared (CGNAT) and benchmarking networks.
+ * Denied after the builtin denies, except the workspace network and what the
+ * operator allowed (see `privateEgressDeny`).
+ */
+export const PRIVATE_NETWORKS: readonly string[] = Object.freeze(['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', '198.18.0.0/15']);
+
+/** The private-network denies of a workspace's egress, with their exceptions (its own network, the operator's ranges). */
+export function privateEgressDeny(ctx: Pick<PolicyContext, 'subnet' | 'privateAllowed'>): PolicyRule[] {
+  const except = [ctx.subnet, ...(ctx.privateAllowed ?? [])];
+  return PRIVATE_NETWORKS.map((cidr) => ({
+    verdict: 'deny' as const,
+    peer: { kind: 'network' as const, cidr, except },
+    why: 'the host\'s neighbours (private, CGNAT, benchmarking networks) unless the operator allowed the range',
+  }));
+}
+
+/** Operator input: IPv4 CIDRs inside PRIVATE_NETWORKS (an address outside them needs no allowing). */
+export function parsePrivateAllowed(entries: string[]): string[] {
+  return entries.map((e) => {
+    const c = parseCidr(e);
+    const canon = `${intToIp(c.base)}/${c.prefix}`;
+    if (!PRIVATE_NETWORKS.some((n) => cidrContains(parseCidr(n), c))) throw new Error(`${e} is not inside a private range (${PRIVATE_NETWORKS.join(', ')}): nothing to allow`);
+    return canon;
+  });
+}
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -153,7 +190,7 @@ export function normalizeHostname(name: string): string {
 
 /** The policy of one workspace from its stored config. Pure and total: unknown shapes fail closed. */
 export function buildPolicy(config: PolicyConfig, ctx: PolicyContext): NetworkPolicy {
-  const egress: PolicyRule[] = [...BUILTIN_EGRESS_DENY];
+  const egress: PolicyRule[] = [...BUILTIN_EGRESS_DENY, ...privateEgressDeny(ctx)];
   const egressList = Array.isArray(config.egress) ? config.egress.filter((e): e is string => typeof e === 'string') : [];
   if (egressList.length) {
     const { hosts, addrs } = splitEgress(egressList);
@@ -226,7 +263,7 @@ export function evaluate(rules: PolicyRule[], peer: { ip: string; tcpPort?: numb
     const hit = p.kind === 'any'
       || (p.kind === 'workspaces' && cidrContains(net, addr))
       || (p.kind === 'address' && p.ip === peer.ip)
-      || (p.kind === 'network' && cidrContains(parseCidr(p.cidr), addr))
+      || (p.kind === 'network' && cidrContains(parseCidr(p.cidr), addr) && !(p.except ?? []).some((x) => cidrContains(parseCidr(x), addr)))
       || (p.kind === 'hostname' && (peer.hostnames ?? []).includes(p.name))
       || (p.kind === 'tcp-port' && peer.tcpPort === p.port);
     if (hit) return { verdict: r.verdict, rule: r };

@@ -168,7 +168,7 @@ export class LocalHost implements HostDriver {
 
   /** The workspace's network policy (core/network-policy.ts), from its stored config. */
   policy(ws: Pick<SandboxRef, 'slotIndex' | 'config'>): NetworkPolicy {
-    return buildPolicy(ws.config, { ip: slotFor(this.opts.network, ws.slotIndex).ip, subnet: this.opts.network.subnet, agentPort: AGENT_PORT });
+    return buildPolicy(ws.config, { ip: slotFor(this.opts.network, ws.slotIndex).ip, subnet: this.opts.network.subnet, agentPort: AGENT_PORT, privateAllowed: this.opts.network.privateAllowed });
   }
 
   private async spec(ws: SandboxRef): Promise<SandboxSpec> {

@@ -25,6 +25,8 @@ import { answerA, parseQuery, reply, RCODE_NXDOMAIN } from '../../src/host/netwo
 const PROBE = readFileSync(new URL('../helpers/net-probe.py', import.meta.url), 'utf8');
 const TCP = 8080, UDP = 8081;
 const NET_HOST = '203.0.113.10', NET_OTHER = '203.0.113.11', UPLINK = '203.0.113.1', UPLINK2 = '203.0.113.2';
+/** The host's neighbours: a LAN service, and one on a shared (CGNAT) range the operator opens with --egress-allow-private. */
+const LAN_HOST = '192.168.77.10', LAN_UPLINK = '192.168.77.1', CGNAT_HOST = '100.64.5.10', CGNAT_UPLINK = '100.64.5.1';
 const tag = randomBytes(2).toString('hex');
 const inetNs = `fwi${tag}`;
 const uplink = `fwu${tag}`;
@@ -45,15 +47,17 @@ function makeInternet(): void {
   sh('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', inetNs]);
   sh('ip', ['addr', 'add', `${UPLINK}/24`, 'dev', uplink]);
   sh('ip', ['addr', 'add', `${UPLINK2}/24`, 'dev', uplink]);
+  sh('ip', ['addr', 'add', `${LAN_UPLINK}/24`, 'dev', uplink]);
+  sh('ip', ['addr', 'add', `${CGNAT_UPLINK}/24`, 'dev', uplink]);
   sh('ip', ['link', 'set', uplink, 'up']);
-  for (const a of [NET_HOST, NET_OTHER]) sh('ip', ['-n', inetNs, 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
+  for (const a of [NET_HOST, NET_OTHER, LAN_HOST, CGNAT_HOST]) sh('ip', ['-n', inetNs, 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
   sh('ip', ['-n', inetNs, 'link', 'set', 'eth0', 'up']);
   sh('ip', ['-n', inetNs, 'link', 'set', 'lo', 'up']);
   // Before sending anything: the route to the fake host is ours.
-  assert.match(sh('ip', ['route', 'get', NET_HOST]), new RegExp(`dev ${uplink} `));
+  for (const a of [NET_HOST, LAN_HOST, CGNAT_HOST]) assert.match(sh('ip', ['route', 'get', a]), new RegExp(`dev ${uplink} `));
   const server = `
     const net = require('net'), dgram = require('dgram');
-    for (const host of ['${NET_HOST}', '${NET_OTHER}']) {
+    for (const host of ['${NET_HOST}', '${NET_OTHER}', '${LAN_HOST}', '${CGNAT_HOST}']) {
       net.createServer((s) => s.end(s.remoteAddress.replace('::ffff:', '') + '\\n')).listen(${TCP}, host);
       const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(r.address, r.port, r.address)); u.bind(${UDP}, host);
     }`;
@@ -66,7 +70,7 @@ async function startResolver(): Promise<number> {
   dnsServer.on('message', (msg, r) => {
     const q = parseQuery(msg);
     if (!q) return;
-    const ip = ({ 'internet.test': NET_HOST, 'other.test': NET_OTHER } as Record<string, string>)[q.name];
+    const ip = ({ 'internet.test': NET_HOST, 'other.test': NET_OTHER, 'lan.test': LAN_HOST } as Record<string, string>)[q.name];
     dnsServer.send(ip ? answerA(msg, q, [ip], 60) : reply(msg, q, RCODE_NXDOMAIN), r.port, r.address);
   });
   await new Promise<void>((res) => dnsServer.bind(0, '127.0.0.1', () => res()));
@@ -111,7 +115,7 @@ before(async () => {
   hostService = net.createServer((s) => s.end('host service\n'));
   await new Promise<void>((res) => hostService.listen(0, '0.0.0.0', () => res()));
   hostServicePort = (hostService.address() as net.AddressInfo).port;
-  h = await startHearth({ extraArgs: ['--dns-upstream', `127.0.0.1:${dnsPort}`] });
+  h = await startHearth({ extraArgs: ['--dns-upstream', `127.0.0.1:${dnsPort}`, '--egress-allow-private', '100.64.5.0/24'] });
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
   const made = await Promise.all((['A', 'B', 'C'] as const).map((name) => client.workspaces.create({ name: `fw-${name.toLowerCase()}-${tag}`, image: 'python-3.11', config: {} } as never)));
   for (const [i, name] of (['A', 'B', 'C'] as const).entries()) {
@@ -147,6 +151,20 @@ test('default: workspaces are invisible to each other; egress reaches the (fake)
   const [t] = await probe('A', [['tcp', NET_HOST, TCP]]);
   assert.equal(t, `ok:${UPLINK}`, 'the internet sees the host\'s uplink address, not the workspace');
   await reach('B', NET_HOST, true, 'open egress');
+});
+
+test('the host\'s neighbours: a LAN address is dropped open, listed or resolved; the operator\'s range is reachable', { skip }, async () => {
+  // The LAN host answers the host itself: only the firewall stands between it and a workspace.
+  assert.equal(await new Promise((res) => net.connect(TCP, LAN_HOST).on('data', (d) => res(String(d).trim())).on('error', (e) => res(e.message))), LAN_UPLINK);
+  await reach('A', LAN_HOST, false, 'open egress is not the LAN');
+  await reach('A', CGNAT_HOST, true, '--egress-allow-private 100.64.5.0/24');
+  await setNet('A', { egress: [LAN_HOST, 'lan.test'] });
+  await reach('A', LAN_HOST, false, 'a tenant cannot list its way onto the LAN');
+  assert.equal((await probe('A', [['dns', 'lan.test']]))[0], `ok:${LAN_HOST}`, 'the name resolves (and is granted) ...');
+  await reach('A', LAN_HOST, false, '... but a LAN answer opens nothing');
+  await reach('A', CGNAT_HOST, false, 'the operator\'s range still obeys the workspace\'s own list');
+  await setNet('A', { egress: [] });
+  await reach('A', CGNAT_HOST, true, 'open again');
 });
 
 test('B\'s ingress names A: A reaches B at once (no restart), C does not, nobody reaches B\'s agent', { skip }, async () => {

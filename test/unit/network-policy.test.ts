@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  addressPeers, BUILTIN_EGRESS_DENY, buildPolicy, dnsVerdict, evaluate, type NetworkPolicy, type PolicyConfig,
+  addressPeers, BUILTIN_EGRESS_DENY, buildPolicy, dnsVerdict, evaluate, parsePrivateAllowed, type NetworkPolicy, type PolicyConfig,
 } from '../../src/core/network-policy.ts';
 
 const subnet = '10.88.0.0/16';
@@ -90,4 +90,28 @@ test('malformed stored config fails closed (no list entries, still default deny)
   const weird = buildPolicy({ allow_internet: false, ingress: 'x' as never, egress: [42] as never }, { ip: A, subnet, agentPort: 9990 });
   assert.equal(reach(weird, NET), false);
   assert.equal(reach(p(B, {}), weird), false);
+});
+
+test('the host\'s neighbours: private, CGNAT and benchmarking networks are denied, listed or resolved, except workspaces', () => {
+  const neighbours = ['192.168.1.10', '10.1.2.3', '172.17.0.1', '100.64.0.5', '198.18.0.1'];
+  const open = p(A, {});
+  for (const ip of neighbours) assert.equal(reach(open, ip), false, `open egress must not reach ${ip}`);
+  const listed = p(A, { egress: ['192.168.1.10', '10.0.0.0/8', 'lan.example'] });
+  for (const ip of neighbours) assert.equal(reach(listed, ip, 80, ['lan.example']), false, `a tenant's list cannot name ${ip}`);
+  // Workspaces are inside 10/8 and still reach each other by their policies.
+  const b = p(B, { ingress: [A] });
+  assert.equal(reach(p(A, { allow_internet: false }), b), true, 'the workspace network is the exception');
+  assert.equal(reach(open, '203.0.113.10'), true, 'the internet stays open');
+});
+
+test('the operator opens a private range to every workspace\'s policy, and only that range', () => {
+  const ctx = { subnet, agentPort: 9990, privateAllowed: parsePrivateAllowed(['192.168.5.7/24']) };
+  assert.deepEqual(ctx.privateAllowed, ['192.168.5.0/24'], 'canonical form');
+  const open = buildPolicy({ allow_internet: true, ingress: [], egress: [] }, { ...ctx, ip: A });
+  assert.equal(reach(open, '192.168.5.20'), true);
+  assert.equal(reach(open, '192.168.6.20'), false);
+  const gapped = buildPolicy({ allow_internet: false, ingress: [], egress: [] }, { ...ctx, ip: A });
+  assert.equal(reach(gapped, '192.168.5.20'), false, 'the workspace\'s own policy still applies');
+  assert.throws(() => parsePrivateAllowed(['203.0.113.0/24']), /not inside a private range/);
+  assert.throws(() => parsePrivateAllowed(['lan']), /not an IPv4/);
 });

@@ -160,3 +160,11 @@ test('parseLoaded: nft -j output reads back as the state that was rendered', () 
   assert.deepEqual(l.policies[0]!.ingressNets, ['10.88.8.0/24']);
   assert.deepEqual(parseLoaded('', ''), { ports: [], policies: [], dnsGrants: [] });
 });
+
+test('renderRuleset: the operator\'s private ranges are the exceptions of the neighbours\' drop', () => {
+  const text = renderRuleset({ ...state, plan: { ...plan, privateAllowed: ['192.168.5.0/24', '10.20.0.0/16'] } });
+  assert.match(text, /\tip daddr \{ 10\.0\.0\.0\/8, 100\.64\.0\.0\/10, 172\.16\.0\.0\/12, 192\.168\.0\.0\/16, 198\.18\.0\.0\/15 \} ip daddr != \{ 192\.168\.5\.0\/24, 10\.20\.0\.0\/16 \} drop /);
+  const lines = text.split('\n');
+  assert.ok(lines.findIndex((l) => l.includes('jump to_workspace')) < lines.findIndex((l) => l.includes("the host's neighbours")), 'workspace traffic leaves before the neighbours\' drop');
+  assert.ok(lines.findIndex((l) => l.includes("the host's neighbours")) < lines.findIndex((l) => l.includes('@egress_open accept')), 'and the drop comes before any allow');
+});

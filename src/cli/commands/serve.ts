@@ -8,14 +8,15 @@ import { PUBLIC_PLANE_FLAGS, PUBLIC_PLANE_USAGE, parsePublicPlaneFlags } from '.
 import { Hearthd } from '../../hearthd.ts';
 import { createLocalHost } from '../../host/local-host.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
+import { parsePrivateAllowed } from '../../core/network-policy.ts';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
     'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
-    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'egress-allow-private': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
   }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
@@ -31,6 +32,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       bridge: String(f.bridge ?? DEFAULT_NETWORK_PLAN.bridge),
       subnet: String(f.subnet ?? DEFAULT_NETWORK_PLAN.subnet),
       linkPrefix: String(f['link-prefix'] ?? DEFAULT_NETWORK_PLAN.linkPrefix),
+      ...(f['egress-allow-private'] ? { privateAllowed: privateAllowedFlag(String(f['egress-allow-private'])) } : {}),
     },
     ...(f['artifacts-dir'] ? { artifactsDir: String(f['artifacts-dir']) } : {}),
     ...(f['outbound-ip'] ? { outboundIp: String(f['outbound-ip']) } : {}),
@@ -64,6 +66,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   await d.close();
   log.info('stopped');
   return 0;
+}
+
+/** `--egress-allow-private 192.168.5.0/24,10.1.0.0/16`: ranges inside the private networks every workspace's policy may reach. */
+function privateAllowedFlag(value: string): string[] {
+  try {
+    return parsePrivateAllowed(value.split(',').map((s) => s.trim()).filter(Boolean));
+  } catch (e) {
+    throw new ArgError(`--egress-allow-private: ${(e as Error).message}`, USAGE);
+  }
 }
 
 function readyBanner(api: string, runtime: string, credFile: string, fresh: boolean, driver: string): string {

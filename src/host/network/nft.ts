@@ -24,7 +24,7 @@
  * (~15 ms with 1 000 workspaces loaded, bench/network.ts) instead of
  * reloading chains, and lets a restarted hearthd carry every element over.
  */
-import { BUILTIN_EGRESS_DENY, type NetworkPolicy, type PolicyRule } from '../../core/network-policy.ts';
+import { BUILTIN_EGRESS_DENY, PRIVATE_NETWORKS, type NetworkPolicy, type PolicyRule } from '../../core/network-policy.ts';
 import { gatewayIp, parseCidr, intToIp, type NetworkPlan } from './slot.ts';
 
 /** A workspace port on the bridge (its attachment; removed on stop). */
@@ -107,7 +107,9 @@ function same(a: PolicyRule, b: PolicyRule): boolean {
 
 /**
  * The set elements of one policy. The fixed rules implement exactly: the
- * builtin egress denies, then the workspace's allows, then deny; ingress:
+ * builtin egress denies, the private-network denies (their exceptions, the
+ * workspace network and the operator's ranges, come from the plan), then the
+ * workspace's allows, then deny; ingress:
  * the agent-port deny, then allows, then deny. A policy of any other shape
  * is refused rather than rendered approximately.
  */
@@ -119,7 +121,11 @@ export function policyElements(policy: NetworkPolicy, opts: Pick<RulesetOptions,
   if (policy.egress.length < n || !BUILTIN_EGRESS_DENY.every((r, i) => same(r, policy.egress[i]!))) {
     throw new UnrenderablePolicy('egress must start with the builtin denies');
   }
-  for (const r of policy.egress.slice(n)) {
+  const privateDenies = policy.egress.slice(n, n + PRIVATE_NETWORKS.length);
+  if (privateDenies.length !== PRIVATE_NETWORKS.length || privateDenies.some((r, i) => r.verdict !== 'deny' || r.peer.kind !== 'network' || r.peer.cidr !== PRIVATE_NETWORKS[i])) {
+    throw new UnrenderablePolicy('egress must deny the private networks after the builtin denies');
+  }
+  for (const r of policy.egress.slice(n + PRIVATE_NETWORKS.length)) {
     if (r.verdict !== 'allow') throw new UnrenderablePolicy(`egress deny after an allow (${r.why})`);
     const p = r.peer;
     if (p.kind === 'any') el.egressOpen = true;
@@ -182,6 +188,18 @@ function elementsLine(items: string[], indent: string): string[] {
 }
 
 /**
+ * The host's neighbours, after workspace-to-workspace traffic has left for
+ * `to_workspace` (so the workspace network is the first exception) and
+ * before any allow: what the operator allowed (`plan.privateAllowed`) goes on
+ * to the workspace's own policy.
+ */
+function privateDenyRule(plan: NetworkPlan): string {
+  const allowed = plan.privateAllowed ?? [];
+  const except = allowed.length ? ` ip daddr != { ${allowed.join(', ')} }` : '';
+  return `\t\tip daddr { ${PRIVATE_NETWORKS.join(', ')} }${except} drop comment "the host's neighbours: private, CGNAT, benchmarking networks (--egress-allow-private opens a range)"`;
+}
+
+/**
  * The whole Hearth ruleset for one bridge. Applied with `nft -f -` it is one
  * transaction: each table is created if missing, deleted, and defined again,
  * so the result is exactly this text whatever was there before.
@@ -237,6 +255,7 @@ export function renderRuleset(state: RulesetState): string {
     `\t\tip saddr != ${subnet} drop comment "anti-spoofing (the bridge table checks port, MAC and address)"`,
     ...BUILTIN_EGRESS_DENY.map((r) => `\t\tip daddr ${(r.peer as { cidr: string }).cidr} drop comment ${q(`never: ${r.why}`)}`),
     `\t\toifname ${br} jump to_workspace comment "workspace to workspace: both sides' policies"`,
+    privateDenyRule(plan),
     '\t\tip saddr @egress_open accept comment "egress open"',
     '\t\tip saddr . ip daddr @egress_hosts accept comment "egress list: address"',
     '\t\tip saddr . ip daddr @egress_nets accept comment "egress list: network"',

@@ -13,6 +13,12 @@ export interface NetworkPlan {
   subnet: string;
   /** Prefix for per-workspace link names (`hth` → `hth17`). ≤ 7 chars. */
   linkPrefix: string;
+  /**
+   * Private ranges (inside core's PRIVATE_NETWORKS) the operator opens to
+   * workspace egress, e.g. a LAN service every workspace may use; each
+   * workspace's own policy still applies. Default: none.
+   */
+  privateAllowed?: string[];
 }
 
 export const DEFAULT_NETWORK_PLAN: NetworkPlan = { bridge: 'hearth0', subnet: '10.88.0.0/16', linkPrefix: 'hth' };
