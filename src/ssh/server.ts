@@ -17,12 +17,13 @@ import { fileURLToPath } from 'node:url';
 import ssh2 from 'ssh2';
 import type { Logger } from 'pino';
 import type { SshService, SshLogin } from '../control/ssh.ts';
-import { verifyPassword } from '../control/ssh.ts';
+import { hashPassword, verifyPassword } from '../control/ssh.ts';
 import type { Workspace } from '../control/workspace-row.ts';
 import { AGENT_MOUNT } from '../host/images/types.ts';
 import { AgentClient } from './agent-client.ts';
 import { handleSession } from './session.ts';
 import { SFTP_MAIN_FLAG } from './guest/sftp-server.ts';
+import { SshAuthGuard, type SshAuthLimits } from './auth-guard.ts';
 
 export interface SshGatewayDeps {
   access: Pick<SshService, 'login' | 'stillEnabled' | 'onRevoked'>;
@@ -32,7 +33,20 @@ export interface SshGatewayDeps {
   agentEndpoint(ws: Workspace): { ip: string; port: number } | null;
   log: Logger;
   dataDir: string;
+  /** Attempt limits (default DEFAULT_SSH_AUTH_LIMITS). */
+  authLimits?: SshAuthLimits;
 }
+
+/**
+ * Every refusal offers both methods, whatever the workspace has set up (or
+ * whether it exists or has SSH on): what is offered must not tell a
+ * stranger which workspaces take passwords or keys.
+ */
+const OFFERED: ('password' | 'publickey')[] = ['publickey', 'password'];
+
+/** A hash no password matches, checked for unknown users so that a miss costs what a hit does. */
+let decoyHash: Promise<string> | null = null;
+const decoy = () => (decoyHash ??= hashPassword(`decoy-${Math.random()}-${Date.now()}`));
 
 /**
  * A new ed25519 host key in OpenSSH format that ssh2 itself can read back.
@@ -97,9 +111,11 @@ export class SshGateway {
   private readonly conns = new Map<string, Set<ssh2.Connection>>();
   private readonly agents = new Map<string, { client: AgentClient; secret: string; ip: string }>();
   private readonly unsubscribe: () => void;
+  private readonly guard: SshAuthGuard;
 
   constructor(hostKey: Buffer, private readonly deps: SshGatewayDeps) {
-    this.server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Hearth_1.0' }, (conn) => this.onConnection(conn));
+    this.guard = new SshAuthGuard(deps.authLimits);
+    this.server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Hearth_1.0' }, (conn, info) => this.onConnection(conn, info?.ip ?? 'proxied'));
     this.server.on('error', (err: Error) => deps.log.warn({ err }, 'ssh server error'));
     this.unsubscribe = deps.access.onRevoked((id, why) => this.kick(id, why));
   }
@@ -124,36 +140,53 @@ export class SshGateway {
     return Promise.resolve(client);
   }
 
-  private onConnection(conn: ssh2.Connection): void {
+  private onConnection(conn: ssh2.Connection, source: string): void {
     let login: SshLogin | null = null;
     let lookedUp: string | null = null;
+    let failures = 0;
     conn.on('error', () => { /* a client vanishing mid-handshake is normal */ });
     // Key exchange and auth are many small round trips: Nagle + delayed ACK would add ~40 ms to each.
     (conn as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true);
+    const refuse = (ctx: ssh2.AuthContext, counts: boolean) => {
+      if (counts) {
+        failures++;
+        this.guard.failed(source);
+      }
+      ctx.reject(OFFERED);
+      if (failures >= this.guard.limits.triesPerConnection) {
+        this.deps.log.info({ source, failures }, 'ssh: too many failed attempts on one connection: closing it');
+        conn.end();
+      }
+    };
     conn.on('authentication', (ctx) => {
       void (async () => {
+        // `none` is how every client opens: it is a question, not a guess.
+        if (ctx.method === 'none') return ctx.reject(OFFERED);
+        // A client may send its next guess before it sees the close: it is refused unchecked.
+        if (failures >= this.guard.limits.triesPerConnection) return ctx.reject(OFFERED);
+        if (!this.guard.mayTry(source)) {
+          this.deps.log.warn({ source }, 'ssh: failure budget of this address spent: refusing without checking');
+          ctx.reject(OFFERED);
+          conn.end();
+          return;
+        }
         if (lookedUp !== ctx.username) {
           lookedUp = ctx.username;
           login = await this.deps.access.login(ctx.username);
         }
-        const methods = (l: SshLogin | null): ('password' | 'publickey')[] => {
-          const m: ('password' | 'publickey')[] = [];
-          if (!l || l.keys.length) m.push('publickey');
-          if (!l || l.access.password_hash) m.push('password');
-          return m;
-        };
-        if (!login) return ctx.reject(['publickey', 'password']);
         if (ctx.method === 'password') {
-          return (await verifyPassword(ctx.password, login.access.password_hash)) ? ctx.accept() : ctx.reject(methods(login));
+          const hash = login?.access.password_hash ?? await decoy();
+          const ok = await this.guard.check(() => verifyPassword(ctx.password, hash));
+          return ok && login ? ctx.accept() : refuse(ctx, true);
         }
         if (ctx.method === 'publickey') {
-          const match = login.keys.find((k) => k.getPublicSSH().equals(ctx.key.data));
-          if (!match) return ctx.reject(methods(login));
+          const match = login?.keys.find((k) => k.getPublicSSH().equals(ctx.key.data));
+          if (!match) return refuse(ctx, false);
           // No signature yet: the client asks whether this key would do.
           if (!ctx.signature || !ctx.blob) return ctx.accept();
-          return match.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : ctx.reject(methods(login));
+          return match.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : refuse(ctx, true);
         }
-        return ctx.reject(methods(login));
+        return refuse(ctx, false);
       })().catch((err) => {
         this.deps.log.error({ err }, 'ssh authentication failed');
         ctx.reject();
