@@ -7,7 +7,7 @@
  */
 import {
   AlreadyExists, Forbidden, LimitReached, NotFound, ProvisionFailed, StateConflict,
-  Unauthenticated, Unavailable, ValidationFailed, QuotaExceeded,
+  Unauthenticated, Unavailable, ValidationFailed, QuotaExceeded, RateLimited,
 } from '../core/errors.ts';
 import { InvalidTransition } from '../core/lifecycle.ts';
 import { DurationError } from '../core/duration.ts';
@@ -83,6 +83,10 @@ export function toHttpError(err: unknown): HttpError {
     return new HttpError(code, err.message);
   }
   if (err instanceof Unauthenticated) return new HttpError(err.reason === 'missing' ? 'missing_credentials' : 'invalid_credentials', err.message);
+  if (err instanceof RateLimited) {
+    const seconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+    return new HttpError('rate_limited', err.message, { retry_after: seconds }, `retry after ${seconds} s`);
+  }
   if (err instanceof QuotaExceeded) return new HttpError('quota_exceeded', err.message, { namespace: err.namespace, service: err.service, used: err.used, limit: err.limit });
   if (err instanceof Unavailable) return new HttpError('workspace_unavailable', err.message, undefined, err.hint);
   if (err instanceof ProvisionFailed) return new HttpError('server_error', err.message, { ...err.failure }, err.failure.hint);

@@ -60,6 +60,7 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
     else if (fe.code?.startsWith('FST_ERR_CTP') || fe.statusCode === 400 || fe.statusCode === 415) httpErr = new HttpError('bad_request', fe.message ?? 'bad request');
     else httpErr = toHttpError(err);
     if (httpErr.status >= 500) req.log.error({ err }, 'request failed');
+    if (httpErr.code === 'rate_limited' && typeof httpErr.details?.retry_after === 'number') reply.header('retry-after', String(httpErr.details.retry_after));
     reply.code(httpErr.status).send(errorBody(httpErr, req.id));
   });
 
@@ -68,7 +69,7 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
     reply.code(404).send(errorBody(e, req.id));
   });
 
-  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers));
+  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip));
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
   const pub = ctx.publicServices ?? defaultPublicServices(ctx);
   workspaceRoutes(routes, ctx, pub.publicAccess);

@@ -4,7 +4,8 @@
  * tables. The secret is shown once at creation and stored only as a hash.
  */
 import type { Db } from '../store/db.ts';
-import { Unauthenticated } from '../core/errors.ts';
+import { RateLimited, Unauthenticated } from '../core/errors.ts';
+import { RateLimiter } from '../core/rate-limit.ts';
 import { hashSecret, randomId, randomToken, secretMatches } from './secrets.ts';
 import type { TokenSigner } from './jwt.ts';
 import type { Principal } from './principal.ts';
@@ -76,11 +77,38 @@ export interface ApiKeyInfo {
 }
 
 /** The service the control plane's routes use for credentials. */
-export class ApiKeys {
-  constructor(private readonly db: Db, private readonly signer: TokenSigner) {}
+/**
+ * How many bad credentials one client address may send: 50 at once, one a
+ * second back. Past that its requests are refused (429) before any key is
+ * looked up, so guessing secrets or token signatures is paced, not free.
+ * Missing credentials do not count: they guess nothing.
+ */
+export interface AuthFailureLimits {
+  burst: number;
+  perSecond: number;
+}
 
-  authenticate(headers: Headers): Promise<Principal> {
-    return authenticate(this.db, this.signer, headers);
+export const DEFAULT_AUTH_FAILURE_LIMITS: AuthFailureLimits = { burst: 50, perSecond: 1 };
+
+export class ApiKeys {
+  private readonly failures: RateLimiter;
+
+  constructor(private readonly db: Db, private readonly signer: TokenSigner, limits: AuthFailureLimits = DEFAULT_AUTH_FAILURE_LIMITS) {
+    this.failures = new RateLimiter(limits);
+  }
+
+  /** Who is calling; `source` (the client address) pays for every bad credential it sends. */
+  async authenticate(headers: Headers, source?: string): Promise<Principal> {
+    if (source !== undefined) {
+      const wait = this.failures.retryAfterMs(source, Date.now());
+      if (wait > 0) throw new RateLimited('too many failed authentication attempts from this address', wait);
+    }
+    try {
+      return await authenticate(this.db, this.signer, headers);
+    } catch (err) {
+      if (source !== undefined && err instanceof Unauthenticated && err.reason === 'invalid') this.failures.take(source, Date.now());
+      throw err;
+    }
   }
 
   create(opts: { name: string; admin: boolean; namespace?: string | null }): Promise<NewKey> {

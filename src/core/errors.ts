@@ -56,6 +56,14 @@ export class Unauthenticated extends Error {
   }
 }
 
+/** Too many attempts from one caller: try again after `retryAfterMs`. */
+export class RateLimited extends Error {
+  constructor(message: string, readonly retryAfterMs: number) {
+    super(message);
+    this.name = 'RateLimited';
+  }
+}
+
 /** The workspace's sandbox or agent cannot be reached right now. */
 export class Unavailable extends Error {
   constructor(message: string, readonly hint?: string) {
