@@ -15,9 +15,43 @@ export interface ResourceBounds {
   maxCpus: number;
   maxMemoryMb: number;
   maxDiskMb: number;
+  /** Shortest idle `suspend_after` (default DEFAULT_MIN_IDLE_SECONDS; `hearth serve --min-idle-seconds`). */
+  minIdleSeconds?: number;
 }
 
 export const DEFAULT_BOUNDS: ResourceBounds = { maxCpus: 16, maxMemoryMb: 65536, maxDiskMb: 1_048_576 };
+
+/** pids_limit bounds: below 64 a shell and the agent cannot start; above 65536 the cgroup guards nothing. */
+export const MIN_PIDS_LIMIT = 64;
+export const MAX_PIDS_LIMIT = 65536;
+/** Idle sleep: `suspend_after` is at least this many seconds unless the operator lowers it; `stop_after` at least an hour. */
+export const DEFAULT_MIN_IDLE_SECONDS = 120;
+export const MIN_IDLE_STOP_SECONDS = 3600;
+
+export interface IdleConfig {
+  suspend_after: number;
+  stop_after: number;
+}
+
+/**
+ * The idle policy (`PUT /workspace/:id/lifecycle/idle`, or `config.idle` on
+ * create and update): null (off), or durations in seconds within bounds.
+ * The same parser serves every path, so none of them can skip the bounds.
+ */
+export function parseIdle(v: unknown, minSuspendSeconds = DEFAULT_MIN_IDLE_SECONDS): IdleConfig | null {
+  if (v === undefined || v === null || v === false) return null;
+  if (!isObject(v)) throw new ValidationFailed('idle', 'idle must be an object { suspend_after, stop_after? } or null');
+  const seconds = (k: string, min: number) => {
+    const x = v[k];
+    if (x === undefined || x === null || x === 0 || x === '0') return 0;
+    const n = parseDuration(x);
+    if (n < min) throw new ValidationFailed(`idle.${k}`, `${k} must be 0 (off) or at least ${min} seconds`);
+    return n;
+  };
+  const suspendAfter = seconds('suspend_after', minSuspendSeconds);
+  if (!suspendAfter) return null;
+  return { suspend_after: suspendAfter, stop_after: seconds('stop_after', MIN_IDLE_STOP_SECONDS) };
+}
 export const DEFAULT_RESOURCES = { cpus: 1, memory_mb: 512, disk_size_mb: 4096 } as const;
 export const MIN_MEMORY_MB = 64;
 export const MIN_DISK_MB = 256;
@@ -182,6 +216,14 @@ export function mergeConfig(base: WorkspaceConfig, input: Json, bounds: Resource
       case 'ingress': cfg.ingress = validateIngress(stringList(k, v)); break;
       case 'egress': cfg.egress = validateEgress(stringList(k, v)); break;
       case 'env': cfg.env = normalizeEnv(v); break;
+      case 'pids_limit': cfg.pids_limit = number(k, v, MIN_PIDS_LIMIT, MAX_PIDS_LIMIT, true); break;
+      case 'idle': cfg.idle = parseIdle(v, bounds.minIdleSeconds); break;
+      case 'outbound_ip':
+        // Whether the host owns it is the host's answer, checked by the service before anything is saved.
+        if (v !== null && v !== '' && !(typeof v === 'string' && IPV4.test(v))) throw new ValidationFailed(k, 'outbound_ip must be an IPv4 address of this host, or null');
+        cfg.outbound_ip = v === '' ? null : v;
+        break;
+      case 'allow_ptrace': cfg.allow_ptrace = bool(k, v, false); break;
       case 'restart_policy':
         if (v !== null && typeof v !== 'string') throw new ValidationFailed(k, 'restart_policy must be a string');
         cfg.restart_policy = v as string | null;

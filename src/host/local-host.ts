@@ -179,7 +179,7 @@ export class LocalHost implements HostDriver {
       agentSecret: ws.agentSecret, agentPort: AGENT_PORT, cpus: ws.config.cpus, memoryMb: ws.config.memory_mb,
       diskSizeMb: ws.config.disk_size_mb, pidsLimit: Number.isInteger(pids) && pids >= 64 && pids <= 65536 ? pids : DEFAULT_PIDS_LIMIT,
       slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
-      allowInternet: ws.config.allow_internet, network: this.policy(ws),
+      allowInternet: ws.config.allow_internet, network: this.policy(ws), allowPtrace: ws.config.allow_ptrace === true,
     };
   }
 

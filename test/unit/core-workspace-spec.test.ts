@@ -61,3 +61,27 @@ test('slugs derive from names', () => {
   assert.equal(slugFromName('!!'), null);
   assert.equal(slugFromName('quota'), null);
 });
+
+test('pids_limit, idle, outbound_ip and allow_ptrace are validated the same on create and on update', () => {
+  const field = (fn: () => unknown) => {
+    try { fn(); } catch (e) { return e instanceof ValidationFailed ? e.field : `not a validation error: ${String(e)}`; }
+    return 'accepted';
+  };
+  const bad: Record<string, unknown>[] = [
+    { pids_limit: 8 }, { pids_limit: 1_000_000 }, { pids_limit: 'lots' }, { pids_limit: 100.5 },
+    { idle: { suspend_after: 5 } }, { idle: { suspend_after: '10m', stop_after: 60 } }, { idle: 'sometimes' },
+    { outbound_ip: '203.0.113.999' }, { outbound_ip: 'eth0' }, { outbound_ip: 7 },
+    { allow_ptrace: 'yes' },
+  ];
+  for (const config of bad) {
+    const key = Object.keys(config)[0]!;
+    const onCreate = field(() => parseCreateRequest({ image: 'debian-12', config }));
+    const onUpdate = field(() => mergeConfig(defaultConfig(), config, DEFAULT_BOUNDS));
+    assert.match(onCreate, new RegExp(`^${key}`), `create ${JSON.stringify(config)}`);
+    assert.equal(onUpdate, onCreate, `update ${JSON.stringify(config)} is refused like create`);
+  }
+  const good = mergeConfig(defaultConfig(), { pids_limit: 256, idle: { suspend_after: '10m', stop_after: '2h' }, outbound_ip: '192.0.2.10', allow_ptrace: true }, DEFAULT_BOUNDS);
+  assert.deepEqual([good.pids_limit, good.idle, good.outbound_ip, good.allow_ptrace], [256, { suspend_after: 600, stop_after: 7200 }, '192.0.2.10', true]);
+  assert.equal(mergeConfig(good, { idle: null, outbound_ip: null }, DEFAULT_BOUNDS).idle, null);
+  assert.equal((mergeConfig(defaultConfig(), { idle: { suspend_after: 30 } }, { ...DEFAULT_BOUNDS, minIdleSeconds: 30 }).idle as { suspend_after: number }).suspend_after, 30, 'the operator may lower the idle floor');
+});

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { floorConfig } from '../../src/host/drivers/container/floor.ts';
 import { overlayOptions, decodeMountPath } from '../../src/host/drivers/container/mounts.ts';
 import {
-  DEFAULT_CAPABILITIES, SECCOMP_DENIED, ociConfig, processEnv, renderHostname, renderHosts, renderResolvConf, seccompProfile, shmSizeMb, workspaceNameservers,
+  DEFAULT_CAPABILITIES, SECCOMP_ALLOWED, SECCOMP_STRICTER, SECCOMP_PTRACE, ociConfig, processEnv, renderHostname, renderHosts, renderResolvConf, seccompProfile, shmSizeMb, workspaceNameservers,
 } from '../../src/host/drivers/container/oci.ts';
 import { containerId, ContainerDriverError } from '../../src/host/drivers/container/driver.ts';
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
@@ -83,30 +83,40 @@ test('ociConfig: process, limits and namespaces as the driver contract says', ()
   assert.deepEqual(limited.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 20000, soft: 20000 }]);
 });
 
-test('seccomp: deny-list with the syscalls the design names, clone namespaces refused, clone3 ENOSYS', () => {
+test('seccomp: an allow-list (EPERM by default), stricter than Docker where written down, ptrace only when asked', () => {
   const p = seccompProfile();
-  assert.equal(p.defaultAction, 'SCMP_ACT_ALLOW');
+  assert.equal(p.defaultAction, 'SCMP_ACT_ERRNO');
+  assert.equal(p.defaultErrnoRet, 1);
   assert.deepEqual(p.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
-  const denied = p.syscalls[0]!;
-  assert.equal(denied.errnoRet, 1);
-  for (const name of ['kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'reboot', 'swapon', 'swapoff', 'acct', 'bpf',
-    'perf_event_open', 'keyctl', 'add_key', 'request_key', 'open_by_handle_at', 'userfaultfd', 'lookup_dcookie', 'iopl', 'ioperm', 'quotactl',
-    'settimeofday', 'clock_settime', 'adjtimex', 'pivot_root', 'mount', 'umount2', 'unshare', 'setns']) {
-    assert.ok(denied.names.includes(name), name);
+  const allowed = new Set(p.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
+  // What a workspace needs to run anything, and what it must never reach.
+  for (const name of ['read', 'write', 'openat', 'execve', 'mmap', 'futex', 'epoll_wait', 'socketpair', 'getrandom', 'statx', 'chroot', 'arch_prctl']) assert.ok(allowed.has(name), name);
+  for (const name of ['kexec_load', 'init_module', 'finit_module', 'delete_module', 'reboot', 'swapon', 'acct', 'bpf', 'perf_event_open', 'keyctl',
+    'add_key', 'request_key', 'open_by_handle_at', 'name_to_handle_at', 'userfaultfd', 'iopl', 'ioperm', 'quotactl', 'settimeofday', 'clock_settime',
+    'pivot_root', 'mount', 'umount2', 'fsopen', 'move_mount', 'open_tree', 'unshare', 'setns', 'syslog', 'io_uring_setup', 'ptrace',
+    'process_vm_readv', 'process_vm_writev', 'kcmp', 'pidfd_getfd', 'clone3', 'vhangup', 'sethostname']) {
+    assert.ok(!p.syscalls.some((r) => r.action === 'SCMP_ACT_ALLOW' && r.names.includes(name)), `${name} is not allowed`);
   }
-  for (const allowed of ['ptrace', 'personality', 'clone', 'chroot', 'process_vm_readv']) assert.ok(!denied.names.includes(allowed), allowed);
-  assert.deepEqual(Object.keys(SECCOMP_DENIED), denied.names);
-  for (const why of Object.values(SECCOMP_DENIED)) assert.ok(why.length > 5);
+  for (const name of Object.keys(SECCOMP_STRICTER)) assert.ok(!SECCOMP_ALLOWED.includes(name), `${name} is refused on purpose`);
+  for (const why of Object.values(SECCOMP_STRICTER)) assert.ok(why.length > 5);
+  assert.equal(new Set(SECCOMP_ALLOWED).size, SECCOMP_ALLOWED.length, 'no duplicates');
   assert.deepEqual(p.syscalls.find((r) => r.names[0] === 'clone3'), { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 });
-  const cloneFlags = p.syscalls.filter((r) => r.names[0] === 'clone').map((r) => r.args![0]!.value);
-  assert.ok(cloneFlags.includes(0x10000000), 'CLONE_NEWUSER');
-  assert.equal(cloneFlags.length, 7);
-  for (const r of p.syscalls.filter((x) => x.names[0] === 'personality')) {
-    // Masked with bit 31 so the query value 0xffffffff never matches.
-    const { value, valueTwo } = r.args![0]!;
-    assert.notEqual((0xffffffff & value) >>> 0, valueTwo);
-    assert.equal((valueTwo & value) >>> 0, valueTwo);
-  }
+  // clone only without namespace flags: (flags & mask) == 0, the mask covering CLONE_NEWUSER and CLONE_NEWNS.
+  const clone = p.syscalls.filter((r) => r.names.includes('clone'));
+  assert.equal(clone.length, 1);
+  const arg = clone[0]!.args![0]!;
+  assert.deepEqual([arg.op, arg.valueTwo], ['SCMP_CMP_MASKED_EQ', 0]);
+  for (const flag of [0x10000000, 0x00020000, 0x20000000, 0x40000000]) assert.equal((arg.value & flag) >>> 0, flag);
+  assert.equal(arg.value & 0x00010f00, 0, 'thread flags (CLONE_VM|FS|FILES|SIGHAND|THREAD) pass');
+  // personality: exact values only (the query 0xffffffff among them); READ_IMPLIES_EXEC is not one.
+  const personalities = p.syscalls.filter((r) => r.names[0] === 'personality').map((r) => r.args![0]!.value);
+  assert.ok(personalities.includes(0xffffffff) && personalities.includes(0));
+  assert.ok(!personalities.includes(0x0400000));
+
+  const debug = seccompProfile({ allowPtrace: true });
+  const debugAllowed = new Set(debug.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW').flatMap((r) => r.names));
+  for (const name of SECCOMP_PTRACE) assert.ok(debugAllowed.has(name), `${name} with allow_ptrace`);
+  assert.ok(!debugAllowed.has('bpf') && !debugAllowed.has('unshare'), 'allow_ptrace opens nothing else');
 });
 
 test('env: the image cannot override the agent settings; PATH has a default', () => {

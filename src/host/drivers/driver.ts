@@ -46,6 +46,8 @@ export interface SandboxSpec {
   network?: NetworkPolicy;
   /** config.allow_internet, as stored (also in `network`). */
   allowInternet?: boolean;
+  /** config.allow_ptrace: the container's seccomp filter lets ptrace and its kin through (debuggers). */
+  allowPtrace?: boolean;
 }
 
 /** Host-side resource usage of a sandbox. */

@@ -7,7 +7,8 @@
  * Security posture (Docker's defaults, with the choices written down):
  * - capabilities: Docker's default set in bounding/effective/permitted,
  *   nothing inheritable or ambient (CVE-2022-24769), no_new_privileges;
- * - seccomp: a deny-list (see SECCOMP_DENIED for every decision);
+ * - seccomp: an allow-list, Docker's default profile made stricter (see
+ *   SECCOMP_ALLOWED and SECCOMP_STRICTER); ptrace only when asked;
  * - namespaces: pid, ipc, uts, mount, cgroup, and the network namespace
  *   HostNetwork.attach made, joined by path;
  * - /proc and /sys paths masked or read-only as Docker does;
@@ -43,125 +44,115 @@ export const DEFAULT_CAPABILITIES = [
 ] as const;
 
 /**
- * Syscalls refused with EPERM. Default action is allow: a deny-list keeps
- * every new harmless syscall working (Docker's allow-list breaks new glibc
- * features until it is updated) while closing the known kernel attack
- * surface. Most of these also need a capability we do not grant; the filter
- * is the second wall should a capability leak.
+ * The seccomp filter is an allow-list: a syscall not named here fails with
+ * EPERM (runc answers ENOSYS for syscalls newer than any it knows, so libc
+ * falls back to older ones). The list is Docker's default profile for
+ * x86-64 and the capabilities we grant (Docker's default set), minus the
+ * entries below where Hearth is stricter. Docker's list is the base because
+ * it is what real images and build tools are known to run under.
  */
-export const SECCOMP_DENIED: Record<string, string> = {
-  kexec_load: 'replace the host kernel',
-  kexec_file_load: 'replace the host kernel',
-  init_module: 'load kernel code',
-  finit_module: 'load kernel code',
-  delete_module: 'unload kernel code',
-  create_module: 'obsolete module loader',
-  query_module: 'obsolete module loader',
-  get_kernel_syms: 'obsolete module loader',
-  reboot: 'host reboot (in a pid namespace it only kills init; refused anyway)',
-  swapon: 'host swap is host-wide',
-  swapoff: 'host swap is host-wide',
-  acct: 'process accounting is host-wide',
-  bpf: 'eBPF is a large kernel attack surface and can read kernel memory',
-  perf_event_open: 'performance counters leak host information and have a CVE history',
-  keyctl: 'kernel keyrings are not namespaced',
-  add_key: 'kernel keyrings are not namespaced',
-  request_key: 'kernel keyrings are not namespaced',
-  open_by_handle_at: 'escapes the mount namespace ("shocker")',
-  name_to_handle_at: 'companion of open_by_handle_at',
-  userfaultfd: 'used to win kernel races in exploits',
-  lookup_dcookie: 'profiling interface, needs CAP_SYS_ADMIN',
-  iopl: 'raw I/O port access',
-  ioperm: 'raw I/O port access',
-  quotactl: 'filesystem quotas are host-wide',
-  quotactl_fd: 'filesystem quotas are host-wide',
-  settimeofday: 'the clock is host-wide',
-  stime: 'the clock is host-wide',
-  clock_settime: 'the clock is host-wide',
-  clock_adjtime: 'the clock is host-wide',
-  adjtimex: 'the clock is host-wide (read-only use by NTP tools is lost: no NTP inside a workspace)',
-  pivot_root: 'filesystem layout is fixed by Hearth (runc pivots before the filter applies)',
-  mount: 'filesystem layout is fixed by Hearth',
-  umount: 'filesystem layout is fixed by Hearth',
-  umount2: 'filesystem layout is fixed by Hearth',
-  mount_setattr: 'new mount API',
-  fsopen: 'new mount API',
-  fsconfig: 'new mount API',
-  fsmount: 'new mount API',
-  fspick: 'new mount API',
-  move_mount: 'new mount API',
-  open_tree: 'new mount API',
-  unshare: 'new namespaces (user namespaces above all) expose kernel attack surface',
-  setns: 'joining other namespaces',
-  syslog: 'the kernel log is host-wide',
-  sysfs: 'obsolete, leaks filesystem info',
-  ustat: 'obsolete, leaks filesystem info',
-  _sysctl: 'obsolete sysctl interface',
-  uselib: 'obsolete loader with a CVE history',
-  nfsservctl: 'obsolete NFS server control',
-  vm86: '16-bit mode, 32-bit only',
-  vm86old: '16-bit mode, 32-bit only',
+export const SECCOMP_ALLOWED: readonly string[] = [
+  'accept', 'accept4', 'access', 'adjtimex', 'alarm', 'bind', 'brk', 'capget', 'capset', 'chdir', 'chmod', 'chown', 'chown32',
+  'clock_adjtime', 'clock_adjtime64', 'clock_getres', 'clock_getres_time64', 'clock_gettime', 'clock_gettime64', 'clock_nanosleep',
+  'clock_nanosleep_time64', 'close', 'close_range', 'connect', 'copy_file_range', 'creat', 'dup', 'dup2', 'dup3', 'epoll_create',
+  'epoll_create1', 'epoll_ctl', 'epoll_ctl_old', 'epoll_pwait', 'epoll_pwait2', 'epoll_wait', 'epoll_wait_old', 'eventfd', 'eventfd2',
+  'execve', 'execveat', 'exit', 'exit_group', 'faccessat', 'faccessat2', 'fadvise64', 'fadvise64_64', 'fallocate', 'fanotify_mark',
+  'fchdir', 'fchmod', 'fchmodat', 'fchown', 'fchown32', 'fchownat', 'fcntl', 'fcntl64', 'fdatasync', 'fgetxattr', 'flistxattr', 'flock',
+  'fork', 'fremovexattr', 'fsetxattr', 'fstat', 'fstat64', 'fstatat64', 'fstatfs', 'fstatfs64', 'fsync', 'ftruncate', 'ftruncate64',
+  'futex', 'futex_time64', 'futex_waitv', 'futimesat', 'getcpu', 'getcwd', 'getdents', 'getdents64', 'getegid', 'getegid32', 'geteuid',
+  'geteuid32', 'getgid', 'getgid32', 'getgroups', 'getgroups32', 'getitimer', 'getpeername', 'getpgid', 'getpgrp', 'getpid', 'getppid',
+  'getpriority', 'getrandom', 'getresgid', 'getresgid32', 'getresuid', 'getresuid32', 'getrlimit', 'get_robust_list', 'getrusage',
+  'getsid', 'getsockname', 'getsockopt', 'get_thread_area', 'gettid', 'gettimeofday', 'getuid', 'getuid32', 'getxattr',
+  'inotify_add_watch', 'inotify_init', 'inotify_init1', 'inotify_rm_watch', 'io_cancel', 'ioctl', 'io_destroy', 'io_getevents',
+  'io_pgetevents', 'io_pgetevents_time64', 'ioprio_get', 'ioprio_set', 'io_setup', 'io_submit', 'ipc', 'kill', 'landlock_add_rule',
+  'landlock_create_ruleset', 'landlock_restrict_self', 'lchown', 'lchown32', 'lgetxattr', 'link', 'linkat', 'listen', 'listxattr',
+  'llistxattr', '_llseek', 'lremovexattr', 'lseek', 'lsetxattr', 'lstat', 'lstat64', 'madvise', 'membarrier', 'memfd_create',
+  'memfd_secret', 'mincore', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'mlock', 'mlock2', 'mlockall', 'mmap', 'mmap2', 'mprotect',
+  'mq_getsetattr', 'mq_notify', 'mq_open', 'mq_timedreceive', 'mq_timedreceive_time64', 'mq_timedsend', 'mq_timedsend_time64',
+  'mq_unlink', 'mremap', 'msgctl', 'msgget', 'msgrcv', 'msgsnd', 'msync', 'munlock', 'munlockall', 'munmap', 'nanosleep', 'newfstatat',
+  '_newselect', 'open', 'openat', 'openat2', 'pause', 'pidfd_open', 'pidfd_send_signal', 'pipe', 'pipe2', 'pkey_alloc', 'pkey_free',
+  'pkey_mprotect', 'poll', 'ppoll', 'ppoll_time64', 'prctl', 'pread64', 'preadv', 'preadv2', 'prlimit64', 'process_mrelease', 'pselect6',
+  'pselect6_time64', 'pwrite64', 'pwritev', 'pwritev2', 'read', 'readahead', 'readlink', 'readlinkat', 'readv', 'recv', 'recvfrom',
+  'recvmmsg', 'recvmmsg_time64', 'recvmsg', 'remap_file_pages', 'removexattr', 'rename', 'renameat', 'renameat2', 'restart_syscall',
+  'rmdir', 'rseq', 'rt_sigaction', 'rt_sigpending', 'rt_sigprocmask', 'rt_sigqueueinfo', 'rt_sigreturn', 'rt_sigsuspend',
+  'rt_sigtimedwait', 'rt_sigtimedwait_time64', 'rt_tgsigqueueinfo', 'sched_getaffinity', 'sched_getattr', 'sched_getparam',
+  'sched_get_priority_max', 'sched_get_priority_min', 'sched_getscheduler', 'sched_rr_get_interval', 'sched_rr_get_interval_time64',
+  'sched_setaffinity', 'sched_setattr', 'sched_setparam', 'sched_setscheduler', 'sched_yield', 'seccomp', 'select', 'semctl', 'semget',
+  'semop', 'semtimedop', 'semtimedop_time64', 'send', 'sendfile', 'sendfile64', 'sendmmsg', 'sendmsg', 'sendto', 'setfsgid', 'setfsgid32',
+  'setfsuid', 'setfsuid32', 'setgid', 'setgid32', 'setgroups', 'setgroups32', 'setitimer', 'setpgid', 'setpriority', 'setregid',
+  'setregid32', 'setresgid', 'setresgid32', 'setresuid', 'setresuid32', 'setreuid', 'setreuid32', 'setrlimit', 'set_robust_list',
+  'setsid', 'setsockopt', 'set_thread_area', 'set_tid_address', 'setuid', 'setuid32', 'setxattr', 'shmat', 'shmctl', 'shmdt', 'shmget',
+  'shutdown', 'sigaltstack', 'signalfd', 'signalfd4', 'sigprocmask', 'sigreturn', 'socketcall', 'socketpair', 'splice', 'stat', 'stat64',
+  'statfs', 'statfs64', 'statx', 'symlink', 'symlinkat', 'sync', 'sync_file_range', 'syncfs', 'sysinfo', 'tee', 'tgkill', 'time',
+  'timer_create', 'timer_delete', 'timer_getoverrun', 'timer_gettime', 'timer_gettime64', 'timer_settime', 'timer_settime64',
+  'timerfd_create', 'timerfd_gettime', 'timerfd_gettime64', 'timerfd_settime', 'timerfd_settime64', 'times', 'tkill', 'truncate',
+  'truncate64', 'ugetrlimit', 'umask', 'uname', 'unlink', 'unlinkat', 'utime', 'utimensat', 'utimensat_time64', 'utimes', 'vfork',
+  'vmsplice', 'wait4', 'waitid', 'waitpid', 'write', 'writev',
+  // x86 only, as in Docker.
+  'arch_prctl', 'modify_ldt',
+  // CAP_SYS_CHROOT is granted (build tools chroot), so Docker allows chroot.
+  'chroot',
+];
+
+/**
+ * Where Hearth refuses what Docker's default allows, and why. A test checks
+ * that none of these is in SECCOMP_ALLOWED.
+ */
+export const SECCOMP_STRICTER: Record<string, string> = {
   io_uring_setup: 'io_uring is a major kernel attack surface (libuv and others fall back to threads)',
   io_uring_enter: 'io_uring is a major kernel attack surface',
   io_uring_register: 'io_uring is a major kernel attack surface',
+  name_to_handle_at: 'companion of open_by_handle_at (the "shocker" escape), useless without CAP_DAC_READ_SEARCH',
+  ptrace: 'reads and writes other processes: only with config.allow_ptrace (debuggers, strace)',
+  process_vm_readv: 'reads another process\'s memory: only with config.allow_ptrace',
+  process_vm_writev: 'writes another process\'s memory: only with config.allow_ptrace',
+  kcmp: 'compares kernel objects of other processes: only with config.allow_ptrace',
+  pidfd_getfd: 'steals a file descriptor from another process: only with config.allow_ptrace',
+  process_madvise: 'advises on another process\'s memory: only with config.allow_ptrace',
 };
 
-/**
- * Allowed on purpose (Docker's modern defaults agree unless noted):
- * - ptrace, process_vm_readv/writev, kcmp: debuggers and strace must work in a
- *   development workspace; the seccomp-bypass via ptrace was fixed in 4.8 and
- *   the pid namespace limits targets to the workspace's own processes.
- * - personality: allowed except the two flags with exploit history (below);
- *   ADDR_NO_RANDOMIZE stays allowed so gdb can disable ASLR for its inferior
- *   (Docker refuses it).
- * - mbind/set_mempolicy/move_pages: NUMA placement of one's own memory.
- * - chroot: CAP_SYS_CHROOT is granted as in Docker (build tools use it).
- */
-/** clone() flags that create namespaces: refused (unshare is refused entirely). */
-const CLONE_NS_FLAGS: Record<string, number> = {
-  CLONE_NEWNS: 0x00020000,
-  CLONE_NEWCGROUP: 0x02000000,
-  CLONE_NEWUTS: 0x04000000,
-  CLONE_NEWIPC: 0x08000000,
-  CLONE_NEWUSER: 0x10000000,
-  CLONE_NEWPID: 0x20000000,
-  CLONE_NEWNET: 0x40000000,
-};
+/** Allowed only when the workspace asks for debugging (`config.allow_ptrace: true`). */
+export const SECCOMP_PTRACE: readonly string[] = ['ptrace', 'process_vm_readv', 'process_vm_writev', 'kcmp', 'pidfd_getfd', 'process_madvise'];
 
-/**
- * personality() flags refused. Each rule matches "flag set and bit 31 clear"
- * (SCMP_CMP_MASKED_EQ with mask flag|0x80000000), which excludes the query
- * value 0xffffffff that glibc and tools use.
- */
-const PERSONALITY_DENIED: Record<string, number> = {
-  READ_IMPLIES_EXEC: 0x0400000,
-  MMAP_PAGE_ZERO: 0x0100000,
-};
+/** clone() flags that create namespaces: clone is allowed only without them (unshare and setns are not allowed at all). */
+const CLONE_NS_MASK = 0x7e020000; // NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+
+/** The personality() values allowed (Docker's): the default, UNAME26, PER_LINUX32, both, and the query 0xffffffff. */
+const PERSONALITY_ALLOWED = [0x0, 0x0008, 0x20000, 0x20008, 0xffffffff];
+
+/** AF_VSOCK: refused as in Docker (no vsock devices exist, and it reaches the host's). */
+const AF_VSOCK = 40;
 
 const EPERM = 1;
 const ENOSYS = 38;
 
 export interface SeccompRule {
   names: string[];
-  action: 'SCMP_ACT_ERRNO';
-  errnoRet: number;
-  args?: { index: number; value: number; valueTwo: number; op: 'SCMP_CMP_MASKED_EQ' }[];
+  action: 'SCMP_ACT_ALLOW' | 'SCMP_ACT_ERRNO';
+  errnoRet?: number;
+  args?: { index: number; value: number; valueTwo: number; op: 'SCMP_CMP_MASKED_EQ' | 'SCMP_CMP_EQ' | 'SCMP_CMP_NE' }[];
 }
 
-export function seccompProfile(): { defaultAction: string; architectures: string[]; syscalls: SeccompRule[] } {
+export interface SeccompProfile {
+  defaultAction: 'SCMP_ACT_ERRNO';
+  defaultErrnoRet: number;
+  architectures: string[];
+  syscalls: SeccompRule[];
+}
+
+export function seccompProfile(opts: { allowPtrace?: boolean } = {}): SeccompProfile {
   const syscalls: SeccompRule[] = [
-    { names: Object.keys(SECCOMP_DENIED), action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
+    { names: [...SECCOMP_ALLOWED], action: 'SCMP_ACT_ALLOW' },
+    { names: ['socket'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: AF_VSOCK, valueTwo: 0, op: 'SCMP_CMP_NE' }] },
+    ...PERSONALITY_ALLOWED.map((value): SeccompRule => ({ names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value, valueTwo: 0, op: 'SCMP_CMP_EQ' }] })),
+    // Masked equality: allowed when (flags & mask) == 0, i.e. no namespace flag set.
+    { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: CLONE_NS_MASK, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] },
     // clone3 passes its flags in a struct seccomp cannot inspect: ENOSYS makes
-    // glibc fall back to clone(), whose flags the rules below can see.
+    // glibc fall back to clone(), whose flags the rule above can see.
     { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
   ];
-  for (const flag of Object.values(CLONE_NS_FLAGS)) {
-    syscalls.push({ names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM, args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }] });
-  }
-  for (const flag of Object.values(PERSONALITY_DENIED)) {
-    syscalls.push({ names: ['personality'], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM, args: [{ index: 0, value: (flag | 0x80000000) >>> 0, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }] });
-  }
-  return { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'], syscalls };
+  if (opts.allowPtrace) syscalls.push({ names: [...SECCOMP_PTRACE], action: 'SCMP_ACT_ALLOW' });
+  return { defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: EPERM, architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'], syscalls };
 }
 
 export const MASKED_PATHS = [
@@ -258,7 +249,7 @@ export function ociConfig(spec: SandboxSpec, paths: OciPaths, limits: OciHostLim
         'net.ipv4.ping_group_range': '0 2147483647',
         'net.ipv4.ip_unprivileged_port_start': '0',
       },
-      seccomp: seccompProfile(),
+      seccomp: seccompProfile({ allowPtrace: spec.allowPtrace === true }),
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
     },
