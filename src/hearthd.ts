@@ -92,8 +92,10 @@ export class Hearthd {
     const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
     const publicPlane = publicServicesFor(planeDeps, planeOpts);
     const snapshots = new SnapshotService(db, opts.host, workspaces, opts.log.child({ component: 'snapshots' }));
-    const api = buildApi({ workspaces, namespaces, usage, snapshots, meter, host: opts.host, signer, keys: new ApiKeys(db, signer), db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
-    const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
+    // One ApiKeys for the API and the gateway: a revocation through one clears what the other believes.
+    const keys = new ApiKeys(db, signer);
+    const api = buildApi({ workspaces, namespaces, usage, snapshots, meter, host: opts.host, signer, keys, db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
+    const gateway = new Gateway({ workspaces, host: opts.host, signer, issuers: keys, log: opts.log.child({ plane: 'gateway' }) });
     const d = new Hearthd(db, workspaces, api, gateway, opts);
     d.meter = meter;
     let t0 = performance.now();

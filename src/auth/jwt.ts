@@ -1,17 +1,31 @@
 /**
  * Hearth's signed tokens (HS256 JWTs, jose). Two kinds:
  *  - `access`: control-plane bearer tokens from POST /tokens (scoped).
- *  - `runtime`: data-plane tokens naming exactly one workspace and the
- *    workspace's token generation; rotate/disable bumps the generation, so
- *    old tokens stop at once whatever their `exp`.
+ *  - `runtime`: data-plane tokens naming exactly one workspace, the
+ *    workspace's token generation and the credential that minted them;
+ *    rotate/disable bumps the generation and revoking the issuer ends them,
+ *    so old tokens stop at once whatever their `exp`.
  */
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import type { Grants } from '../core/grants.ts';
+
+/**
+ * Who minted a runtime token: the API key behind the caller and, when the
+ * caller used a scoped access token, that token's id. The gateway refuses a
+ * runtime token whose issuer was revoked, so it cannot outlive the
+ * credential that obtained it.
+ */
+export interface RuntimeIssuer {
+  key: string;
+  token: string | null;
+}
 
 export interface RuntimeClaims {
   kind: 'runtime';
   ws: string;
   gen: number;
+  /** Absent on tokens minted before issuers were recorded: the gateway refuses those. */
+  issuer?: RuntimeIssuer;
 }
 
 export interface AccessClaims {

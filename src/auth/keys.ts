@@ -7,7 +7,7 @@ import type { Db } from '../store/db.ts';
 import { RateLimited, Unauthenticated } from '../core/errors.ts';
 import { RateLimiter } from '../core/rate-limit.ts';
 import { hashSecret, randomId, randomToken, secretMatches } from './secrets.ts';
-import type { TokenSigner } from './jwt.ts';
+import type { RuntimeIssuer, TokenSigner } from './jwt.ts';
 import type { Principal } from './principal.ts';
 import { ALL_GRANTS } from '../core/grants.ts';
 
@@ -90,8 +90,12 @@ export interface AuthFailureLimits {
 
 export const DEFAULT_AUTH_FAILURE_LIMITS: AuthFailureLimits = { burst: 50, perSecond: 1 };
 
+/** How long an issuer's liveness is believed without asking the store again (revocations here clear it at once). */
+const ISSUER_CACHE_MS = 2000;
+
 export class ApiKeys {
   private readonly failures: RateLimiter;
+  private readonly issuers = new Map<string, { alive: boolean; at: number }>();
 
   constructor(private readonly db: Db, private readonly signer: TokenSigner, limits: AuthFailureLimits = DEFAULT_AUTH_FAILURE_LIMITS) {
     this.failures = new RateLimiter(limits);
@@ -123,7 +127,28 @@ export class ApiKeys {
   /** Revoke a live key; false when no live key has that id. */
   async revoke(clientId: string): Promise<boolean> {
     const res = await this.db.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('client_id', '=', clientId).where('revoked_at', 'is', null).executeTakeFirst();
+    this.issuers.clear();
     return Number(res.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Whether the credential that minted a runtime token still stands: its
+   * API key is live and, when it came through a scoped token, that token
+   * was not revoked. A token without an issuer (minted before they were
+   * recorded) fails closed. Cached briefly: the gateway asks on every request
+   * and every session sweep.
+   */
+  async issuerAlive(issuer: RuntimeIssuer | null | undefined): Promise<boolean> {
+    if (!issuer || typeof issuer.key !== 'string') return false;
+    const cacheKey = `${issuer.key}\n${issuer.token ?? ''}`;
+    const hit = this.issuers.get(cacheKey);
+    if (hit && Date.now() - hit.at < ISSUER_CACHE_MS) return hit.alive;
+    const key = await this.db.selectFrom('api_keys').select('revoked_at').where('client_id', '=', issuer.key).executeTakeFirst();
+    let alive = !!key && !key.revoked_at;
+    if (alive && issuer.token) alive = !(await this.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', issuer.token).executeTakeFirst());
+    if (this.issuers.size >= 10_000) this.issuers.clear();
+    this.issuers.set(cacheKey, { alive, at: Date.now() });
+    return alive;
   }
 
   /** Blacklist an access token's jti until it would expire anyway; false when it is already invalid. */
@@ -132,6 +157,7 @@ export class ApiKeys {
     if (!claims) return false;
     await this.db.insertInto('revoked_tokens').values({ jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString() })
       .onConflict((oc) => oc.column('jti').doNothing()).execute();
+    this.issuers.clear();
     return true;
   }
 }

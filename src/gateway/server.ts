@@ -32,6 +32,8 @@ export interface GatewayDeps {
   workspaces: Pick<WorkspaceService, 'byId'> & Partial<Pick<WorkspaceService, 'wake'>>;
   host: Pick<HostDriver, 'agentEndpoint'>;
   signer: Pick<TokenSigner, 'verify'>;
+  /** Whether the credential that minted a runtime token still stands (ApiKeys.issuerAlive). */
+  issuers: { issuerAlive(issuer: RuntimeGrant['issuer']): Promise<boolean> };
   log: Logger;
   /** Session re-check interval (tests shorten it). */
   sweepMs?: number;
@@ -86,7 +88,7 @@ export class Gateway {
 
   constructor(private readonly deps: GatewayDeps) {
     this.tokens = new TokenCache(deps.signer);
-    this.sessions = new SessionRegistry((id) => deps.workspaces.byId(id), deps.sweepMs);
+    this.sessions = new SessionRegistry((id) => deps.workspaces.byId(id), (issuer) => deps.issuers.issuerAlive(issuer), deps.sweepMs);
     this.server = http.createServer({
       noDelay: true,
       // Long uploads and streams are the point of a data plane: no whole-request deadline.
@@ -105,7 +107,7 @@ export class Gateway {
     let ws = await this.deps.workspaces.byId(grant.ws);
     // A sleeping workspace wakes on its first request (idle sleep, §6), which then proceeds.
     if (ws?.state === 'sleeping' && ws.runtimeEnabled && ws.runtimeTokenGen === grant.gen && this.deps.workspaces.wake) ws = await this.deps.workspaces.wake(ws.id);
-    const denial = judge(ws, grant);
+    const denial = judge(ws, grant, await this.deps.issuers.issuerAlive(grant.issuer));
     if (denial) throw denialError(denial, ws);
     const ep = this.deps.host.agentEndpoint({ slotIndex: ws!.slotIndex! });
     return { grant, ws: ws!, ip: ep.ip, port: ep.port };

@@ -2,8 +2,8 @@
  * Live data-plane sessions (WebSockets and in-flight HTTP exchanges, which
  * include exec streams and downloads) by workspace. A request is admitted
  * once; a session lives on, so a sweep re-judges every workspace that has
- * any, once a second, and ends the sessions whose token was revoked or
- * whose workspace is no longer running. Polling the store (one primary-key
+ * any, once a second, and ends the sessions whose token (or the credential
+ * that minted it) was revoked or whose workspace is no longer running. Polling the store (one primary-key
  * read per workspace with sessions) also covers every path that stops a
  * workspace — API, TTL reaper, reconcile, another process — without each
  * having to notify the gateway.
@@ -27,6 +27,7 @@ export class SessionRegistry {
 
   constructor(
     private readonly lookup: (id: string) => Promise<Workspace | null>,
+    private readonly issuerAlive: (issuer: RuntimeGrant['issuer']) => Promise<boolean>,
     private readonly intervalMs = SWEEP_MS,
   ) {}
 
@@ -67,7 +68,13 @@ export class SessionRegistry {
           continue; // the store hiccuped: judge again next round
         }
         for (const s of [...set]) {
-          const denial = judge(ws, s.grant);
+          let alive: boolean;
+          try {
+            alive = await this.issuerAlive(s.grant.issuer);
+          } catch {
+            continue;
+          }
+          const denial = judge(ws, s.grant, alive);
           if (denial) s.end(denial);
         }
       }

@@ -5,7 +5,7 @@
  * disable, delete) is checked against the workspace row on every request,
  * so it takes effect at once whatever the cache holds.
  */
-import type { TokenSigner } from '../auth/jwt.ts';
+import type { RuntimeIssuer, TokenSigner } from '../auth/jwt.ts';
 
 export interface RuntimeGrant {
   /** Workspace id the token names. */
@@ -14,6 +14,8 @@ export interface RuntimeGrant {
   gen: number;
   /** Expiry, epoch ms. */
   expMs: number;
+  /** The credential that minted it (null: an old token without one, refused). */
+  issuer: RuntimeIssuer | null;
 }
 
 /**
@@ -63,7 +65,7 @@ export class TokenCache {
     }
     const claims = await this.signer.verify(token);
     if (!claims || claims.kind !== 'runtime') return null;
-    const grant: RuntimeGrant = { ws: claims.ws, gen: claims.gen, expMs: claims.exp * 1000 };
+    const grant: RuntimeGrant = { ws: claims.ws, gen: claims.gen, expMs: claims.exp * 1000, issuer: claims.issuer ?? null };
     if (grant.expMs <= this.now()) return null;
     if (this.grants.size >= this.max) {
       // Oldest first (Map keeps insertion order): a cheap bound, not an LRU.

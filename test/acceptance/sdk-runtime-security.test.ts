@@ -39,7 +39,7 @@ after(async () => {
 });
 
 const wsUrl = (token: string, p = '/ws') => `${h.runtime.replace(/^http/, 'ws')}${p}?token=${encodeURIComponent(token)}`;
-const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { ws: string; gen: number; exp: number };
+const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { ws: string; gen: number; exp: number; issuer: { key: string; token: string | null } };
 const rejectsAuth = (p: Promise<unknown>, what: string) => assert.rejects(p, (e: unknown) => e instanceof AuthenticationError && e.status === 401, what);
 
 /** The WebSocket upgrade's HTTP answer for `url` (101 = accepted). */
@@ -116,17 +116,17 @@ test('missing, malformed, forged, control-plane and expired tokens are refused a
   assert.equal((await none.json()).code, 'missing_credentials');
   assert.equal(await upgradeStatus(`${h.runtime.replace(/^http/, 'ws')}/ws`), 401);
   await rejectsAuth(new Runtime({ token: 'garbage', baseUrl: h.runtime }).exec.run(['true']), 'garbage');
-  await rejectsAuth(new Runtime({ token: (await new TokenSigner('x'.repeat(48)).sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen }, 600)).token, baseUrl: h.runtime }).exec.run(['true']), 'signed with another key');
+  await rejectsAuth(new Runtime({ token: (await new TokenSigner('x'.repeat(48)).sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen, issuer: claims(A.token).issuer }, 600)).token, baseUrl: h.runtime }).exec.run(['true']), 'signed with another key');
   const access = await client.tokens.create({ scope: 'workspace', workspaceId: A.id, ttl: 600 } as never) as { token: string };
   await rejectsAuth(new Runtime({ token: access.token, baseUrl: h.runtime }).exec.run(['true']), 'a control-plane token is not a runtime token');
 
   const keys = signer();
-  const expired = (await keys.sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen }, -1)).token;
+  const expired = (await keys.sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen, issuer: claims(A.token).issuer }, -1)).token;
   await rejectsAuth(new Runtime({ token: expired, baseUrl: h.runtime }).exec.run(['true']), 'expired');
   assert.equal(await upgradeStatus(wsUrl(expired)), 401);
 
   // A token that expires while in use: accepted, then refused the moment it expires; its live socket ends too.
-  const brief = (await keys.sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen }, 2)).token;
+  const brief = (await keys.sign({ kind: 'runtime', ws: A.id, gen: claims(A.token).gen, issuer: claims(A.token).issuer }, 2)).token;
   const rt = new Runtime({ token: brief, baseUrl: h.runtime });
   assert.equal((await rt.exec.run(['echo', 'ok'])).stdout, 'ok\n');
   const live = await WsRecorder.open(rt);
@@ -134,6 +134,21 @@ test('missing, malformed, forged, control-plane and expired tokens are refused a
   await rejectsAuth(rt.exec.run(['true']), 'just expired (the cached verification must not outlive exp)');
   const closed = await live.waitClose(5000);
   assert.deepEqual(closed, { code: 1008, reason: 'runtime token revoked' });
+});
+
+test('a runtime token dies with the scoped token that minted it: HTTP refused, live socket ended', { skip: needsRoot }, async () => {
+  const scoped = await client.tokens.create({ scope: 'workspace', workspaceId: B.id, ttl: 600, permissions: { runtime: true } } as never) as { token: string };
+  const asScoped = new Oblien({ token: scoped.token, baseUrl: h.api });
+  const { token } = await asScoped.workspaces.apiAccess.getToken(B.id) as { token: string };
+  assert.equal(claims(token).issuer.token, (claims(scoped.token) as unknown as { jti: string }).jti, 'the runtime token names the scoped token that minted it');
+  const rt = new Runtime({ token, baseUrl: h.runtime });
+  assert.equal((await rt.exec.run(['echo', 'ok'])).stdout, 'ok\n');
+  const live = await WsRecorder.open(rt);
+  const revoked = await fetch(`${h.api}/tokens/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-client-id': h.clientId, 'x-client-secret': h.clientSecret }, body: JSON.stringify({ token: scoped.token }) });
+  assert.equal((await revoked.json()).revoked, true);
+  await rejectsAuth(rt.exec.run(['true']), 'its issuer was revoked');
+  assert.deepEqual(await live.waitClose(5000), { code: 1008, reason: 'runtime token revoked' });
+  assert.equal((await B.rt.exec.run(['echo', 'still'])).stdout, 'still\n', 'tokens minted by the live admin key are untouched');
 });
 
 test('rotateToken: the old token stops at once, live sockets end, the workspace keeps running', { skip: needsRoot }, async () => {

@@ -90,8 +90,8 @@ test('TokenCache: verifies once, refuses expired and non-runtime tokens, stays b
   let now = Date.now();
   const counting = { verify: async (t: string) => { verifies++; return signer.verify(t); } };
   const cache = new TokenCache(counting, 2, () => now);
-  const { token } = await signer.sign({ kind: 'runtime', ws: 'ws_a', gen: 3 }, 60);
-  assert.deepEqual({ ...(await cache.verify(token))!, expMs: 0 }, { ws: 'ws_a', gen: 3, expMs: 0 });
+  const { token } = await signer.sign({ kind: 'runtime', ws: 'ws_a', gen: 3, issuer: { key: 'hk_a', token: 'jti_1' } }, 60);
+  assert.deepEqual({ ...(await cache.verify(token))!, expMs: 0 }, { ws: 'ws_a', gen: 3, expMs: 0, issuer: { key: 'hk_a', token: 'jti_1' } });
   await cache.verify(token);
   assert.equal(verifies, 1, 'second use hits the cache');
   now += 61_000;
@@ -109,13 +109,14 @@ test('TokenCache: verifies once, refuses expired and non-runtime tokens, stays b
 
 test('judge: revoked vs unavailable vs admitted', () => {
   const ws = { id: 'ws_a', state: 'running', runtimeEnabled: true, runtimeTokenGen: 2, slotIndex: 4 } as Workspace;
-  const grant = { ws: 'ws_a', gen: 2, expMs: Date.now() + 60_000 };
-  assert.equal(judge(ws, grant), null);
-  assert.equal(judge(ws, { ...grant, gen: 1 })?.kind, 'revoked', 'rotated');
-  assert.equal(judge({ ...ws, runtimeEnabled: false }, grant)?.kind, 'revoked', 'disabled');
-  assert.equal(judge(null, grant)?.kind, 'revoked', 'gone');
-  assert.equal(judge({ ...ws, state: 'deleting' }, grant)?.kind, 'revoked');
-  assert.equal(judge(ws, { ...grant, expMs: Date.now() - 1 })?.kind, 'revoked', 'expired while a session lives');
-  assert.deepEqual(judge({ ...ws, state: 'stopped' }, grant), { kind: 'unavailable', message: 'workspace ws_a is stopped', state: 'stopped' });
-  assert.equal(judge({ ...ws, state: 'paused' }, grant)?.kind, 'unavailable');
+  const grant = { ws: 'ws_a', gen: 2, expMs: Date.now() + 60_000, issuer: { key: 'hk_a', token: null } };
+  assert.equal(judge(ws, grant, true), null);
+  assert.equal(judge(ws, { ...grant, gen: 1 }, true)?.kind, 'revoked', 'rotated');
+  assert.equal(judge({ ...ws, runtimeEnabled: false }, grant, true)?.kind, 'revoked', 'disabled');
+  assert.equal(judge(null, grant, true)?.kind, 'revoked', 'gone');
+  assert.equal(judge({ ...ws, state: 'deleting' }, grant, true)?.kind, 'revoked');
+  assert.equal(judge(ws, { ...grant, expMs: Date.now() - 1 }, true)?.kind, 'revoked', 'expired while a session lives');
+  assert.deepEqual(judge({ ...ws, state: 'stopped' }, grant, true), { kind: 'unavailable', message: 'workspace ws_a is stopped', state: 'stopped' });
+  assert.equal(judge({ ...ws, state: 'paused' }, grant, true)?.kind, 'unavailable');
+  assert.equal(judge(ws, grant, false)?.kind, 'revoked', 'its issuer was revoked');
 });

@@ -12,6 +12,8 @@ import WebSocket from 'ws';
 import { Gateway } from '../../src/gateway/server.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import type { Workspace } from '../../src/control/workspace-row.ts';
+import { openSqlite, type Db } from '../../src/store/db.ts';
+import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { startTestAgent, type TestAgent } from '../helpers/agent-harness.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -23,15 +25,22 @@ let appPort: number;
 let fakeAgentPort: number | undefined;
 const seen: { url: string; headers: http.IncomingHttpHeaders }[] = [];
 const signer = new TokenSigner('k'.repeat(48));
+let db: Db;
+let keys: ApiKeys;
+/** The API key every token below is minted by (a real key in a real store). */
+let issuerKey = '';
 const row = { id: 'ws_a', state: 'running', runtimeEnabled: true, runtimeTokenGen: 1, slotIndex: 0, agentSecret: '', generation: 1 } as Workspace;
 
 before(async () => {
+  db = await openSqlite(':memory:');
+  keys = new ApiKeys(db, signer);
+  issuerKey = (await createApiKey(db, { name: 'minter', admin: false })).clientId;
   agent = await startTestAgent();
   row.agentSecret = agent.secret;
   gw = new Gateway({
     workspaces: { byId: async (id: string) => (id === row.id ? { ...row } : null) },
     host: { agentEndpoint: () => ({ ip: '127.0.0.1', port: fakeAgentPort ?? agent.agent.port }) },
-    signer, log: pino({ level: 'silent' }), sweepMs: 50,
+    signer, issuers: keys, log: pino({ level: 'silent' }), sweepMs: 50,
   });
   await new Promise<void>((r) => gw.server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(gw.server.address() as AddressInfo).port}`;
@@ -43,9 +52,10 @@ after(async () => {
   await gw.close();
   await agent.close();
   app.close();
+  await db.destroy();
 });
 
-const tokenFor = async (gen = row.runtimeTokenGen, ttl = 600) => (await signer.sign({ kind: 'runtime', ws: row.id, gen }, ttl)).token;
+const tokenFor = async (gen = row.runtimeTokenGen, ttl = 600, key = issuerKey) => (await signer.sign({ kind: 'runtime', ws: row.id, gen, issuer: { key, token: null } }, ttl)).token;
 
 function openWs(url: string): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
   return new Promise((resolve, reject) => {
@@ -87,6 +97,23 @@ test('a live WebSocket ends with 1008 the moment its token is rotated; new socke
   assert.ok(Date.now() - t < 1000);
   await assert.rejects(openWs(`${base.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`), /401/);
   await waitUntil('the session registry to empty', async () => gw.sessions.size === 0, 2000);
+});
+
+test('a live WebSocket ends with 1008 when the API key that minted its token is revoked; tokens without an issuer are refused', async () => {
+  const minter = (await createApiKey(db, { name: 'short-lived', admin: false })).clientId;
+  const token = await tokenFor(row.runtimeTokenGen, 600, minter);
+  const { ws, closed } = await openWs(`${base.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`);
+  const pong = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+  ws.send(JSON.stringify({ type: 'ping' }));
+  assert.match(await pong, /"type":"pong"/);
+  assert.equal(await keys.revoke(minter), true);
+  const t = Date.now();
+  assert.deepEqual(await closed, { code: 1008, reason: 'runtime token revoked' });
+  assert.ok(Date.now() - t < 1000);
+  assert.equal((await fetch(`${base}/health`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'HTTP with it is refused too');
+  const anonymous = (await signer.sign({ kind: 'runtime', ws: row.id, gen: row.runtimeTokenGen }, 600)).token;
+  assert.equal((await fetch(`${base}/health`, { headers: { authorization: `Bearer ${anonymous}` } })).status, 401, 'no issuer: refused');
+  assert.equal((await fetch(`${base}/health`, { headers: { authorization: `Bearer ${await tokenFor()}` } })).status, 200, 'a live issuer still works');
 });
 
 test('a stopped workspace closes its sockets with 1001 and refuses new ones with 503', async () => {

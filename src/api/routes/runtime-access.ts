@@ -9,11 +9,13 @@ import { param } from '../parse.ts';
 import { RUNTIME_TOKEN_TTL_S } from '../../auth/jwt.ts';
 import { Forbidden } from '../../core/errors.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
+import type { Principal } from '../../auth/principal.ts';
 
 export function runtimeAccessRoutes(r: RouteTable, ctx: ApiContext): void {
   const base = '/workspace/:id/runtime-api-access';
-  const mint = async (ws: Workspace) => {
-    const { token, expiresAt } = await ctx.signer.sign({ kind: 'runtime', ws: ws.id, gen: ws.runtimeTokenGen }, RUNTIME_TOKEN_TTL_S);
+  // The token records who minted it: revoking that key or scoped token ends it too.
+  const mint = async (ws: Workspace, p: Principal) => {
+    const { token, expiresAt } = await ctx.signer.sign({ kind: 'runtime', ws: ws.id, gen: ws.runtimeTokenGen, issuer: { key: p.clientId, token: p.tokenId ?? null } }, RUNTIME_TOKEN_TTL_S);
     return { token, expires_at: expiresAt.toISOString(), expiresAt: expiresAt.toISOString(), base_url: ctx.runtimeUrl() };
   };
 
@@ -25,7 +27,7 @@ export function runtimeAccessRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('POST', `${base}/enable`, 'runtime', async (req, _reply, p) => {
     let ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     if (!ws.runtimeEnabled) ws = await ctx.workspaces.setRuntimeEnabled(ws, true);
-    return { success: true, enabled: true, ...(await mint(ws)) };
+    return { success: true, enabled: true, ...(await mint(ws, p)) };
   });
 
   r.add('POST', `${base}/disable`, 'runtime', async (req, _reply, p) => {
@@ -37,12 +39,12 @@ export function runtimeAccessRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('GET', `${base}/token`, 'runtime', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     if (!ws.runtimeEnabled) throw new Forbidden('runtime API access is disabled for this workspace: enable it first (apiAccess.enable)', 'runtime_disabled');
-    return { success: true, enabled: true, ...(await mint(ws)) };
+    return { success: true, enabled: true, ...(await mint(ws, p)) };
   });
 
   r.add('POST', `${base}/token`, 'runtime', async (req, _reply, p) => {
     const ws = await ctx.workspaces.rotateRuntimeToken(await ctx.workspaces.find(p, param(req.params, 'id')));
-    return { success: true, enabled: true, rotated: true, ...(await mint(ws)) };
+    return { success: true, enabled: true, rotated: true, ...(await mint(ws, p)) };
   });
 
   r.add('GET', `${base}/token/raw`, 'runtime', async (req, _reply, p) => {
