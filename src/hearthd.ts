@@ -78,14 +78,11 @@ export class Hearthd {
       await setSetting(db, 'jwt_secret', secret);
     }
     const signer = new TokenSigner(secret);
-    const workspaces = new WorkspaceService(db, opts.host, opts.log.child({ component: 'workspaces' }), {
-      ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
-    });
-    const namespaces = new NamespaceService(db, opts.log.child({ component: 'namespaces' }));
+    const namespaces = new NamespaceService(db, opts.log.child({ component: 'namespaces' }), () => workspaces);
     const meter = new Meter(db, opts.log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : opts.host.egressBytes({ slotIndex: ws.slotIndex })) });
-    workspaces.namespaces = namespaces;
-    workspaces.meter = meter;
-    namespaces.workspaces = workspaces;
+    const workspaces: WorkspaceService = new WorkspaceService(db, opts.host, opts.log.child({ component: 'workspaces' }), {
+      ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+    }, { admission: namespaces, meter });
     const usage = new UsageReports(db);
     let runtimeUrl: string | null = null;
     const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };

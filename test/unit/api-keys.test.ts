@@ -24,10 +24,8 @@ before(async () => {
   db = await openSqlite(':memory:');
   const host = new FakeHost();
   const log = pino({ level: 'silent' });
-  const workspaces = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS);
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = workspaces;
-  workspaces.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => workspaces);
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
   const signer = new TokenSigner('keys-test');
   api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
   const key = await createApiKey(db, { name: 'admin', admin: true });

@@ -52,10 +52,8 @@ before(async () => {
   host.port = agent.agent.port;
   db = await openSqlite(':memory:');
   const log = pino({ level: 'silent' });
-  service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = service;
-  service.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => service);
+  service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
   const signer = new TokenSigner('t');
   api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => null });
   await api.app.listen({ host: '127.0.0.1', port: 0 });

@@ -59,7 +59,7 @@ test('every control-plane route declares a permission and is in the contract or 
   const log = pino({ level: 'silent' });
   const host = new FakeHost();
   const workspaces = new WorkspaceService(db, host, log);
-  const namespaces = new NamespaceService(db, log);
+  const namespaces = new NamespaceService(db, log, () => workspaces);
   const signer = new TokenSigner('x');
   const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
   const spec = specRoutes();

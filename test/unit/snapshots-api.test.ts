@@ -28,10 +28,8 @@ before(async () => {
   db = await openSqlite(':memory:');
   host = new FakeHost();
   const log = pino({ level: 'silent' });
-  const service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = service;
-  service.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => service);
+  const service: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
   const signer = new TokenSigner('test-secret');
   api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
