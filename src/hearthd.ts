@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
-import { ApiKeys, createApiKey, type NewKey } from './auth/keys.ts';
+import { ApiKeys, type NewKey } from './auth/keys.ts';
+import { agentClientFor } from './control/workloads.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from './control/workspaces.ts';
 import { sandboxRef } from './control/workspace-row.ts';
 import { buildApi, type ApiApp } from './api/server.ts';
@@ -66,6 +67,7 @@ export class Hearthd {
     readonly workspaces: WorkspaceService,
     readonly api: ApiApp,
     readonly gateway: Gateway,
+    private readonly keys: ApiKeys,
     private readonly opts: HearthdOptions,
   ) {}
 
@@ -89,9 +91,10 @@ export class Hearthd {
     const planeDeps = { db, workspaces, host: opts.host, log: opts.log, dataDir: opts.dataDir };
     const publicPlane = publicServicesFor(planeDeps, planeOpts);
     const snapshots = new SnapshotService(db, opts.host, workspaces, opts.log.child({ component: 'snapshots' }));
-    const api = buildApi({ workspaces, namespaces, usage, snapshots, meter, host: opts.host, signer, keys: new ApiKeys(db, signer), db, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
+    const keys = new ApiKeys(db, signer);
+    const api = buildApi({ workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(opts.host), signer, keys, log: opts.log, runtimeUrl: () => runtimeUrl, publicServices: publicPlane.services, minIdleSeconds: opts.minIdleSeconds ?? 120 });
     const gateway = new Gateway({ workspaces, host: opts.host, signer, log: opts.log.child({ plane: 'gateway' }) });
-    const d = new Hearthd(db, workspaces, api, gateway, opts);
+    const d = new Hearthd(db, workspaces, api, gateway, keys, opts);
     d.meter = meter;
     let t0 = performance.now();
     const reconciled = await workspaces.reconcile();
@@ -121,9 +124,7 @@ export class Hearthd {
 
   /** On first start: the admin API key. Returns null when one exists already. */
   async ensureAdminKey(): Promise<NewKey | null> {
-    const existing = await this.db.selectFrom('api_keys').select('client_id').where('is_admin', '=', 1).where('revoked_at', 'is', null).executeTakeFirst();
-    if (existing) return null;
-    return createApiKey(this.db, { name: 'admin', admin: true });
+    return this.keys.ensureAdmin();
   }
 
   private startReaper(): void {

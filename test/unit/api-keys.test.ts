@@ -14,6 +14,8 @@ import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/wor
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { FakeHost } from './fake-host.ts';
 
 let db: Db;
@@ -27,7 +29,7 @@ before(async () => {
   const namespaces = new NamespaceService(db, log, () => workspaces);
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
   const signer = new TokenSigner('keys-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });

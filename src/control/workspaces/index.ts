@@ -26,9 +26,12 @@ import { update } from './update.ts';
 import * as access from './access.ts';
 import * as meta from './metadata.ts';
 import { reconcile } from './reconcile.ts';
+import * as facts from './host-facts.ts';
+import type { AgentEndpoint } from '../../core/agent-protocol.ts';
 
 export { DEFAULT_SERVICE_OPTIONS, adminPrincipal, type Admission, type UsageMeter, type WorkspaceLinks, type WorkspaceServiceOptions } from './deps.ts';
 export type { Provisioning, Workspace } from './row.ts';
+export type { ImageCatalogEntry, SandboxStats } from './host-facts.ts';
 
 export class WorkspaceService implements NamespaceWorkspaces {
   private readonly d: WorkspaceDeps;
@@ -93,6 +96,20 @@ export class WorkspaceService implements NamespaceWorkspaces {
   // metadata (§16)
   metadata(ws: Workspace): Promise<Record<string, string>> { return meta.metadata(this.d, ws); }
   setMetadata(p: Principal, idOrSlug: string, input: unknown, merge: boolean): Promise<Record<string, string>> { return meta.setMetadata(this.d, p, idOrSlug, input, merge); }
+
+  // what the host knows, for the routes (host-facts.ts)
+  /** The agent's internal endpoint; null while the workspace holds no network slot. */
+  endpoint(ws: Pick<Workspace, 'slotIndex'>): AgentEndpoint | null { return facts.endpoint(this.d, ws); }
+  stats(ws: Workspace): Promise<facts.SandboxStats | null> { return facts.stats(this.d, ws); }
+  egressBytes(ws: Pick<Workspace, 'slotIndex'>): Promise<number | null> { return facts.egressBytes(this.d, ws); }
+  /** The outbound (SNAT) address in effect; null = the host's outgoing interface address. */
+  outboundIp(ws: Pick<Workspace, 'config'>): string | null { return this.d.host.outboundIp(ws); }
+  /** Refuses an address that is not this host's. */
+  checkOutboundIp(ip: string): Promise<void> { return this.d.host.checkOutboundIp(ip); }
+  /** How many network slots (so workspaces) this host has. */
+  get capacity(): number { return this.d.host.slotCapacity; }
+  /** The image catalog (§19). */
+  catalog(): Promise<facts.ImageCatalogEntry[]> { return this.d.host.catalog(); }
 
   /** Startup reconcile with the host; returns a per-action summary. */
   reconcile(): Promise<Record<string, number>> { return reconcile(this.d); }
