@@ -67,3 +67,21 @@ test('tokens/revoke: a revoked scoped token is refused at once; an invalid one r
   assert.equal((await call('GET', '/workspace', bearer)).status, 401, 'revoked');
   assert.equal((await call('POST', '/tokens/revoke', admin, { token: 'garbage' })).json.revoked, false);
 });
+
+test('ensureAdmin: the first start makes one admin key, later starts none, and a revoked admin key is replaced', async () => {
+  const store = await openSqlite(':memory:');
+  try {
+    const keys = new ApiKeys(store, new TokenSigner('ensure-admin'));
+    const first = await keys.ensureAdmin();
+    assert.ok(first);
+    assert.equal(await keys.ensureAdmin(), null);
+    const admins = (await keys.list()).filter((k) => k.is_admin);
+    assert.deepEqual(admins.map((k) => k.client_id), [first.clientId]);
+    assert.equal(await keys.revoke(first.clientId), true);
+    const second = await keys.ensureAdmin();
+    assert.ok(second);
+    assert.notEqual(second.clientId, first.clientId);
+  } finally {
+    await store.destroy();
+  }
+});
