@@ -25,4 +25,24 @@ export async function egressBytes(d: WorkspaceDeps, ws: Pick<Workspace, 'slotInd
   return ws.slotIndex === null ? null : d.host.egressBytes({ slotIndex: ws.slotIndex });
 }
 
+/** The outbound (SNAT) address in effect; null = the host's outgoing interface address. */
+export function outboundIp(d: WorkspaceDeps, ws: Pick<Workspace, 'config'>): string | null {
+  return d.host.outboundIp(ws);
+}
+
+/** Refuses an address that is not this host's (before it is stored as config.outbound_ip). */
+export function checkOutboundIp(d: WorkspaceDeps, ip: string): Promise<void> {
+  return d.host.checkOutboundIp(ip);
+}
+
+/** How many network slots, so workspaces, this host has. */
+export function capacity(d: WorkspaceDeps): number {
+  return d.host.slotCapacity;
+}
+
+/** The image catalog (§19): what a create may name. */
+export function catalog(d: WorkspaceDeps): Promise<ImageCatalogEntry[]> {
+  return d.host.catalog();
+}
+
 export type { ImageCatalogEntry, SandboxStats };

@@ -103,13 +103,13 @@ export class WorkspaceService implements NamespaceWorkspaces {
   stats(ws: Workspace): Promise<facts.SandboxStats | null> { return facts.stats(this.d, ws); }
   egressBytes(ws: Pick<Workspace, 'slotIndex'>): Promise<number | null> { return facts.egressBytes(this.d, ws); }
   /** The outbound (SNAT) address in effect; null = the host's outgoing interface address. */
-  outboundIp(ws: Pick<Workspace, 'config'>): string | null { return this.d.host.outboundIp(ws); }
+  outboundIp(ws: Pick<Workspace, 'config'>): string | null { return facts.outboundIp(this.d, ws); }
   /** Refuses an address that is not this host's. */
-  checkOutboundIp(ip: string): Promise<void> { return this.d.host.checkOutboundIp(ip); }
+  checkOutboundIp(ip: string): Promise<void> { return facts.checkOutboundIp(this.d, ip); }
   /** How many network slots (so workspaces) this host has. */
-  get capacity(): number { return this.d.host.slotCapacity; }
+  get capacity(): number { return facts.capacity(this.d); }
   /** The image catalog (§19). */
-  catalog(): Promise<facts.ImageCatalogEntry[]> { return this.d.host.catalog(); }
+  catalog(): Promise<facts.ImageCatalogEntry[]> { return facts.catalog(this.d); }
 
   /** Startup reconcile with the host; returns a per-action summary. */
   reconcile(): Promise<Record<string, number>> { return reconcile(this.d); }
