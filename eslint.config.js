@@ -19,11 +19,10 @@ const nodeIo = {
 };
 /**
  * Wrong-way imports that exist today, each to be removed by moving what it needs to its owner
- * (the agent protocol, the API's service context). Listed here so the debt is visible in one
+ * (the agent protocol). Listed here so the debt is visible in one
  * place and no new file joins it; the rule holds for every other file.
  */
 const KNOWN_CROSSINGS = [
-  'src/api/context.ts', // hands routes the HostDriver and the store: routes should get services only
   'src/api/sse.ts', // the agent's SSE writer: belongs to a shared protocol module
   'src/control/workloads.ts', // the agent's workload spec and errors: belong to the agent protocol
 ];

@@ -4,10 +4,10 @@ import type { WorkspaceService } from '../control/workspaces.ts';
 import type { NamespaceService } from '../control/namespaces.ts';
 import type { UsageReports } from '../control/usage.ts';
 import type { SnapshotService } from '../control/snapshots.ts';
-import type { HostDriver } from '../host/host-driver.ts';
+import type { AgentClient } from '../control/agent-client.ts';
+import type { PublicServices } from '../control/public-services.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { ApiKeys } from '../auth/keys.ts';
-import type { Db } from '../store/db.ts';
 
 export interface ApiContext {
   workspaces: WorkspaceService;
@@ -16,12 +16,13 @@ export interface ApiContext {
   snapshots: SnapshotService;
   /** Brings usage up to now before a report is read. */
   meter: { tick(): Promise<void> } | null;
-  host: HostDriver;
+  /** hearthd's client of the workspaces' guest agents (workload, log and metrics routes). */
+  agent: AgentClient;
+  /** Public access and SSH: the same instances the edge and the SSH gateway serve. */
+  publicServices: PublicServices;
   signer: TokenSigner;
   /** Authentication, API keys and token revocation. */
   keys: ApiKeys;
-  /** Used only to build the public-access services when the caller gives none (to move to one composition root). */
-  db: Db;
   log: Logger;
   /** Shortest idle-sleep delay accepted (contract: 120 s; tests lower it). */
   minIdleSeconds?: number;

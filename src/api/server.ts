@@ -24,14 +24,13 @@ import { workloadRoutes } from './routes/workloads.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { closeAllStreams } from './sse.ts';
-import { defaultPublicServices, type PublicServices } from '../control/public-services.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
   routes: RouteTable;
 }
 
-export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }): ApiApp {
+export function buildApi(ctx: ApiContext): ApiApp {
   const app = Fastify({
     loggerInstance: ctx.log.child({ plane: 'api' }) as unknown as FastifyBaseLogger,
     disableRequestLogging: false,
@@ -71,7 +70,7 @@ export function buildApi(ctx: ApiContext & { publicServices?: PublicServices }):
 
   const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip));
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
-  const pub = ctx.publicServices ?? defaultPublicServices(ctx);
+  const pub = ctx.publicServices;
   workspaceRoutes(routes, ctx, pub.publicAccess);
   runtimeAccessRoutes(routes, ctx);
   accountRoutes(routes, ctx);

@@ -119,6 +119,13 @@ export class ApiKeys {
     return createApiKey(this.db, opts);
   }
 
+  /** On first start: the admin API key. Returns null when a live admin key exists already. */
+  async ensureAdmin(): Promise<NewKey | null> {
+    const existing = await this.db.selectFrom('api_keys').select('client_id').where('is_admin', '=', 1).where('revoked_at', 'is', null).executeTakeFirst();
+    if (existing) return null;
+    return createApiKey(this.db, { name: 'admin', admin: true });
+  }
+
   async list(): Promise<ApiKeyInfo[]> {
     const rows = await this.db.selectFrom('api_keys').select(['client_id', 'name', 'namespace', 'is_admin', 'created_at', 'revoked_at']).orderBy('created_at').execute();
     return rows.map((k) => ({ ...k, is_admin: k.is_admin === 1 }));

@@ -16,7 +16,7 @@ import http from 'node:http';
 import { AlreadyExists, NotFound, StateConflict, Unavailable, ValidationFailed } from '../core/errors.ts';
 import { publicStatus } from '../core/lifecycle.ts';
 import { WORKLOADS_GENERATION, type AgentEndpoint } from '../core/agent-protocol.ts';
-import type { Workspace } from './workspace-row.ts';
+import type { Workspace } from './workspaces/row.ts';
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const DEFAULT_TIMEOUT_MS = 30_000;

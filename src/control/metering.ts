@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
-import type { Workspace } from './workspace-row.ts';
+import type { Workspace } from './workspaces/row.ts';
 import type { NamespaceService } from './namespaces.ts';
 import { credits, splitByHour } from '../core/pricing.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';

@@ -14,6 +14,7 @@ import {
 } from '../core/namespace-spec.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 import { randomId } from '../auth/secrets.ts';
+import type { NamespaceWorkspaces } from './namespace-workspaces.ts';
 
 const now = () => new Date().toISOString();
 
@@ -53,24 +54,18 @@ export function quotaView(q: QuotaRow): Record<string, unknown> {
   };
 }
 
-/** What the namespace service needs of the workspace service (it owns stopping and deleting). */
-export interface WorkspaceOps {
-  idsInNamespace(slug: string, states?: string[]): Promise<string[]>;
-  stopSystem(id: string, reason: 'namespace' | 'quota'): Promise<void>;
-  deleteSystem(id: string): Promise<void>;
-  usageNow(slug: string, excludeId?: string): Promise<{ workspaces: number; totalVcpus: number; totalRamMb: number }>;
-}
-
 export class NamespaceService {
-  workspaces: WorkspaceOps | null = null;
   /** Namespaces whose workspaces are being stopped for their quota right now. */
   private readonly stopping = new Set<string>();
 
-  constructor(private readonly db: Db, private readonly log: Logger) {}
+  /**
+   * `workspaces` is asked when needed, never at construction: the workspace
+   * service is built after this one, with this one as its admission.
+   */
+  constructor(private readonly db: Db, private readonly log: Logger, private readonly workspaces: () => NamespaceWorkspaces) {}
 
-  private ops(): WorkspaceOps {
-    if (!this.workspaces) throw new Error('namespace service used before wiring');
-    return this.workspaces;
+  private ops(): NamespaceWorkspaces {
+    return this.workspaces();
   }
 
   // ---------------------------------------------------------------- lookup

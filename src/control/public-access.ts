@@ -12,8 +12,8 @@
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { WorkspaceService } from './workspaces.ts';
-import type { Workspace } from './workspace-row.ts';
+import type { WorkspaceService } from './workspaces/index.ts';
+import type { Workspace } from './workspaces/row.ts';
 import { AlreadyExists, NotFound, ValidationFailed } from '../core/errors.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import {

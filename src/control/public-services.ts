@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
-import type { WorkspaceService } from './workspaces.ts';
+import type { WorkspaceService } from './workspaces/index.ts';
 import { MAX_PUBLIC_PORTS, PublicAccessService, type PublicAccessOptions } from './public-access.ts';
 import { SshService, type SshServiceOptions } from './ssh.ts';
 

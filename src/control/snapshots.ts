@@ -28,8 +28,8 @@ import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { AlreadyExists, NotFound, StateConflict, ValidationFailed } from '../core/errors.ts';
 import { randomId } from '../auth/secrets.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { WorkspaceService } from './workspaces.ts';
-import { sandboxRef, type Workspace } from './workspace-row.ts';
+import type { WorkspaceService } from './workspaces/index.ts';
+import { sandboxRef, type Workspace } from './workspaces/row.ts';
 
 /** The answer of `support()`, for the routes that show it (they do not import the host layer). */
 export type { SnapshotSupport };

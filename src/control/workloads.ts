@@ -16,7 +16,7 @@ import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 import { AgentError } from '../agent/errors.ts';
 import { ID_RE, parseCreate, parseEnv } from '../agent/workloads/spec.ts';
 import { AgentClient } from './agent-client.ts';
-import type { Workspace } from './workspace-row.ts';
+import type { Workspace } from './workspaces/row.ts';
 
 type Json = Record<string, unknown>;
 type Endpoints = { agentEndpoint(ws: { slotIndex: number }): AgentEndpoint };

@@ -1,9 +1,10 @@
 /**
- * Starting and stopping hearthd's public front doors: the edge (HTTP +
- * HTTPS) with its CA, ACME and certificate renewal, and the SSH gateway.
- * hearthd calls `publicServicesFor` before building the API (the routes and
- * the listeners share one PublicAccessService) and `startPublicPlane` once
- * the control plane listens.
+ * The public services and the edge: `publicServicesFor` builds the
+ * services behind public access and SSH (the routes, the edge and the SSH
+ * gateway share one PublicAccessService and one SshService), and
+ * `startEdge` starts the edge (HTTP + HTTPS) with its CA, ACME and
+ * certificate renewal once the control plane listens. The composition root
+ * (src/compose.ts) calls both, and builds and starts the SSH gateway itself.
  */
 import dns from 'node:dns';
 import os from 'node:os';
@@ -20,7 +21,6 @@ import { AcmeIssuer } from './acme.ts';
 import { CertManager } from './certs.ts';
 import { Edge, type EdgeLifecycle, type EdgeLimits } from './server.ts';
 import { fileAccessLog, type AccessLog } from './access-log.ts';
-import { SshGateway, loadHostKey } from '../ssh/server.ts';
 
 export interface Listen {
   host: string;
@@ -49,7 +49,8 @@ export interface PublicPlaneDeps {
   dataDir: string;
 }
 
-interface Live {
+/** What the listeners bound, read by the services when they answer (filled in as each listener starts). */
+export interface Live {
   edgePorts: EdgePorts;
   ssh: { host: string; port: number } | null;
 }
@@ -61,7 +62,7 @@ export interface PublicPlaneHandle {
 }
 
 /** The host users type for a listener bound to `host` (a wildcard bind is reached by this machine's name). */
-function publicHost(host: string): string {
+export function publicHost(host: string): string {
   return host === '0.0.0.0' || host === '::' ? os.hostname() : host;
 }
 
@@ -84,14 +85,12 @@ export function publicServicesFor(deps: PublicPlaneDeps, opts: PublicPlaneOption
   return { services, live };
 }
 
-export interface PublicPlane {
+export interface EdgePlane {
   edge: Edge | null;
-  ssh: SshGateway | null;
   certs: CertManager | null;
   /** `http://host:port` of the edge's HTTP listener. */
   edgeUrl: string | null;
   edgeTlsUrl: string | null;
-  sshUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -116,7 +115,8 @@ function cachedLookup(workspaces: WorkspaceService, ttlMs: number): (id: string)
   };
 }
 
-export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneOptions, handle: PublicPlaneHandle): Promise<PublicPlane> {
+/** Reload the route table on a timer and, when a listener is asked for, start the edge. */
+export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions, handle: PublicPlaneHandle): Promise<EdgePlane> {
   const { services, live } = handle;
   const pa = services.publicAccess;
   const previewDomain = opts.previewDomain ?? DEFAULT_PREVIEW_DOMAIN;
@@ -125,7 +125,6 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
   let edge: Edge | null = null;
   let certs: CertManager | null = null;
   let access: AccessLog | null = null;
-  let ssh: SshGateway | null = null;
   const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   await pa.reload();
@@ -152,25 +151,13 @@ export async function startPublicPlane(deps: PublicPlaneDeps, opts: PublicPlaneO
       https: opts.edgeHttps && edge.https ? (edge.https.address() as AddressInfo).port : null,
     };
   }
-  if (opts.ssh) {
-    const sshLog = deps.log.child({ plane: 'ssh' });
-    ssh = new SshGateway(await loadHostKey(deps.dataDir, sshLog), {
-      access: services.ssh, workspace: (id) => deps.workspaces.byId(id), wake: (id) => deps.workspaces.wake(id),
-      agentEndpoint: (ws) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex })),
-      log: sshLog, dataDir: deps.dataDir,
-    });
-    await ssh.listen(opts.ssh.host, opts.ssh.port);
-    live.ssh = { host: publicHost(opts.ssh.host), port: ssh.address().port };
-  }
   return {
-    edge, ssh, certs,
+    edge, certs,
     edgeUrl: opts.edgeHttp && live.edgePorts.http !== null ? url('http', opts.edgeHttp.host, live.edgePorts.http) : null,
     edgeTlsUrl: opts.edgeHttps && live.edgePorts.https !== null ? url('https', opts.edgeHttps.host, live.edgePorts.https) : null,
-    sshUrl: live.ssh ? `ssh://${live.ssh.host}:${live.ssh.port}` : null,
     async close() {
       clearInterval(reloader);
       await edge?.close();
-      await ssh?.close();
       certs?.close();
       await access?.close();
     },

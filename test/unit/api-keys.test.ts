@@ -14,6 +14,8 @@ import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/wor
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { FakeHost } from './fake-host.ts';
 
 let db: Db;
@@ -24,12 +26,10 @@ before(async () => {
   db = await openSqlite(':memory:');
   const host = new FakeHost();
   const log = pino({ level: 'silent' });
-  const workspaces = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS);
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = workspaces;
-  workspaces.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => workspaces);
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
   const signer = new TokenSigner('keys-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });
@@ -66,4 +66,22 @@ test('tokens/revoke: a revoked scoped token is refused at once; an invalid one r
   assert.deepEqual((await call('POST', '/tokens/revoke', admin, { token: minted.json.token })).json, { success: true, revoked: true });
   assert.equal((await call('GET', '/workspace', bearer)).status, 401, 'revoked');
   assert.equal((await call('POST', '/tokens/revoke', admin, { token: 'garbage' })).json.revoked, false);
+});
+
+test('ensureAdmin: the first start makes one admin key, later starts none, and a revoked admin key is replaced', async () => {
+  const store = await openSqlite(':memory:');
+  try {
+    const keys = new ApiKeys(store, new TokenSigner('ensure-admin'));
+    const first = await keys.ensureAdmin();
+    assert.ok(first);
+    assert.equal(await keys.ensureAdmin(), null);
+    const admins = (await keys.list()).filter((k) => k.is_admin);
+    assert.deepEqual(admins.map((k) => k.client_id), [first.clientId]);
+    assert.equal(await keys.revoke(first.clientId), true);
+    const second = await keys.ensureAdmin();
+    assert.ok(second);
+    assert.notEqual(second.clientId, first.clientId);
+  } finally {
+    await store.destroy();
+  }
 });

@@ -17,6 +17,8 @@ import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from '../..
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { applyInitialWorkloads } from '../../src/control/workloads.ts';
 import type { SandboxStats } from '../../src/host/drivers/driver.ts';
 import { FakeHost } from './fake-host.ts';
@@ -52,12 +54,10 @@ before(async () => {
   host.port = agent.agent.port;
   db = await openSqlite(':memory:');
   const log = pino({ level: 'silent' });
-  service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = service;
-  service.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => service);
+  service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
   const signer = new TokenSigner('t');
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces: service, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), log, runtimeUrl: () => null });
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = api.app.server.address() as { port: number };
   base = `http://127.0.0.1:${addr.port}`;

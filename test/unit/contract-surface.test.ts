@@ -11,6 +11,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { buildApi } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { openSqlite } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
@@ -59,9 +61,9 @@ test('every control-plane route declares a permission and is in the contract or 
   const log = pino({ level: 'silent' });
   const host = new FakeHost();
   const workspaces = new WorkspaceService(db, host, log);
-  const namespaces = new NamespaceService(db, log);
+  const namespaces = new NamespaceService(db, log, () => workspaces);
   const signer = new TokenSigner('x');
-  const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
+  const { app, routes } = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
   const spec = specRoutes();
   const unknown: string[] = [];
   for (const r of routes.routes) {

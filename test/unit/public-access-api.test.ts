@@ -16,6 +16,7 @@ import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { createPublicServices, type PublicServices } from '../../src/control/public-services.ts';
 import { verifyPassword } from '../../src/control/ssh.ts';
@@ -33,7 +34,7 @@ before(async () => {
   const workspaces = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
   pub = createPublicServices({ db, workspaces, log }, { previewDomain: 'preview.test', edgePorts: () => ({ http: 80, https: 443 }), endpoint: () => ({ host: 'gw.test', port: 2222 }) });
   const signer = new TokenSigner('test-secret');
-  api = buildApi({ workspaces, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => 'http://gw', publicServices: pub } as never);
+  api = buildApi({ workspaces, agent: agentClientFor(host), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => 'http://gw', publicServices: pub } as never);
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });

@@ -14,6 +14,8 @@ import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/wor
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { SnapshotService, parseSnapshotRequest } from '../../src/control/snapshots.ts';
 import { FakeHost } from './fake-host.ts';
@@ -28,12 +30,10 @@ before(async () => {
   db = await openSqlite(':memory:');
   host = new FakeHost();
   const log = pino({ level: 'silent' });
-  const service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = service;
-  service.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => service);
+  const service: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
   const signer = new TokenSigner('test-secret');
-  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), db, log, runtimeUrl: () => 'http://gw' });
+  api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces: service, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   auth = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
   const key2 = await createApiKey(db, { name: 'other', admin: true });

@@ -11,7 +11,7 @@ import { hourlyCredits, PRICE_PER_HOUR } from '../../core/pricing.ts';
 export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('GET', '/workspace/quota', 'workspace:read', async (_req, _reply, p) => {
     const c = await ctx.workspaces.counts(p);
-    const max = ctx.host.slotCapacity;
+    const max = ctx.workspaces.capacity;
     const limits = { cpus: DEFAULT_BOUNDS.maxCpus, memory_mb: DEFAULT_BOUNDS.maxMemoryMb, disk_size_mb: DEFAULT_BOUNDS.maxDiskMb };
     const canCreate = c.count < max;
     return {

@@ -18,7 +18,7 @@ export function imageRoutes(r: RouteTable, ctx: ApiContext): void {
     const q = req.query as Json;
     const search = queryString(q, 'search')?.toLowerCase();
     const category = queryString(q, 'category');
-    let images = await ctx.host.catalog();
+    let images = await ctx.workspaces.catalog();
     if (category && category !== 'all') images = images.filter((i) => i.category === category);
     if (search) {
       images = images.filter((i) => [i.id, i.image, i.label, i.desc, i.note ?? '', i.resolves_to ?? '', ...(i.capabilities ?? []), ...i.aliases, ...Object.entries(i.versions).flat()]

@@ -14,7 +14,6 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { agentClientFor } from '../../control/workloads.ts';
 
 function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
   const src = (q ?? {}) as Json;
@@ -24,7 +23,7 @@ function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
 }
 
 export function logRoutes(r: RouteTable, ctx: ApiContext): void {
-  const agent = agentClientFor(ctx.host);
+  const agent = ctx.agent;
   const running = async (req: FastifyRequest, p: Principal): Promise<Workspace> => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     requireRunning(ws);

@@ -13,9 +13,8 @@ import type { RouteTable } from '../route-table.ts';
 import { param, type Json } from '../parse.ts';
 import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
-import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { agentClientFor } from '../../control/workloads.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 
 interface HostPoint {
@@ -27,7 +26,7 @@ const round1 = (n: number): number => Math.round(n * 10) / 10;
 
 /** The host's counters for the sandbox; `cpu_usage` (% of one core) when an earlier point is given. */
 async function hostView(ctx: ApiContext, ws: Workspace, prev: HostPoint | null): Promise<{ view: Json | null; point: HostPoint | null }> {
-  const s = await ctx.host.stats(sandboxRef(ws)).catch(() => null);
+  const s = await ctx.workspaces.stats(ws).catch(() => null);
   if (!s) return { view: null, point: null };
   const at = Date.now();
   const view: Json = {
@@ -38,13 +37,13 @@ async function hostView(ctx: ApiContext, ws: Workspace, prev: HostPoint | null):
     pids: s.pids,
   };
   if (prev && at - prev.at >= 100) view.cpu_usage = round1(Math.max(0, (s.cpuUsageNs - prev.cpuNs) / 1e6 / (at - prev.at)) * 100);
-  const tx = ws.slotIndex === null ? null : await ctx.host.egressBytes({ slotIndex: ws.slotIndex }).catch(() => null);
+  const tx = await ctx.workspaces.egressBytes(ws).catch(() => null);
   if (tx !== null) view.network_tx_bytes = tx;
   return { view, point: { at, cpuNs: s.cpuUsageNs } };
 }
 
 export function metricsRoutes(r: RouteTable, ctx: ApiContext): void {
-  const agent = agentClientFor(ctx.host);
+  const agent = ctx.agent;
   const find = (req: FastifyRequest, p: Principal): Promise<Workspace> => ctx.workspaces.find(p, param(req.params, 'id'));
 
   r.add('GET', '/workspace/:id/stats', 'workspace:read', async (req, _reply, p) => {
@@ -75,7 +74,7 @@ export function metricsRoutes(r: RouteTable, ctx: ApiContext): void {
 
   r.add('GET', '/workspace/:id/info', 'workspace:read', async (req, _reply, p) => {
     const ws = await find(req, p);
-    const ep = ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex });
+    const ep = ctx.workspaces.endpoint(ws);
     let agentInfo: Json | null = null;
     if (ws.state === 'running') {
       agentInfo = await agent.call(ws, 'GET', '/health', undefined, { timeoutMs: 2000 }).catch(() => null);

@@ -50,7 +50,7 @@ export function runtimeAccessRoutes(r: RouteTable, ctx: ApiContext): void {
   r.add('GET', `${base}/token/raw`, 'runtime', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     if (!ws.runtimeEnabled) throw new Forbidden('runtime API access is disabled for this workspace: enable it first (apiAccess.enable)', 'runtime_disabled');
-    const ep = ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex });
+    const ep = ctx.workspaces.endpoint(ws);
     return { success: true, token: ws.agentSecret, ip: ep?.ip ?? null, port: ep?.port ?? null };
   });
 }

@@ -22,7 +22,7 @@ export function snapshotRoutes(r: RouteTable, ctx: ApiContext): void {
 
   r.add('POST', '/workspace/:id/restore', 'workspace:write', async (req, _reply, p) => {
     const { snapshot, workspace } = await svc.restore(p, param(req.params, 'id'), bodyObject(req.body));
-    const endpoint = workspace.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: workspace.slotIndex });
+    const endpoint = ctx.workspaces.endpoint(workspace);
     return { success: true, restored: true, snapshot, workspace: workspaceView(workspace, endpoint) };
   });
 

@@ -13,7 +13,6 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
-import { agentClientFor } from '../../control/workloads.ts';
 
 /** Calls that wait for a process to stop: up to its stop_timeout (≤ 300 s) plus slack. */
 const STOP_TIMEOUT_MS = 320_000;
@@ -32,7 +31,7 @@ function flat(res: Json): Json {
 }
 
 export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
-  const agent = agentClientFor(ctx.host);
+  const agent = ctx.agent;
 
   const running = async (req: FastifyRequest, p: Principal): Promise<Workspace> => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));

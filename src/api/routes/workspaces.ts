@@ -5,17 +5,16 @@ import type { RouteTable } from '../route-table.ts';
 import { parseCreateRequest } from '../../core/workspace-spec.ts';
 import { workspaceView } from '../views.ts';
 import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
-import { sandboxRef, type Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspace-row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
 import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
-import { agentClientFor } from '../../control/workloads.ts';
 
 export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary'>): void {
-  const agent = agentClientFor(ctx.host);
+  const agent = ctx.agent;
   /** The network view with what is really exposed. */
   const network = async (ws: Workspace) => networkView(ws, ctx, (await publicAccess.summary(ws.id)).ports.length > 0);
-  const view = (ws: Workspace) => workspaceView(ws, ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex }));
+  const view = (ws: Workspace) => workspaceView(ws, ctx.workspaces.endpoint(ws));
 
   r.add('POST', '/workspace', 'workspace:create', async (req, reply, p) => {
     const spec = parseCreateRequest(bodyObject(req.body));
@@ -44,7 +43,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
     const running = ws.slotIndex !== null && ws.state === 'running';
     // Live parts come from the host and the agent; a failure there leaves them empty rather than failing the whole view.
     const [stats, exposed, workloads] = await Promise.all([
-      running ? ctx.host.stats(sandboxRef(ws)).catch(() => null) : null,
+      running ? ctx.workspaces.stats(ws).catch(() => null) : null,
       publicAccess.summary(ws.id),
       running ? agent.call(ws, 'GET', WORKLOADS_PREFIX).then((res) => (Array.isArray(res.workloads) ? res.workloads : []), () => []) : [],
     ]);
@@ -102,7 +101,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
     const b = bodyObject(req.body);
     const ip = b.ip === null || b.ip === '' ? null : b.ip;
     if (ip !== null && typeof ip !== 'string') throw new ValidationFailed('ip', 'ip must be an IPv4 address of this host, or null to clear it');
-    if (ip !== null) await ctx.host.checkOutboundIp(ip);
+    if (ip !== null) await ctx.workspaces.checkOutboundIp(ip);
     // WorkspaceService.update applies every network change (outbound_ip included) live, once.
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config: { outbound_ip: ip } });
     return { success: true, ...(await network(ws)) };
@@ -115,7 +114,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
 }
 
 export function networkView(ws: Workspace, ctx: ApiContext, exposed: boolean): Record<string, unknown> {
-  const ep = ws.slotIndex === null ? null : ctx.host.agentEndpoint({ slotIndex: ws.slotIndex });
+  const ep = ctx.workspaces.endpoint(ws);
   return {
     ip: ep?.ip ?? null,
     internal_ip: ep?.ip ?? null,
@@ -126,6 +125,6 @@ export function networkView(ws: Workspace, ctx: ApiContext, exposed: boolean): R
     public_access: exposed,
     private_links: [],
     outbound_mode: 'managed',
-    outbound_ip: ctx.host.outboundIp(ws),
+    outbound_ip: ctx.workspaces.outboundIp(ws),
   };
 }

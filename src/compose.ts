@@ -1,0 +1,189 @@
+/**
+ * The composition root: the one place that builds every part of hearthd —
+ * the store and its secret, the services, the control-plane API, the
+ * data-plane gateway, the public services, the edge and the SSH gateway —
+ * and wires them, each given what it needs at construction. `start` brings
+ * them up in order (reconcile, network policies, listeners, timers) and
+ * `close` takes them down in the reverse order.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
+import type { HostDriver } from './host/host-driver.ts';
+import { TokenSigner } from './auth/jwt.ts';
+import { randomToken } from './auth/secrets.ts';
+import { ApiKeys } from './auth/keys.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from './control/workspaces.ts';
+import { sandboxRef } from './control/workspace-row.ts';
+import { NamespaceService } from './control/namespaces.ts';
+import { Meter } from './control/metering.ts';
+import { UsageReports } from './control/usage.ts';
+import { SnapshotService } from './control/snapshots.ts';
+import { agentClientFor } from './control/workloads.ts';
+import { buildApi, type ApiApp } from './api/server.ts';
+import { Gateway } from './gateway/server.ts';
+import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
+import { SshGateway, loadHostKey } from './ssh/server.ts';
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface HearthdOptions {
+  dataDir: string;
+  api: Listen;
+  runtime: Listen;
+  host: HostDriver;
+  log: Logger;
+  /** How often the TTL reaper runs. */
+  reapIntervalMs?: number;
+  fastPathMs?: number;
+  /** Shortest idle-sleep delay accepted (contract: 120 s). */
+  minIdleSeconds?: number;
+  /** How often running time is metered into usage buckets (billing is exact whatever the period). */
+  meterIntervalMs?: number;
+  /** Edge (preview URLs, custom domains) and SSH gateway listeners; absent = both off. */
+  publicPlane?: PublicPlaneOptions;
+}
+
+export interface Endpoints {
+  api: string;
+  runtime: string;
+  edge: string | null;
+  ssh: string | null;
+  /** The edge's HTTPS listener and the preview base domain (issue 7). */
+  edge_tls?: string | null;
+  preview_domain?: string | null;
+}
+
+/** Everything hearthd is made of, built and wired; nothing listens until `start`. */
+export interface Hearth {
+  db: Db;
+  keys: ApiKeys;
+  workspaces: WorkspaceService;
+  namespaces: NamespaceService;
+  api: ApiApp;
+  gateway: Gateway;
+  publicPlane: PublicPlaneHandle;
+  ssh: SshGateway | null;
+  /** Reconcile with the host, load the network policies, listen, start the timers. */
+  start(): Promise<Endpoints>;
+  close(): Promise<void>;
+}
+
+const url = (a: AddressInfo, host: string) => `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+
+/** The store's JWT secret, made on first start. */
+async function jwtSecret(db: Db): Promise<string> {
+  let secret = await getSetting(db, 'jwt_secret');
+  if (!secret) {
+    secret = randomToken(48);
+    await setSetting(db, 'jwt_secret', secret);
+  }
+  return secret;
+}
+
+export async function compose(opts: HearthdOptions): Promise<Hearth> {
+  const { host, log } = opts;
+  await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openSqlite(path.join(opts.dataDir, 'hearth.db'));
+  const signer = new TokenSigner(await jwtSecret(db));
+  const keys = new ApiKeys(db, signer);
+
+  // The namespace service asks for the workspace service only when it acts, so it can be built first
+  // and be the workspace service's admission.
+  const namespaces = new NamespaceService(db, log.child({ component: 'namespaces' }), () => workspaces);
+  const meter = new Meter(db, log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : host.egressBytes({ slotIndex: ws.slotIndex })) });
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
+    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+  }, { admission: namespaces, meter });
+  const usage = new UsageReports(db);
+  const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
+
+  const planeOpts: PublicPlaneOptions = opts.publicPlane ?? { edgeHttp: null, edgeHttps: null, ssh: null };
+  const planeDeps = { db, workspaces, host, log, dataDir: opts.dataDir };
+  const publicPlane = publicServicesFor(planeDeps, planeOpts);
+
+  // Known once the gateway listens; the API hands it out with runtime tokens.
+  let runtimeUrl: string | null = null;
+  const api = buildApi({
+    workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
+    signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
+  });
+  // The same ApiKeys as the API's: a revocation through one clears what the other believes about issuers.
+  const gateway = new Gateway({ workspaces, host, signer, issuers: keys, log: log.child({ plane: 'gateway' }) });
+
+  let ssh: SshGateway | null = null;
+  if (planeOpts.ssh) {
+    const sshLog = log.child({ plane: 'ssh' });
+    ssh = new SshGateway(await loadHostKey(opts.dataDir, sshLog), {
+      access: publicPlane.services.ssh, workspace: (id) => workspaces.byId(id), wake: (id) => workspaces.wake(id),
+      agentEndpoint: (ws) => workspaces.endpoint(ws),
+      log: sshLog, dataDir: opts.dataDir,
+    });
+  }
+
+  let edge: EdgePlane | null = null;
+  let reaper: NodeJS.Timeout | undefined;
+  let reaping = false;
+
+  const startReaper = () => {
+    reaper = setInterval(() => {
+      if (reaping) return;
+      reaping = true;
+      workspaces.reapExpired()
+        .then(() => workspaces.sleepIdle())
+        .catch((err) => log.error({ err }, 'reaper failed'))
+        .finally(() => { reaping = false; });
+    }, opts.reapIntervalMs ?? 1000);
+    reaper.unref();
+  };
+
+  return {
+    db, keys, workspaces, namespaces, api, gateway, publicPlane, ssh,
+
+    async start() {
+      let t0 = performance.now();
+      const reconciled = await workspaces.reconcile();
+      log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
+      // The firewall's per-workspace policies, exactly the store's (no duplicates, no gaps).
+      t0 = performance.now();
+      await host.syncNetwork((await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef));
+      log.info({ ms: Math.round(performance.now() - t0) }, 'network policies in place');
+      await api.app.listen({ host: opts.api.host, port: opts.api.port });
+      await new Promise<void>((resolve, reject) => {
+        gateway.server.once('error', reject);
+        gateway.server.listen(opts.runtime.port, opts.runtime.host, () => resolve());
+      });
+      runtimeUrl = url(gateway.server.address() as AddressInfo, opts.runtime.host);
+      edge = await startEdge(planeDeps, planeOpts, publicPlane);
+      if (ssh && planeOpts.ssh) {
+        await ssh.listen(planeOpts.ssh.host, planeOpts.ssh.port);
+        publicPlane.live.ssh = { host: publicHost(planeOpts.ssh.host), port: ssh.address().port };
+      }
+      const sshLive = publicPlane.live.ssh;
+      startReaper();
+      meter.start(opts.meterIntervalMs ?? 5000);
+      return {
+        api: url(api.app.server.address() as AddressInfo, opts.api.host), runtime: runtimeUrl, edge: edge.edgeUrl,
+        ssh: sshLive ? `ssh://${sshLive.host}:${sshLive.port}` : null,
+        edge_tls: edge.edgeTlsUrl, preview_domain: publicPlane.services.publicAccess.opts.previewDomain,
+      };
+    },
+
+    async close() {
+      clearInterval(reaper);
+      meter.stop();
+      await edge?.close();
+      await ssh?.close();
+      await api.app.close();
+      await gateway.close();
+      await workspaces.drain();
+      await host.close();
+      await db.destroy();
+    },
+  };
+}

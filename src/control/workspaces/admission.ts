@@ -1,0 +1,80 @@
+/**
+ * What a create must pass before anything is stored: the caller's scope,
+ * the initial workloads, the image, the slug, network reach; then, under
+ * the one create lock, namespace admission, the host's caps and a free
+ * network slot, and the row inserted as `provisioning`.
+ */
+import type { WorkspaceTable } from '../../store/db.ts';
+import type { DriverName } from '../../host/drivers/driver.ts';
+import { slugFromName, validateSlug, type CreateRequest } from '../../core/workspace-spec.ts';
+import { AlreadyExists, LimitReached, ValidationFailed } from '../../core/errors.ts';
+import type { Principal } from '../../auth/principal.ts';
+import { randomId, randomToken } from '../../auth/secrets.ts';
+import { validateInitialWorkloads } from '../workloads.ts';
+import type { WorkspaceDeps } from './deps.ts';
+import { checkReach } from './network.ts';
+import { decodeWorkspace, now, type Provisioning, type Workspace } from './row.ts';
+
+/** Checks that need no lock; returns the slug asked for (or derived) and the driver. */
+export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateRequest): Promise<{ slug: string | null; driver: DriverName }> {
+  if (p.workspaceId) throw new ValidationFailed('scope', 'a workspace-scoped token cannot create workspaces');
+  validateInitialWorkloads(req.config);
+  // Resolving the image first means a bad name creates nothing at all.
+  await d.host.resolveImage(req.image);
+  const slug = req.slug ?? (req.name ? slugFromName(req.name) : null);
+  if (req.slug) validateSlug(req.slug);
+  const driver = req.driver ?? d.host.defaultDriver;
+  await checkReach(d, p, req.config.ingress, req.config.egress);
+  return { slug, driver };
+}
+
+/**
+ * Admit and insert. One lock for every create: counting and inserting cannot
+ * interleave, so no two creates can both pass a namespace limit of one
+ * (single hearthd per store).
+ */
+export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, namespace: string | null, slug: string | null, driver: DriverName): Promise<Workspace> {
+  return d.locks.run('__slots__', async () => {
+    const nsSlug = d.admission ? await d.admission.admitCreate(p, namespace, req.config) : namespace;
+    const live = await d.db.selectFrom('workspaces').select('slot_index').where('slot_index', 'is not', null).execute();
+    if (live.length >= d.opts.maxWorkspaces) {
+      throw new LimitReached('sandbox', `this host runs at most ${d.opts.maxWorkspaces} workspaces`, live.length, d.opts.maxWorkspaces);
+    }
+    const slotIndex = pickSlot(d, new Set(live.map((r) => r.slot_index!)));
+    const id = randomId('ws_');
+    const at = now();
+    let finalSlug = slug;
+    if (finalSlug) {
+      const taken = await d.db.selectFrom('workspaces').select('id').where('slug', '=', finalSlug).executeTakeFirst();
+      if (taken) {
+        if (req.slug) throw new AlreadyExists('workspace slug', finalSlug);
+        finalSlug = null; // auto-derived slug collides: fall back to none rather than fail
+      }
+    }
+    const provisioning: Provisioning = {
+      state: 'running', phase: 'preparing', message: 'preparing the workspace', error: null,
+      created_at: at, updated_at: at, completed_at: null,
+    };
+    const row: WorkspaceTable = {
+      id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace: nsSlug,
+      image: req.image, mode: req.mode, state: 'provisioning', driver, slot_index: slotIndex, generation: 1,
+      agent_secret: randomToken(32), runtime_enabled: 0, runtime_token_gen: 0,
+      config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
+      ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
+      idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
+      state_changed_at: at, created_at: at, updated_at: at,
+    };
+    await d.db.insertInto('workspaces').values(row).execute();
+    return decodeWorkspace(row);
+  });
+}
+
+/** The lowest free slot that is not resting after a delete. */
+function pickSlot(d: WorkspaceDeps, used: Set<number>): number {
+  const t = Date.now();
+  for (const [slot, until] of d.restingSlots) if (until <= t) d.restingSlots.delete(slot);
+  for (let i = 0; i < d.host.slotCapacity; i++) {
+    if (!used.has(i) && !d.restingSlots.has(i)) return i;
+  }
+  throw new LimitReached('sandbox', 'no free network slot on this host', used.size, d.host.slotCapacity);
+}

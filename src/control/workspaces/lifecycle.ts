@@ -1,0 +1,103 @@
+/**
+ * Birth and death of a workspace: create (admission, then provisioning in
+ * the background with a bounded wait so the answer can already say ready),
+ * provisioning itself (provisioning → running | failed), and delete.
+ */
+import type { StopReason } from '../../core/lifecycle.ts';
+import type { CreateRequest } from '../../core/workspace-spec.ts';
+import { NotFound, ProvisionFailed } from '../../core/errors.ts';
+import type { Principal } from '../../auth/principal.ts';
+import { applyInitialWorkloads } from '../workloads.ts';
+import type { WorkspaceDeps } from './deps.ts';
+import { checkCreate, reserve } from './admission.ts';
+import { find } from './queries.ts';
+import { byId, decodeWorkspace, now, sandboxRef, setProvisioning, transition, type Workspace } from './row.ts';
+
+export async function create(d: WorkspaceDeps, p: Principal, req: CreateRequest): Promise<Workspace> {
+  if (req.idempotencyKey) {
+    const existing = await d.db.selectFrom('workspaces').selectAll()
+      .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
+    if (existing && existing.state !== 'deleted') return awaitFastPath(d, decodeWorkspace(existing));
+  }
+  // A namespace-bound caller may name only its own namespace (admission refuses others).
+  const namespace = req.namespace ?? p.namespace;
+  const { slug, driver } = await checkCreate(d, p, req);
+  const ws = await reserve(d, p, req, namespace, slug, driver);
+  d.log.info({ workspace: ws.id, image: ws.image, driver, slot: ws.slotIndex }, 'workspace created');
+  startProvisioning(d, ws);
+  return awaitFastPath(d, ws);
+}
+
+/** Wait (bounded) for provisioning so the create answer can already say ready:true. */
+export async function awaitFastPath(d: WorkspaceDeps, ws: Workspace): Promise<Workspace> {
+  const pending = d.inflight.get(ws.id);
+  if (pending) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pending.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, d.opts.fastPathMs); })]);
+    clearTimeout(timer);
+  }
+  return (await byId(d, ws.id)) ?? ws;
+}
+
+/** Wait for an in-flight provisioning (tests, CLI). */
+export async function settled(d: WorkspaceDeps, id: string): Promise<void> {
+  await d.inflight.get(id)?.catch(() => undefined);
+}
+
+/** Wait for all in-flight provisioning (shutdown). */
+export async function drain(d: WorkspaceDeps): Promise<void> {
+  await Promise.allSettled([...d.inflight.values()]);
+}
+
+export function startProvisioning(d: WorkspaceDeps, ws: Workspace): void {
+  const run = d.locks.run(ws.id, () => provision(d, ws.id));
+  const tracked = run.finally(() => { if (d.inflight.get(ws.id) === tracked) d.inflight.delete(ws.id); });
+  d.inflight.set(ws.id, tracked);
+  tracked.catch(() => undefined);
+}
+
+/** provisioning → running | failed. Runs under the workspace lock. */
+async function provision(d: WorkspaceDeps, id: string): Promise<void> {
+  const ws = await byId(d, id);
+  if (!ws || ws.state !== 'provisioning') return;
+  const started = Date.now();
+  await setProvisioning(d, ws, { state: 'running', phase: 'starting', message: 'starting the sandbox' });
+  try {
+    await d.host.start(sandboxRef(ws));
+  } catch (err) {
+    const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
+    d.log.error({ workspace: id, failure }, 'workspace failed to start');
+    await d.host.stop(sandboxRef(ws)).catch((e) => d.log.warn({ workspace: id, err: e }, 'cleanup after failed start'));
+    await transition(d, ws, 'failed', {
+      provisioning: {
+        state: 'failed', phase: 'failed', message: failure.message,
+        error: { code: 'CREATE_FAILED', message: failure.message, stage: failure.stage, ...(failure.hint ? { hint: failure.hint } : {}) },
+      },
+    });
+    return;
+  }
+  const latest = await byId(d, id);
+  if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
+  const firstBoot = latest.generation === 1;
+  await transition(d, latest, 'running', {
+    provisioning: { state: 'ready', phase: 'ready', message: 'workspace is ready', error: null, completed_at: now() },
+  });
+  // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
+  if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd)) await applyInitialWorkloads(d.host, latest, d.log);
+  d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
+}
+
+export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: string, reason: StopReason = 'request'): Promise<void> {
+  const found = p ? await find(d, p, idOrSlug) : await byId(d, idOrSlug);
+  if (!found) throw new NotFound('workspace', idOrSlug);
+  await d.locks.run(found.id, async () => {
+    const ws = await byId(d, found.id);
+    if (!ws || ws.state === 'deleted') return;
+    if (ws.state !== 'deleting') await transition(d, ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
+    await d.host.destroy(sandboxRef(ws));
+    await d.meter?.accrue((await byId(d, ws.id)) ?? ws);
+    await d.db.deleteFrom('workspaces').where('id', '=', ws.id).execute();
+    if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Date.now() + d.opts.slotRestMs);
+    d.log.info({ workspace: ws.id, reason }, 'workspace deleted');
+  });
+}

@@ -1,0 +1,50 @@
+/** Changing a workspace's name, slug and config: resizes pass namespace admission, new network lists pass reach, a live sandbox gets its new network policy at once. */
+import type { WorkspaceTable } from '../../store/db.ts';
+import { mergeConfig, validateSlug } from '../../core/workspace-spec.ts';
+import { AlreadyExists, ValidationFailed } from '../../core/errors.ts';
+import type { Principal } from '../../auth/principal.ts';
+import type { WorkspaceDeps } from './deps.ts';
+import { find } from './queries.ts';
+import { applyIfChanged, checkReach } from './network.ts';
+import { current, now, type Workspace } from './row.ts';
+
+export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+  const found = await find(d, p, idOrSlug);
+  return d.locks.run(found.id, async () => {
+    const ws = await current(d, found.id);
+    const set: Partial<WorkspaceTable> = { updated_at: now() };
+    if (body.name !== undefined) {
+      if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 255) throw new ValidationFailed('name', 'name must be a string of 1–255 characters');
+      set.name = body.name;
+    }
+    if (body.slug !== undefined) {
+      if (body.slug === null) set.slug = null;
+      else if (typeof body.slug !== 'string') throw new ValidationFailed('slug', 'slug must be a string or null');
+      else {
+        const slug = validateSlug(body.slug);
+        const taken = await d.db.selectFrom('workspaces').select('id').where('slug', '=', slug).where('id', '!=', ws.id).executeTakeFirst();
+        if (taken) throw new AlreadyExists('workspace slug', slug);
+        set.slug = slug;
+      }
+    }
+    let config = ws.config;
+    if (body.config !== undefined) {
+      if (typeof body.config !== 'object' || body.config === null || Array.isArray(body.config)) throw new ValidationFailed('config', 'config must be an object');
+      config = mergeConfig(ws.config, body.config as Record<string, unknown>, d.opts.bounds);
+      const cfgIn = body.config as Record<string, unknown>;
+      await checkReach(d, p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
+      if (config.cpus !== ws.config.cpus || config.memory_mb !== ws.config.memory_mb || config.disk_size_mb !== ws.config.disk_size_mb) {
+        await d.admission?.admitResize(ws.namespace, ws.id, config);
+      }
+      if (ws.mode === 'permanent' && config.ttl_seconds !== null) throw new ValidationFailed('ttl', 'a permanent workspace has no ttl: convert it with lifecycle.makeTemporary');
+      set.config = JSON.stringify(config);
+      if (config.ttl_seconds !== ws.config.ttl_seconds) {
+        set.ttl_expires_at = config.ttl_seconds ? new Date(Date.now() + config.ttl_seconds * 1000).toISOString() : null;
+      }
+    }
+    await d.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
+    const updated = await current(d, ws.id);
+    await applyIfChanged(d, ws.config, config, updated);
+    return updated;
+  });
+}
