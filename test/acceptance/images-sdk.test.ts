@@ -68,7 +68,9 @@ before(async () => {
   fake = await startFakeRegistry({ manifests: { 'e2e/slow': { v1: { bytes: slow.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' } } }, blobs: slow.blobs });
   fake.hang = 'headers';
   // hearthd inherits these: the loopback registry stands in for Docker Hub, and a hung registry is given up on quickly.
+  // Both registries are on loopback, which pulls may only reach when an operator lists them.
   process.env.HEARTH_REGISTRY_MIRROR = reg.url;
+  process.env.HEARTH_PRIVATE_REGISTRIES = `${reg.host},${fake.host}`;
   process.env.HEARTH_REGISTRY_TIMEOUT_MS = '1500';
   h = await startHearth();
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });

@@ -177,6 +177,7 @@ async function doPull(ref: ImageReference, opts: PullOptions): Promise<PulledIma
       return {
         diffId, file, compression: layerCompression(desc.mediaType), compressedDigest: desc.digest, mediaType: desc.mediaType,
         source: `${source} layer ${index + 1}/${manifest.layers.length}`,
+        limits: opts.registry.limits,
         cleanup: () => fs.rm(file, { force: true }),
       };
     });
