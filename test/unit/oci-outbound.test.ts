@@ -18,7 +18,8 @@ import { registryConfig, type RegistryConfig } from '../../src/host/images/oci/a
 import { httpGet } from '../../src/host/images/oci/http.ts';
 import { OutboundRefusedError, checkUrl, checkedLookup, classifyAddress, type Resolver } from '../../src/host/images/oci/outbound.ts';
 import { parseReference } from '../../src/host/images/oci/reference.ts';
-import { PullNotAllowedError, RegistryError } from '../../src/host/images/errors.ts';
+import { ImageLimitError, PullNotAllowedError, RegistryError, UnsafeLayerError } from '../../src/host/images/errors.ts';
+import { errorBody, toHttpError } from '../../src/api/errors.ts';
 
 interface Server {
   port: number;
@@ -188,4 +189,18 @@ test('a layer blob larger than HEARTH_IMAGE_MAX_COMPRESSED_BYTES is refused befo
   await assert.rejects(new RegistryClient(c).blobToFile(ref(), { mediaType: 'x', digest: `sha256:${'b'.repeat(64)}`, size: 1001 }, '/nonexistent/never-written'),
     (e: Error & { hint?: string }) => e.name === 'ImageLimitError' && /HEARTH_IMAGE_MAX_COMPRESSED_BYTES/.test(e.hint ?? ''));
   assert.equal(registry.requests.length, before);
+});
+
+test('refusals reach the API as validation errors on the image field, with their hint', async () => {
+  registry.handler = (_q, r) => void r.writeHead(302, { location: 'http://169.254.169.254/' }).end();
+  const pull = await refused(new RegistryClient(cfg()).manifest(ref(), 'v1'), 'redirect');
+  for (const e of [pull, new UnsafeLayerError('d/x', 'passes through the symlink "d"'), new ImageLimitError('HEARTH_IMAGE_MAX_ENTRIES', 10, 'a layer has more than 10 entries')]) {
+    const h = toHttpError(e);
+    assert.equal(h.status, 400, e.name);
+    const body = errorBody(h) as unknown as Record<string, unknown>;
+    assert.equal(JSON.stringify(body).includes('validation_error'), true, JSON.stringify(body));
+    assert.equal(JSON.stringify(body).includes('"image"'), true, JSON.stringify(body));
+  }
+  registry.handler = (_q, r) => void r.writeHead(401, { 'www-authenticate': 'Bearer realm="not a url"' }).end();
+  await assert.rejects(new RegistryClient(cfg()).manifest(ref(), 'v1'), (e: Error) => e instanceof RegistryError && /realm is not a URL/.test(e.message));
 });

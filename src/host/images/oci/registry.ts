@@ -84,7 +84,13 @@ export class RegistryClient {
     const creds = this.cfg.credentials[ref.registry];
     let header: string;
     if (challenge?.scheme === 'bearer') {
-      header = `Bearer ${await this.token(ref, tokenUrl(challenge, scope), creds ? basicAuth(creds) : undefined)}`;
+      let realm: string;
+      try {
+        realm = tokenUrl(challenge, scope);
+      } catch {
+        throw new RegistryError(this.where(ref), 'answered 401 with a Bearer challenge whose realm is not a URL');
+      }
+      header = `Bearer ${await this.token(ref, realm, creds ? basicAuth(creds) : undefined)}`;
     } else if (challenge?.scheme === 'basic') {
       if (!creds) throw this.denied(ref, 'the registry asks for a user name and password');
       header = basicAuth(creds);
