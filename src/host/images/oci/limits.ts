@@ -5,7 +5,9 @@
  * directories deep must stop at a limit, not at a full disk.
  *
  * Environment (all optional, positive integers):
- *   HEARTH_IMAGE_MAX_COMPRESSED_BYTES    one layer blob as downloaded (or an archive file as imported); default 8 GiB
+ *   HEARTH_IMAGE_MAX_COMPRESSED_BYTES    the layer blobs of one pulled image together, as downloaded (checked
+ *                                        against the manifest before the first byte), or an archive file as
+ *                                        imported; default 8 GiB
  *   HEARTH_IMAGE_MAX_UNCOMPRESSED_BYTES  one layer's tar stream after decompression (or an imported archive's); default 32 GiB
  *   HEARTH_IMAGE_MAX_ENTRIES             tar entries in one layer (or archive); default 1,000,000
  *   HEARTH_IMAGE_MAX_PATH_DEPTH          components of one entry's path; default 128
