@@ -117,6 +117,26 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
   // Applied at the end, by relative path; dropped when the object they belong to is removed.
   const dirTimes = new Map<string, number>();
   const whiteouts = new Set<string>();
+  // Indexes by parent directory, so removing a subtree costs its own size, not the layer's.
+  const children = new Map<string, Set<string>>();
+  const whiteoutsIn = new Map<string, Set<string>>();
+  const parentOf = (rel: string) => {
+    const i = rel.lastIndexOf('/');
+    return i < 0 ? '' : rel.slice(0, i);
+  };
+  const index = (m: Map<string, Set<string>>, rel: string) => {
+    let set = m.get(parentOf(rel));
+    if (!set) m.set(parentOf(rel), (set = new Set()));
+    set.add(rel);
+  };
+  const setKind = (rel: string, kind: Kind) => {
+    kinds.set(rel, kind);
+    index(children, rel);
+  };
+  const addWhiteout = (rel: string) => {
+    whiteouts.add(rel);
+    index(whiteoutsIn, rel);
+  };
   const opaque = new Set<string>();
   const xattrs = new Map<string, Array<{ name: string; value: Buffer }>>();
   const abs = (rel: string) => (rel === '' ? root : path.join(root, rel));
@@ -143,7 +163,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
       if (!st) {
         if (!create || kind === 'dir') throw new UnsafeLayerError(entry, `needs the directory ${JSON.stringify(rel)}, which is not in this layer`);
         await fs.mkdir(abs(rel), { mode: 0o755 });
-        kinds.set(rel, 'dir');
+        setKind(rel, 'dir');
         st = await lstat(rel);
       } else if (kind !== 'dir') {
         throw new UnsafeLayerError(entry, `passes through ${JSON.stringify(rel)}, which this layer did not create`);
@@ -159,14 +179,21 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
     if (kind === undefined || (keepDir && kind === 'dir')) return;
     await ensureDirs(rel.split('/').slice(0, -1), entry, false);
     await fs.rm(abs(rel), { recursive: true, force: true });
-    const under = (k: string) => k === rel || k.startsWith(`${rel}/`);
-    for (const k of [...kinds.keys()]) if (under(k)) kinds.delete(k);
-    for (const k of [...dirTimes.keys()]) if (under(k)) dirTimes.delete(k);
-    for (const k of [...xattrs.keys()]) if (under(k)) xattrs.delete(k);
-    for (const k of [...whiteouts]) if (k.startsWith(`${rel}/`)) whiteouts.delete(k);
-    for (const k of [...opaque]) if (under(k)) opaque.delete(k);
-    verified.clear();
-    verified.add('');
+    // Forget the subtree: what was created in it and everything pending for it.
+    const stack = [rel];
+    while (stack.length) {
+      const k = stack.pop()!;
+      kinds.delete(k);
+      verified.delete(k);
+      dirTimes.delete(k);
+      xattrs.delete(k);
+      opaque.delete(k);
+      for (const w of whiteoutsIn.get(k) ?? []) whiteouts.delete(w);
+      whiteoutsIn.delete(k);
+      for (const c of children.get(k) ?? []) stack.push(c);
+      children.delete(k);
+    }
+    children.get(parentOf(rel))?.delete(rel);
   };
 
   const applyMeta = async (rel: string, e: TarEntry, kind: Kind) => {
@@ -205,7 +232,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
       } else {
         const target = base.slice(WHITEOUT.length);
         if (target === '' || target === '.' || target === '..') throw new UnsafeLayerError(e.path, 'is a whiteout without a name');
-        whiteouts.add(dir ? `${dir}/${target}` : target);
+        addWhiteout(dir ? `${dir}/${target}` : target);
       }
       continue;
     }
@@ -223,7 +250,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
         await clear(rel, true, e.path);
         if (kinds.get(rel) !== 'dir') {
           await fs.mkdir(abs(rel), { mode: 0o700 });
-          kinds.set(rel, 'dir');
+          setKind(rel, 'dir');
           stats.dirs++;
         }
         await applyMeta(rel, e, 'dir');
@@ -241,7 +268,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
         } finally {
           await fh.close();
         }
-        kinds.set(rel, 'file');
+        setKind(rel, 'file');
         stats.files++;
         await applyMeta(rel, e, 'file');
         break;
@@ -251,7 +278,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
         if (e.linkpath === '' || e.linkpath.includes('\0')) throw new UnsafeLayerError(e.path, 'is a symlink without a valid target');
         // Created as data, never followed by the unpacker (see ensureDirs).
         await fs.symlink(e.linkpath, abs(rel));
-        kinds.set(rel, 'symlink');
+        setKind(rel, 'symlink');
         stats.symlinks++;
         await applyMeta(rel, e, 'symlink');
         break;
@@ -271,7 +298,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
         const st = await lstat(target);
         if (!st || !(kind === 'file' ? st.isFile() : st.isSymbolicLink())) throw new UnsafeLayerError(e.path, `is a hard link to ${JSON.stringify(e.linkpath)}, which is not what this layer created there`);
         await fs.link(abs(target), abs(rel));
-        kinds.set(rel, kind);
+        setKind(rel, kind);
         stats.hardlinks++;
         break;
       }
@@ -279,7 +306,7 @@ export async function unpackLayer(items: AsyncIterable<TarItem>, rootDir: string
         if (e.devmajor === 0 && e.devminor === 0) {
           // Already in overlay form (some exporters write whiteouts this way).
           await clear(rel, false, e.path);
-          whiteouts.add(rel);
+          addWhiteout(rel);
           break;
         }
         stats.skipped.push({ path: `/${rel}`, reason: `character device ${e.devmajor}:${e.devminor} not created` });
