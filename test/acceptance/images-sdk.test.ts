@@ -237,6 +237,16 @@ test('bad input is refused and nothing is created: malformed refs, unknown tags,
   assert.deepEqual((await fs.readdir(paths.tmp).catch(() => [])).filter((n) => n.startsWith('blob-') || n.startsWith('oci-')), [], 'no scratch left');
 });
 
+test('an image on an unlisted loopback, link-local or private address is refused by create before any connection', { skip }, async () => {
+  const total = await count();
+  const port = reg.host.split(':')[1];
+  for (const image of [`127.0.0.2:${port}/${run}/layered:v1`, `169.254.169.254/latest/meta-data:v1`, `10.0.0.1:5000/x/y:1`, `[::1]:${port}/${run}/layered:v1`]) {
+    await assert.rejects(client.workspaces.create({ image } as never),
+      (e: any) => e instanceof ValidationError && /pulling it would connect to/.test(e.message) && /not listed|only used for registries an operator listed/.test(e.message), image);
+  }
+  assert.equal(await count(), total);
+});
+
 test('a hostile archive is refused by `hearth images import` and the host is untouched', { skip }, async () => {
   const dir = await tmp();
   const marker = `/tmp/hearth-pwned-${run}`;
