@@ -69,7 +69,8 @@ async function main(): Promise<void> {
     const wire = pushed.wire;
     const unpacked = pushed.unpacked;
     const ref = `${reg.host}/bench/big:v1`;
-    const cfg = registryConfig({});
+    // The bench registry is on loopback: listed, as an operator lists a private registry.
+    const cfg = registryConfig({ HEARTH_PRIVATE_REGISTRIES: reg.host });
 
     // 1. Cold pull.
     const events: Array<PullEvent & { at: number }> = [];

@@ -68,7 +68,9 @@ before(async () => {
   fake = await startFakeRegistry({ manifests: { 'e2e/slow': { v1: { bytes: slow.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' } } }, blobs: slow.blobs });
   fake.hang = 'headers';
   // hearthd inherits these: the loopback registry stands in for Docker Hub, and a hung registry is given up on quickly.
+  // Both registries are on loopback, which pulls may only reach when an operator lists them.
   process.env.HEARTH_REGISTRY_MIRROR = reg.url;
+  process.env.HEARTH_PRIVATE_REGISTRIES = `${reg.host},${fake.host}`;
   process.env.HEARTH_REGISTRY_TIMEOUT_MS = '1500';
   h = await startHearth();
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
@@ -233,6 +235,16 @@ test('bad input is refused and nothing is created: malformed refs, unknown tags,
     (e: any) => e.status === 503 && new RegExp(`blob ${img.layerDigests[0]} from .* failed verification`).test(e.message));
   assert.equal(await count(), total);
   assert.deepEqual((await fs.readdir(paths.tmp).catch(() => [])).filter((n) => n.startsWith('blob-') || n.startsWith('oci-')), [], 'no scratch left');
+});
+
+test('an image on an unlisted loopback, link-local or private address is refused by create before any connection', { skip }, async () => {
+  const total = await count();
+  const port = reg.host.split(':')[1];
+  for (const image of [`127.0.0.2:${port}/${run}/layered:v1`, `169.254.169.254/latest/meta-data:v1`, `10.0.0.1:5000/x/y:1`, `[::1]:${port}/${run}/layered:v1`]) {
+    await assert.rejects(client.workspaces.create({ image } as never),
+      (e: any) => e instanceof ValidationError && /pulling it would connect to/.test(e.message) && /not listed|only used for registries an operator listed/.test(e.message), image);
+  }
+  assert.equal(await count(), total);
 });
 
 test('a hostile archive is refused by `hearth images import` and the host is untouched', { skip }, async () => {

@@ -6,6 +6,11 @@
  * - `startFakeRegistry()`: a tiny in-process v2 server over a blob map, for
  *   what docker-registry cannot easily do in a test: token auth with
  *   credentials, and hanging on purpose.
+ *
+ * Pulls refuse loopback registries unless an operator lists them (the
+ * outbound policy, src/host/images/oci/outbound.ts): a test that pulls from
+ * these lists them explicitly, with HEARTH_PRIVATE_REGISTRIES=<host> in the
+ * environment of hearthd or `privateRegistries` in its RegistryConfig.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';

@@ -29,7 +29,8 @@ const skip = !isRoot ? 'needs root: whiteouts are device nodes, opaque dirs trus
 let reg: Registry;
 let artifacts: string;
 const mounts: string[] = [];
-const cfg = (over: Partial<RegistryConfig> = {}): RegistryConfig => ({ ...registryConfig({}), timeoutMs: 5000, ...over });
+// The test registries live on loopback, which the outbound policy refuses unless listed: list them, as an operator would.
+const cfg = (over: Partial<RegistryConfig> = {}): RegistryConfig => ({ ...registryConfig({ HEARTH_PRIVATE_REGISTRIES: '127.0.0.1' }), timeoutMs: 5000, ...over });
 
 before(async () => {
   if (skip) return;
@@ -249,7 +250,7 @@ test('token auth: anonymous is refused, credentials from a Docker config file ge
       (e: Error & { hint?: string }) => e instanceof ImageNotFoundError && /pull access denied/.test(e.message) && /HEARTH_REGISTRY_AUTH_FILE/.test(e.hint ?? ''));
     const authFile = path.join(artifacts, 'auth.json');
     await fs.writeFile(authFile, JSON.stringify({ auths: { [fake.host]: { auth: Buffer.from('hearth:s3cret').toString('base64') } } }));
-    const withCreds = registryConfig({ HEARTH_REGISTRY_AUTH_FILE: authFile });
+    const withCreds = registryConfig({ HEARTH_REGISTRY_AUTH_FILE: authFile, HEARTH_PRIVATE_REGISTRIES: fake.host });
     const got = await resolveImage(`${fake.host}/org/private:v1`, { artifactsDir: artifacts, registry: { ...withCreds, timeoutMs: 5000 } });
     assert.equal(got.digest, img.configDigest);
     assert.ok(fake.requests.includes('GET /token Basic'), 'the token endpoint got the credentials');

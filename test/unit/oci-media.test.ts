@@ -70,7 +70,8 @@ test('registry policy from the environment; challenges and credentials parse', (
   assert.equal(registryBaseUrl('docker.io', none), 'https://registry-1.docker.io');
   assert.equal(registryBaseUrl('reg.lan:5000', mirrored), 'http://reg.lan:5000');
   assert.equal(registryBaseUrl('ghcr.io', mirrored), 'https://ghcr.io');
-  assert.equal(registryBaseUrl('127.0.0.1:5000', none), 'http://127.0.0.1:5000');
+  assert.equal(registryBaseUrl('127.0.0.1:5000', none), 'https://127.0.0.1:5000', 'an unlisted loopback registry is not spoken to over plain http (and is refused by the outbound policy)');
+  assert.equal(registryBaseUrl('127.0.0.1:5000', registryConfig({ HEARTH_PRIVATE_REGISTRIES: '127.0.0.1:5000' })), 'http://127.0.0.1:5000', 'a listed loopback registry is');
 
   const ch = parseChallenge('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull"')!;
   assert.deepEqual(ch, { scheme: 'bearer', params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull' } });

@@ -23,6 +23,9 @@ const USAGE = [
   '       hearth images gc [--untagged] [--dry-run] [--json] [--artifacts-dir DIR]',
   '  examples: hearth images pull 127.0.0.1:5000/team/app:1.0',
   '            hearth images import ./app.tar --tag app:1.0',
+  '  a registry on loopback, link-local or private addresses is used only when listed:',
+  '            HEARTH_PRIVATE_REGISTRIES=127.0.0.1:5000 hearth images pull 127.0.0.1:5000/team/app:1.0',
+  '  bounds: HEARTH_IMAGE_MAX_COMPRESSED_BYTES, HEARTH_IMAGE_MAX_UNCOMPRESSED_BYTES, HEARTH_IMAGE_MAX_ENTRIES, HEARTH_IMAGE_MAX_PATH_DEPTH',
 ].join('\n');
 
 const COMMON: FlagSpec = { json: 'boolean', 'artifacts-dir': 'string' };

@@ -87,3 +87,23 @@ export class PullNotAllowedError extends ValidationFailed {
     this.name = 'PullNotAllowedError';
   }
 }
+
+/**
+ * An image layer (or archive) tries to write outside its own root: a path
+ * with `..` or through a symlink, a hard link to something that is not a file
+ * of the layer. The whole unpack is abandoned and its directory discarded.
+ */
+export class UnsafeLayerError extends ValidationFailed {
+  constructor(readonly entry: string, reason: string) {
+    super('image', `unsafe image layer: entry ${JSON.stringify(entry)} ${reason}`, 'the image archive is malformed or hostile; nothing was unpacked');
+    this.name = 'UnsafeLayerError';
+  }
+}
+
+/** An image is larger than this host accepts (HEARTH_IMAGE_MAX_*): nothing of it is kept. */
+export class ImageLimitError extends ValidationFailed {
+  constructor(readonly limit: string, readonly max: number, message: string) {
+    super('image', `image refused: ${message}`, `this host accepts at most ${max} (${limit}); an operator can raise ${limit} for trusted images`);
+    this.name = 'ImageLimitError';
+  }
+}

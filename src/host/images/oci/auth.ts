@@ -7,13 +7,18 @@
  * Environment (all optional):
  *   HEARTH_REGISTRY_MIRROR        base URL used for Docker Hub names (e.g. http://127.0.0.1:5000)
  *   HEARTH_DOCKER_HUB=1           allow unqualified names (`python:3.12`) to be pulled from Docker Hub
- *   HEARTH_INSECURE_REGISTRIES    comma-separated hosts spoken to over plain HTTP (loopback always is)
+ *   HEARTH_INSECURE_REGISTRIES    comma-separated hosts spoken to over plain HTTP (and allowed on private addresses)
+ *   HEARTH_PRIVATE_REGISTRIES     comma-separated host[:port] allowed on loopback, link-local or private addresses
+ *                                 (nothing else is: see oci/outbound.ts); a listed loopback registry is spoken to over HTTP
  *   HEARTH_REGISTRY_AUTH_FILE     credentials in Docker's config.json format (`auths.<host>.auth` = base64 user:pass)
  *   HEARTH_REGISTRY_TIMEOUT_MS    idle timeout of a registry request (default 30000)
  *   HEARTH_CATALOG_SOURCE         `auto` (default), `offline` or `registry`: where catalog aliases come from
+ *   HEARTH_IMAGE_MAX_*            size, entry and depth bounds of a pulled image (oci/limits.ts)
  */
 import fs from 'node:fs';
 import { DOCKER_HUB, DOCKER_HUB_API, isLoopbackRegistry } from './reference.ts';
+import { isListed, normalizeListed, type OutboundPolicy } from './outbound.ts';
+import { imageLimits, type ImageLimits } from './limits.ts';
 
 export interface Credentials {
   username: string;
@@ -24,6 +29,14 @@ export interface RegistryConfig {
   /** A registry request that receives nothing for this long is aborted. */
   timeoutMs: number;
   insecure: string[];
+  /**
+   * Registries (host or host:port) an operator allows on non-public
+   * addresses (loopback, link-local, private): HEARTH_PRIVATE_REGISTRIES.
+   * Insecure registries and the mirror count as listed too.
+   */
+  privateRegistries: string[];
+  /** Size, entry and depth bounds of pulled layers; default: imageLimits() (the environment). */
+  limits?: ImageLimits;
   /** Base URL serving Docker Hub's names, instead of registry-1.docker.io. */
   mirror: string | null;
   /** Unqualified names may be pulled (from Docker Hub or the mirror). */
@@ -91,6 +104,8 @@ export function registryConfig(env: NodeJS.ProcessEnv = process.env): RegistryCo
   return {
     timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_REGISTRY_TIMEOUT_MS,
     insecure: (env.HEARTH_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
+    privateRegistries: (env.HEARTH_PRIVATE_REGISTRIES ?? '').split(',').map(normalizeListed).filter(Boolean),
+    limits: imageLimits(env),
     mirror,
     dockerHub: env.HEARTH_DOCKER_HUB === '1' || env.HEARTH_DOCKER_HUB === 'true' || mirror !== null,
     credentials,
@@ -98,10 +113,21 @@ export function registryConfig(env: NodeJS.ProcessEnv = process.env): RegistryCo
   };
 }
 
-/** Base URL of a registry's API: the mirror for Docker Hub, http for loopback and insecure hosts. */
-export function registryBaseUrl(registry: string, cfg: Pick<RegistryConfig, 'mirror' | 'insecure'>): string {
+/** The outbound policy of a config: the hosts an operator listed (private, insecure, the mirror's). */
+export function outboundPolicy(cfg: Pick<RegistryConfig, 'mirror' | 'insecure' | 'privateRegistries'>): OutboundPolicy {
+  const listed = [...(cfg.privateRegistries ?? []), ...cfg.insecure];
+  if (cfg.mirror) listed.push(new URL(cfg.mirror).host);
+  return { listed: [...new Set(listed.map(normalizeListed).filter(Boolean))] };
+}
+
+/**
+ * Base URL of a registry's API: the mirror for Docker Hub, http for insecure
+ * hosts and for loopback registries an operator listed, https otherwise.
+ */
+export function registryBaseUrl(registry: string, cfg: Pick<RegistryConfig, 'mirror' | 'insecure' | 'privateRegistries'>): string {
   if (registry === DOCKER_HUB) return cfg.mirror ?? `https://${DOCKER_HUB_API}`;
-  const scheme = isLoopbackRegistry(registry) || cfg.insecure.includes(registry) ? 'http' : 'https';
+  const listedLoopback = isLoopbackRegistry(registry) && isListed(outboundPolicy(cfg), new URL(`http://${registry}`));
+  const scheme = listedLoopback || cfg.insecure.includes(registry) ? 'http' : 'https';
   return `${scheme}://${registry}`;
 }
 

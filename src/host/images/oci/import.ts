@@ -30,12 +30,15 @@ import { ensureLayer, ociImageId, writeImageRecord, writeRef } from './records.t
 import { ociRecord, runLimited, type PullEvent } from './pull.ts';
 import { readTar } from './tar.ts';
 import { unpackLayer } from './unpack.ts';
+import { boundedBytes, imageLimits, limitError, type ImageLimits } from './limits.ts';
 
 export interface ImportOptions {
   paths: ArtifactPaths;
   /** Extra name for the imported image(s), e.g. `myapp:1.0`. */
   tag?: string;
   onEvent?: (e: PullEvent) => void;
+  /** Bounds on the archive and its layers. Default: imageLimits() (the environment). */
+  limits?: ImageLimits;
 }
 
 export interface ImportedImage {
@@ -108,16 +111,20 @@ export async function importArchive(file: string, opts: ImportOptions): Promise<
   const st = await fs.stat(file).catch(() => null);
   if (!st?.isFile()) throw new InvalidImageError(archive, `${file} is not a file`);
   const extraRef = opts.tag ? normalizeTag(opts.tag) : null;
+  const limits = opts.limits ?? imageLimits();
+  const compressed = await startsWith(file, GZIP_MAGIC);
+  // A compressed archive is bounded like a layer blob; a plain one like an uncompressed layer (and, below, as it is read).
+  const sizeKey = compressed ? 'maxCompressedBytes' : 'maxUncompressedBytes';
+  if (st.size > limits[sizeKey]) throw limitError(sizeKey, limits, `the archive ${archive} is ${st.size} bytes, more than ${limits[sizeKey]}`);
   const scratch = await scratchDir(opts.paths.tmp, 'import');
   try {
     const root = path.join(scratch, 'archive');
     await fs.mkdir(root);
-    const compressed = await startsWith(file, GZIP_MAGIC);
     const input = compressed ? pipeline(createReadStream(file), createGunzip(), () => undefined) : createReadStream(file);
     try {
-      await unpackLayer(readTar(input), root, { chown: false });
+      await unpackLayer(readTar(boundedBytes(input, 'maxUncompressedBytes', limits, `the archive ${archive}`)), root, { chown: false, limits });
     } catch (e) {
-      if (e instanceof InvalidImageError || (e as Error).name === 'UnsafeLayerError') throw e;
+      if (e instanceof InvalidImageError || (e as Error).name === 'UnsafeLayerError' || (e as Error).name === 'ImageLimitError') throw e;
       throw new InvalidImageError(archive, `it is not a readable tar archive: ${(e as Error).message}`);
     }
     const has = async (rel: string) => fs.lstat(path.join(root, rel)).then(() => true, () => false);
@@ -136,7 +143,7 @@ export async function importArchive(file: string, opts: ImportOptions): Promise<
     if (candidates.length === 0) throw new InvalidImageError(archive, 'it contains no image');
 
     const images: ImportedImage[] = [];
-    for (const c of candidates) images.push(await importCandidate(c, { ...opts, archive, format, extraRef }));
+    for (const c of candidates) images.push(await importCandidate(c, { ...opts, limits, archive, format, extraRef }));
     return { format, images, seconds: (Date.now() - started) / 1000 };
   } finally {
     await fs.rm(scratch, { recursive: true, force: true });
@@ -172,7 +179,7 @@ async function importCandidate(c: Candidate, o: ImportOptions & { archive: strin
         const got = await sha256File(l.file);
         if (got !== l.compressedDigest) throw new BlobVerificationError(l.compressedDigest, source, `its content hashes to ${got}`);
       }
-      return { diffId, file: l.file, compression: l.compression, compressedDigest: l.compressedDigest, mediaType: l.mediaType, source };
+      return { diffId, file: l.file, compression: l.compression, compressedDigest: l.compressedDigest, mediaType: l.mediaType, source, limits: o.limits };
     });
     const meta = JSON.parse(await fs.readFile(path.join(layer.dir, 'layer.json'), 'utf8')) as { stats?: { bytes?: number } };
     size += meta.stats?.bytes ?? 0;

@@ -13,6 +13,7 @@ import { InvalidImageError } from '../errors.ts';
 import type { ImageManifest } from '../manifest.ts';
 import type { ArtifactPaths } from '../paths.ts';
 import { RegistryClient } from './registry.ts';
+import { imageLimits, limitError } from './limits.ts';
 import type { RegistryConfig } from './auth.ts';
 import {
   ImageFormatError, checkLayersMatchConfig, layerCompression, parseImageConfig, parseManifestDoc, selectPlatform,
@@ -154,6 +155,11 @@ async function doPull(ref: ImageReference, opts: PullOptions): Promise<PulledIma
   }
 
   const total = manifest.layers.reduce((a, l) => a + l.size, 0);
+  // Bounded before anything is downloaded; each download is then held to its declared (and verified) size.
+  const limits = opts.registry.limits ?? imageLimits();
+  if (total > limits.maxCompressedBytes) {
+    throw limitError('maxCompressedBytes', limits, `${name} is ${total} bytes of compressed layers, more than ${limits.maxCompressedBytes}`);
+  }
   emit({ type: 'resolved', ref: name, digest: top.digest, layers: manifest.layers.length, bytes: total, cachedLayers: 0 });
   let downloaded = 0;
   let size = 0;
@@ -177,6 +183,7 @@ async function doPull(ref: ImageReference, opts: PullOptions): Promise<PulledIma
       return {
         diffId, file, compression: layerCompression(desc.mediaType), compressedDigest: desc.digest, mediaType: desc.mediaType,
         source: `${source} layer ${index + 1}/${manifest.layers.length}`,
+        limits,
         cleanup: () => fs.rm(file, { force: true }),
       };
     });

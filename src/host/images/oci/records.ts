@@ -29,6 +29,7 @@ import { shortKey, type ArtifactPaths } from '../paths.ts';
 import { readTar } from './tar.ts';
 import { unpackLayer, type UnpackStats } from './unpack.ts';
 import type { LayerCompression } from './media.ts';
+import { boundedBytes, imageLimits, type ImageLimits } from './limits.ts';
 
 /** Bump when the unpacker's output for the same tar changes: recorded in every OCI image. */
 export const OCI_UNPACK_VERSION = 1;
@@ -110,14 +111,19 @@ export interface LayerInput {
   mediaType: string;
   /** For messages: where the layer came from. */
   source: string;
+  /** Bounds on the uncompressed stream, entries and path depth. Default: imageLimits() (the environment). */
+  limits?: ImageLimits;
 }
 
 /** Unpack `input` into `rootfs` (an empty dir), checking its diff_id. */
 export async function unpackVerified(input: LayerInput, rootfs: string): Promise<UnpackStats> {
   const h = createHash('sha256');
+  const limits = input.limits ?? imageLimits();
   let stats: UnpackStats;
   try {
-    stats = await unpackLayer(readTar(hashing(layerSource(input.file, input.compression), h)), rootfs);
+    // Bounded as it is decompressed: a gzip bomb stops at the limit, not at a full disk.
+    const tarStream = boundedBytes(layerSource(input.file, input.compression), 'maxUncompressedBytes', limits, input.source);
+    stats = await unpackLayer(readTar(hashing(tarStream, h)), rootfs, { limits });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'Z_DATA_ERROR' || /incorrect header check|invalid .* code|unexpected end of file/i.test((e as Error).message)) {
       throw new BlobVerificationError(input.compressedDigest ?? input.diffId, input.source, `its gzip stream is corrupt (${(e as Error).message})`);

@@ -4,15 +4,22 @@
  * credentials, Bearer or Basic), manifests and indexes by tag or digest, and
  * blobs streamed to disk while their sha256 and size are checked. Every
  * request has an idle timeout: a registry that stops sending is abandoned
- * with an error that says so, instead of hanging a create.
+ * with an error that says so, instead of hanging a create. Every URL
+ * (registry, redirects, token realm) goes through the outbound policy of
+ * oci/outbound.ts, and what a registry says in an error body is never
+ * repeated in an error (only a registry error code such as MANIFEST_UNKNOWN):
+ * a tenant-chosen registry must not be able to reflect a host service's
+ * answer back through the API.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobVerificationError, ImageNotFoundError, RegistryError } from '../errors.ts';
+import { BlobVerificationError, ImageNotFoundError, PullNotAllowedError, RegistryError } from '../errors.ts';
 import { header as headerOf, httpGet, type HttpResponse } from './http.ts';
-import { basicAuth, parseChallenge, registryBaseUrl, tokenUrl, type RegistryConfig } from './auth.ts';
+import { basicAuth, outboundPolicy, parseChallenge, registryBaseUrl, tokenUrl, type RegistryConfig } from './auth.ts';
+import { OutboundRefusedError, type OutboundPolicy } from './outbound.ts';
+import { imageLimits, limitError, type ImageLimits } from './limits.ts';
 import { MANIFEST_ACCEPT, type Descriptor } from './media.ts';
 import { familiarReference, type ImageReference } from './reference.ts';
 
@@ -35,7 +42,13 @@ export interface BlobProgress {
 export class RegistryClient {
   private readonly tokens = new Map<string, { header: string; expires: number }>();
 
-  constructor(readonly cfg: RegistryConfig) {}
+  private readonly policy: OutboundPolicy;
+  private readonly limits: ImageLimits;
+
+  constructor(readonly cfg: RegistryConfig) {
+    this.policy = outboundPolicy(cfg);
+    this.limits = cfg.limits ?? imageLimits();
+  }
 
   private where(ref: ImageReference): string {
     return ref.registry === 'docker.io' && this.cfg.mirror ? `${this.cfg.mirror} (mirror of docker.io)` : ref.registry;
@@ -53,7 +66,7 @@ export class RegistryClient {
     const send = async (auth?: string) => {
       const timer = new IdleTimer(this.cfg.timeoutMs);
       try {
-        const res = await httpGet(url, { 'user-agent': USER_AGENT, ...headers, ...(auth ? { authorization: auth } : {}) }, timer.signal);
+        const res = await httpGet(url, { 'user-agent': USER_AGENT, ...headers, ...(auth ? { authorization: auth } : {}) }, timer.signal, this.policy);
         timer.touch();
         return { res, timer };
       } catch (e) {
@@ -71,7 +84,13 @@ export class RegistryClient {
     const creds = this.cfg.credentials[ref.registry];
     let header: string;
     if (challenge?.scheme === 'bearer') {
-      header = `Bearer ${await this.token(ref, tokenUrl(challenge, scope), creds ? basicAuth(creds) : undefined)}`;
+      let realm: string;
+      try {
+        realm = tokenUrl(challenge, scope);
+      } catch {
+        throw new RegistryError(this.where(ref), 'answered 401 with a Bearer challenge whose realm is not a URL');
+      }
+      header = `Bearer ${await this.token(ref, realm, creds ? basicAuth(creds) : undefined)}`;
     } else if (challenge?.scheme === 'basic') {
       if (!creds) throw this.denied(ref, 'the registry asks for a user name and password');
       header = basicAuth(creds);
@@ -97,7 +116,7 @@ export class RegistryClient {
     const timer = new IdleTimer(this.cfg.timeoutMs);
     let res: HttpResponse;
     try {
-      res = await httpGet(url, { 'user-agent': USER_AGENT, ...(auth ? { authorization: auth } : {}) }, timer.signal);
+      res = await httpGet(url, { 'user-agent': USER_AGENT, ...(auth ? { authorization: auth } : {}) }, timer.signal, this.policy);
     } catch (e) {
       timer.stop();
       throw this.networkError(ref, e, timer, 'fetching an auth token');
@@ -106,7 +125,7 @@ export class RegistryClient {
       throw this.networkError(ref, e, timer, 'reading an auth token');
     });
     if (res.status === 401 || res.status === 403) throw this.denied(ref, auth ? 'the token service refused the configured credentials' : 'the token service refused an anonymous token');
-    if (!ok(res)) throw new RegistryError(this.where(ref), `token service answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `token service answered HTTP ${res.status}`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       doc = JSON.parse(text);
@@ -121,7 +140,13 @@ export class RegistryClient {
   }
 
   private networkError(ref: ImageReference, e: unknown, timer: IdleTimer, what: string): Error {
-    if (e instanceof ImageNotFoundError || e instanceof RegistryError || e instanceof BlobVerificationError) return e;
+    if (e instanceof ImageNotFoundError || e instanceof RegistryError || e instanceof BlobVerificationError || e instanceof PullNotAllowedError) return e;
+    if (e instanceof Error && e.name === 'ImageLimitError') return e;
+    const refused = e instanceof OutboundRefusedError ? e : (e as { cause?: unknown }).cause instanceof OutboundRefusedError ? (e as { cause: OutboundRefusedError }).cause : null;
+    if (refused) {
+      return new PullNotAllowedError(familiarReference(ref), `pulling it would connect to ${refused.target} (${refused.reason})`,
+        'registries on loopback, link-local or private addresses are only used when an operator lists them: HEARTH_PRIVATE_REGISTRIES=host[:port],…');
+    }
     if (timer.fired) {
       return new RegistryError(this.where(ref), `sent nothing for ${(this.cfg.timeoutMs / 1000).toFixed(1)} s while ${what}; gave up`,
         'the registry hangs or the network is too slow: check it, or raise HEARTH_REGISTRY_TIMEOUT_MS');
@@ -142,7 +167,7 @@ export class RegistryClient {
       const code = registryErrorCode(bytes);
       throw new ImageNotFoundError(familiarReference(ref), code === 'NAME_UNKNOWN' ? `repository ${ref.repository} does not exist on ${ref.registry}` : `${ref.registry} has no manifest ${reference} for ${ref.repository}${code ? ` (${code})` : ''}`);
     }
-    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} while ${what}: ${bytes.toString('utf8').slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} while ${what}${codeOf(bytes)}`);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new BlobVerificationError(reference, this.where(ref), `the manifest's content hashes to ${digest}`);
@@ -169,7 +194,7 @@ export class RegistryClient {
 
   private checkBlobStatus(ref: ImageReference, res: HttpResponse, desc: Descriptor, body: Buffer): void {
     if (res.status === 404) throw new ImageNotFoundError(familiarReference(ref), `the registry lost blob ${desc.digest} (BLOB_UNKNOWN)`, 'the image on the registry is incomplete: push it again');
-    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} for blob ${desc.digest}: ${body.toString('utf8').slice(0, 200)}`);
+    if (!ok(res)) throw new RegistryError(this.where(ref), `answered HTTP ${res.status} for blob ${desc.digest}${codeOf(body)}`);
   }
 
   /**
@@ -179,6 +204,9 @@ export class RegistryClient {
    */
   async blobToFile(ref: ImageReference, desc: Descriptor, file: string, onProgress?: (p: BlobProgress) => void): Promise<void> {
     const what = `downloading blob ${desc.digest}`;
+    if (desc.size > this.limits.maxCompressedBytes) {
+      throw limitError('maxCompressedBytes', this.limits, `layer ${desc.digest} of ${familiarReference(ref)} is ${desc.size} bytes, more than ${this.limits.maxCompressedBytes}`);
+    }
     const { res, timer } = await this.request(ref, `/v2/${ref.repository}/blobs/${desc.digest}`, {}, what);
     if (!ok(res)) {
       const body = await readBody(res, timer, 64 * 1024).catch(() => Buffer.alloc(0));
@@ -217,15 +245,24 @@ export function verifyBytes(bytes: Buffer, desc: Descriptor, source: string): vo
   if (got !== desc.digest) throw new BlobVerificationError(desc.digest, source, `its content hashes to ${got}`);
 }
 
-/** The first error code of a registry error body (`{"errors":[{"code":"MANIFEST_UNKNOWN",…}]}`). */
+/**
+ * The first error code of a registry error body (`{"errors":[{"code":"MANIFEST_UNKNOWN",…}]}`),
+ * only when it looks like one (upper case letters and `_`): nothing else of a body is ever repeated.
+ */
 export function registryErrorCode(body: Buffer): string | null {
   try {
     const doc = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown }> };
     const code = doc.errors?.[0]?.code;
-    return typeof code === 'string' ? code : null;
+    return typeof code === 'string' && /^[A-Z][A-Z_]{0,63}$/.test(code) ? code : null;
   } catch {
     return null;
   }
+}
+
+/** ` (CODE)` for an error body with a registry error code, else nothing. */
+function codeOf(body: Buffer): string {
+  const code = registryErrorCode(body);
+  return code ? ` (${code})` : '';
 }
 
 function ok(res: HttpResponse): boolean {
