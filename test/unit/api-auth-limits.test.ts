@@ -16,6 +16,8 @@ import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { RateLimited } from '../../src/core/errors.ts';
+import { agentClientFor } from '../../src/control/workloads.ts';
+import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { FakeHost } from './fake-host.ts';
 
 let db: Db;
@@ -26,12 +28,10 @@ before(async () => {
   db = await openSqlite(':memory:');
   const host = new FakeHost();
   const log = pino({ level: 'silent' });
-  const workspaces = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS);
-  const namespaces = new NamespaceService(db, log);
-  namespaces.workspaces = workspaces;
-  workspaces.namespaces = namespaces;
+  const namespaces = new NamespaceService(db, log, () => workspaces);
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
   const signer = new TokenSigner('auth-limits-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, host, signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), db, log, runtimeUrl: () => null });
+  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   good = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 });
