@@ -33,6 +33,8 @@ export interface AccessClaims {
   sub: string;
   scope: 'namespace' | 'workspace' | 'account';
   namespace?: string | null;
+  /** The id of that namespace when the token was minted: a namespace created again under the slug has another. */
+  namespace_id?: string | null;
   workspace?: string | null;
   label?: string | null;
   grants?: Grants;
@@ -62,11 +64,11 @@ export class TokenSigner {
   }
 
   /** Verified claims, or null for anything not signed by us, expired or malformed. */
-  async verify(token: string): Promise<(Claims & { exp: number; jti: string }) | null> {
+  async verify(token: string): Promise<(Claims & { exp: number; iat: number; jti: string }) | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ['HS256'] });
       if (payload.kind !== 'runtime' && payload.kind !== 'access') return null;
-      return payload as unknown as Claims & { exp: number; jti: string };
+      return payload as unknown as Claims & { exp: number; iat: number; jti: string };
     } catch (err) {
       if (err instanceof joseErrors.JOSEError) return null;
       throw err;

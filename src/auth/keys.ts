@@ -34,6 +34,27 @@ function header(h: Headers, name: string): string | undefined {
 }
 
 /**
+ * A credential bound to a namespace must not predate it: a namespace deleted
+ * and created again under the same slug is a new tenant, and whatever was
+ * issued for the old one (keys, which deletion also revokes; scoped tokens,
+ * which cannot be revoked in bulk) must not reach the new one's workspaces.
+ * `issuedAtMs` has second precision for tokens: `slackMs` absorbs that.
+ */
+async function predatesNamespace(db: Db, slug: string | null | undefined, issuedAtMs: number, slackMs: number, boundId: string | null = null): Promise<boolean> {
+  if (!slug) return false;
+  const ns = await db.selectFrom('namespaces').select(['id', 'created_at']).where('slug', '=', slug).executeTakeFirst();
+  // A token bound to a namespace id is exact: another id under the slug, or none, is another tenant.
+  if (boundId) return ns?.id !== boundId;
+  return !!ns && Date.parse(ns.created_at) > issuedAtMs + slackMs;
+}
+
+/** Revoke every live key of a namespace (it is being deleted); returns how many. */
+export async function revokeNamespaceKeys(db: Db, slug: string): Promise<number> {
+  const res = await db.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('namespace', '=', slug).where('revoked_at', 'is', null).executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+/**
  * Who is calling: `X-Client-ID`/`X-Client-Secret`, or `Authorization: Bearer <access JWT>`.
  * Throws Unauthenticated (401) only for missing or bad credentials.
  */
@@ -47,6 +68,9 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
     if (revoked) throw new Unauthenticated('this token was revoked');
     const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', claims.sub).executeTakeFirst();
     if (!key || key.revoked_at) throw new Unauthenticated('the API key that issued this token was revoked');
+    if (await predatesNamespace(db, claims.namespace ?? key.namespace, claims.iat * 1000, 1000, claims.namespace ? claims.namespace_id ?? null : null)) {
+      throw new Unauthenticated('this token was issued for a namespace that has since been deleted: mint a new one');
+    }
     return {
       kind: 'token', clientId: claims.sub, admin: false,
       namespace: claims.namespace ?? key.namespace ?? null,
@@ -63,6 +87,7 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
   }
   const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', clientId).executeTakeFirst();
   if (!key || key.revoked_at || !secretMatches(secret, key.secret_hash)) throw new Unauthenticated('invalid client id or secret');
+  if (await predatesNamespace(db, key.namespace, Date.parse(key.created_at), 0)) throw new Unauthenticated('this key belongs to a namespace that has since been deleted');
   return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null, grants: ALL_GRANTS, tokenId: null };
 }
 

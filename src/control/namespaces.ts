@@ -4,6 +4,7 @@
  * workspace service consults before creating, starting or resizing
  * (inside its create lock, so limits cannot be raced past).
  */
+import { revokeNamespaceKeys } from '../auth/keys.ts';
 import type { Logger } from 'pino';
 import type { Db, NamespaceTable, QuotaRow } from '../store/db.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -52,6 +53,11 @@ export function quotaView(q: QuotaRow): Record<string, unknown> {
     last_threshold_fired: q.last_threshold_fired, enabled: q.enabled === 1, exceeded: quotaExceeded(q), tripped_at: q.tripped_at,
     created_at: q.created_at, updated_at: q.updated_at,
   };
+}
+
+/** Where a deleted namespace's usage is kept: `~` is not allowed in slugs, so no namespace can claim it. */
+export function deletedNamespaceLabel(slug: string, id: string): string {
+  return `${slug}~deleted~${id}`;
 }
 
 export class NamespaceService {
@@ -168,7 +174,13 @@ export class NamespaceService {
     }
     for (const id of ids) await this.ops().deleteSystem(id);
     await this.db.deleteFrom('namespace_quotas').where('namespace', '=', ns.slug).execute();
+    // The tenant is gone: its keys die with it, and its usage is kept for the
+    // operator's records under a name no new namespace can take, so a slug
+    // created again starts with no spend and no history.
+    const revokedKeys = await revokeNamespaceKeys(this.db, ns.slug);
+    await this.db.updateTable('usage_buckets').set({ namespace: deletedNamespaceLabel(ns.slug, ns.id) }).where('namespace', '=', ns.slug).execute();
     await this.db.deleteFrom('namespaces').where('id', '=', ns.id).execute();
+    if (revokedKeys) this.log.info({ namespace: ns.slug, revokedKeys }, 'namespace deleted: its API keys were revoked');
     await this.activity(ns.id, p, 'namespace.deleted', `namespace ${ns.slug} deleted with ${ids.length} workspace(s)`);
     return { deleted_workspaces: ids.length };
   }

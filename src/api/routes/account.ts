@@ -51,21 +51,27 @@ export function accountRoutes(r: RouteTable, ctx: ApiContext): void {
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600) throw new ValidationFailed('ttl', 'ttl must be a whole number of seconds between 1 and 3600');
     let namespace: string | null = null;
     let workspace: string | null = null;
+    let namespaceId: string | null = null;
     if (scope === 'namespace') {
       if (typeof b.namespace !== 'string' || !b.namespace) throw new ValidationFailed('namespace', 'namespace is required for a namespace token');
-      namespace = b.namespace;
+      // The SDK may pass the namespace's id: tokens are bound to the slug (what
+      // workspaces name), so an id resolves to it rather than silently matching nothing.
+      const ns = await ctx.namespaces.find(p, b.namespace).catch((e) => { if (e instanceof NotFound) return null; throw e; });
+      namespace = ns?.slug ?? b.namespace;
+      namespaceId = ns?.id ?? null;
     } else {
       if (typeof b.workspaceId !== 'string' || !b.workspaceId) throw new ValidationFailed('workspaceId', 'workspaceId is required for a workspace token');
       const ws = await ctx.workspaces.find(p, b.workspaceId).catch((e) => { throw e instanceof NotFound ? new ValidationFailed('workspaceId', e.message) : e; });
       workspace = ws.id;
       namespace = ws.namespace;
+      if (namespace) namespaceId = (await ctx.namespaces.find(p, namespace).catch(() => null))?.id ?? null;
     }
     const label = typeof b.label === 'string' ? b.label.slice(0, 200) : null;
     if (b.permissions !== undefined && (typeof b.permissions !== 'object' || b.permissions === null || Array.isArray(b.permissions))) {
       throw new ValidationFailed('permissions', 'permissions must be an object');
     }
     const grants = parseTokenGrants(b.permissions, scope);
-    const { token, expiresAt } = await ctx.signer.sign({ kind: 'access', sub: p.clientId, scope, namespace, workspace, label, grants }, ttl);
+    const { token, expiresAt } = await ctx.signer.sign({ kind: 'access', sub: p.clientId, scope, namespace, namespace_id: namespaceId, workspace, label, grants }, ttl);
     return { success: true, token, expiresAt: expiresAt.toISOString(), scope, ttl, permissions: grants };
   });
 
