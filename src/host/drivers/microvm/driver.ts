@@ -36,11 +36,11 @@ import { workspaceNameservers } from '../container/oci.ts';
 import type {
   Capabilities, Driver, DriverSnapshot, SandboxSpec, SandboxState, SandboxStats, SnapshotRequest, SnapshotSupport,
 } from '../driver.ts';
-import { ensureVmArtifacts, type VmArtifacts } from './build/artifacts.ts';
-import { ensureBaseDisk } from './build/disks.ts';
-import { ensureGuestKernel } from './build/kernel.ts';
-import { vmPaths } from './build/paths.ts';
-import { TEMPLATE_VERSION } from './build/templates.ts';
+import { ensureVmArtifacts, type VmArtifacts } from './boot-media/artifacts.ts';
+import { ensureBaseDisk } from './boot-media/disks.ts';
+import { ensureGuestKernel } from './boot-media/kernel.ts';
+import { vmPaths } from './boot-media/paths.ts';
+import { TEMPLATE_VERSION } from './templates.ts';
 import { createVmCgroup, removeVmCgroup } from './cgroup.ts';
 import { IdentityChannel, identityFor, type GuestMessage } from './identity.ts';
 import { probeKvm, qemuVersion, type KvmProbe } from './probe.ts';

@@ -10,8 +10,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { duBytes } from '../../../images/gc.ts';
-import { vmPaths } from './paths.ts';
+import { duBytes } from '../../images/gc.ts';
+import { vmPaths } from './boot-media/paths.ts';
 
 /**
  * Part of every template key; bump it when templates must be rebuilt.
