@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MicrovmDriver } from '../src/host/drivers/microvm/index.ts';
-import { ensureGuestKernel } from '../src/host/drivers/microvm/build/kernel.ts';
+import { ensureGuestKernel } from '../src/host/drivers/microvm/boot-media/kernel.ts';
 import { qemuArgv } from '../src/host/drivers/microvm/qemu-argv.ts';
 import { spawnQemu, killHard } from '../src/host/drivers/microvm/process.ts';
 import type { SandboxSpec } from '../src/host/drivers/driver.ts';

@@ -26,6 +26,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ENTRY = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The microVM guest launcher's entry (vm/launch.ts): bundled on its own into `vm/launch.mjs` on the VM agent disk. */
+export const LAUNCHER_ENTRY = fileURLToPath(new URL('./vm/launch.ts', import.meta.url));
 const PTY_PACKAGE = '@lydell/node-pty';
 
 /** Shared libraries the PTY addon needs beyond Node's own (libc, libm, libstdc++, libgcc_s). */

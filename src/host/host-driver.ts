@@ -7,7 +7,7 @@
 import type { AgentEndpoint } from '../core/agent-protocol.ts';
 import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { PullEvent } from './images/oci/pull.ts';
-import type { HostSnapshot, SnapshotOptions } from './snapshots/host.ts';
+import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 

@@ -22,7 +22,8 @@ import { ContainerDriver, ContainerDriverError } from './drivers/container/drive
 import { MicrovmDriver, MicrovmDriverError } from './drivers/microvm/driver.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
 import type { PullEvent } from './images/oci/pull.ts';
-import { HostSnapshots, type HostSnapshot, type SnapshotOptions } from './snapshots/host.ts';
+import { HostSnapshots } from './snapshots/host.ts';
+import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
 
 /** Containers: a generous bound on the agent's first answer (node cold start). */

@@ -14,7 +14,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { MicrovmDriver, VM_UID_BASE } from '../../src/host/drivers/microvm/index.ts';
-import { ensureGuestKernel } from '../../src/host/drivers/microvm/build/kernel.ts';
+import { ensureGuestKernel } from '../../src/host/drivers/microvm/boot-media/kernel.ts';
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
 import { ensureAgentDrive, resolveImage } from '../../src/host/images/index.ts';
 import { HostNetwork } from '../../src/host/network/host-network.ts';

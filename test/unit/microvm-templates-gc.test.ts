@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { TEMPLATE_VERSION, collectStaleTemplates, templateStaleReason, type TemplateMeta } from '../../src/host/drivers/microvm/build/templates.ts';
+import { TEMPLATE_VERSION, collectStaleTemplates, templateStaleReason, type TemplateMeta } from '../../src/host/drivers/microvm/templates.ts';
 
 const current = { kernel: '/a/vm/kernel/k/vmlinuz', initrd: '/a/vm/initramfs/i1.cpio', agentDisk: '/a/vm/agent/d1.ext4' };
 const meta = (over: Partial<TemplateMeta['launch']> & { version?: number } = {}): TemplateMeta => ({

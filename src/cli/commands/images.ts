@@ -12,9 +12,9 @@ import { ArgError } from '../args/listen.ts';
 import { parseFlags, type FlagSpec } from '../args/parse.ts';
 import { createReporter, formatSeconds, type Reporter } from '../../host/setup/progress.ts';
 import { collectGarbage, ensureAgentDrive, importArchive, listCatalog, pullByName, artifactPaths, type PullEvent } from '../../host/images/index.ts';
-import { ensureVmArtifacts } from '../../host/drivers/microvm/build/artifacts.ts';
-import { vmPaths } from '../../host/drivers/microvm/build/paths.ts';
-import { collectStaleTemplates, type TemplateGcReport } from '../../host/drivers/microvm/build/templates.ts';
+import { ensureVmArtifacts } from '../../host/drivers/microvm/boot-media/artifacts.ts';
+import { vmPaths } from '../../host/drivers/microvm/boot-media/paths.ts';
+import { collectStaleTemplates, type TemplateGcReport } from '../../host/drivers/microvm/templates.ts';
 
 const USAGE = [
   'usage: hearth images list [--json] [--artifacts-dir DIR]',

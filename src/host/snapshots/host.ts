@@ -6,22 +6,12 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Driver, DriverName, SandboxSpec, SandboxState, SnapshotAfter, SnapshotSupport } from '../drivers/driver.ts';
+import type { Driver, DriverName, SandboxSpec, SandboxState, SnapshotSupport } from '../drivers/driver.ts';
 import type { SandboxRef } from '../host-driver.ts';
 import type { ResolvedImage } from '../images/types.ts';
 import { SnapshotError, SnapshotStore, isSnapshotImage, type SnapshotMeta } from './store.ts';
 import { packLayer, type PackResult, type PathFilter } from './archive.ts';
-
-export interface HostSnapshot extends SnapshotMeta {
-  /** The sandbox's state after the snapshot. */
-  state: SandboxState;
-}
-
-export interface SnapshotOptions {
-  after: SnapshotAfter;
-  /** Capture memory where the driver can (default: when it can). */
-  memory?: boolean;
-}
+import type { HostSnapshot, SnapshotOptions } from './types.ts';
 
 const NO_SNAPSHOTS: SnapshotSupport = { filesystem: false, memory: false, reason: 'this driver does not take snapshots' };
 

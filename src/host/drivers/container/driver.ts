@@ -28,7 +28,7 @@ import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLay
 import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
 import { NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
 import { RUNC_ID_RE, Runc } from './runc.ts';
-import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from '../../snapshots/container.ts';
+import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from './snapshots.ts';
 import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver.ts';
 
 export type ContainerStage = 'validate' | 'disk' | 'network' | 'vmm';
@@ -342,7 +342,7 @@ export class ContainerDriver implements Driver {
     return removeEmptyParents(await this.layout(), `/hearth/${this.instance}`);
   }
 
-  // Snapshots: file-system snapshots of the writable layer (src/host/snapshots/container.ts).
+  // Snapshots: file-system snapshots of the writable layer (snapshots.ts).
   snapshotSupport(): SnapshotSupport {
     return CONTAINER_SNAPSHOT_SUPPORT;
   }

@@ -5,48 +5,19 @@
  * Why a serial port and not the kernel command line: the command line is
  * world-readable in the guest (/proc/cmdline), and it is fixed at boot,
  * so a template snapshotted once could never become two workspaces. The
- * guest launcher (guest/launch.ts) opens the port once and keeps it open;
+ * guest launcher (src/agent/vm/launch.ts) opens the port once and keeps it open;
  * a virtio serial port admits one opener at a time, so no user process can
  * read the next identity, and the host end is a root-only socket in the
  * VM's run directory.
  *
- * Protocol (one JSON object per line):
- *   guest → host  {"t":"waiting"}              launcher is up, no identity yet (templates snapshot here)
- *   host  → guest {"t":"identity", …}          apply (first time: start the agent; later: re-key it)
- *   guest → host  {"t":"applied","ip":…}       network configured and the agent listening
- *   guest → host  {"t":"error","message":…}    the identity could not be applied
+ * The protocol's messages are in src/core/vm-identity.ts.
  */
 import net from 'node:net';
+import type { GuestIdentity, GuestMessage } from '../../../core/vm-identity.ts';
 import type { SandboxSpec } from '../driver.ts';
 
-export const IDENTITY_PORT_NAME = 'org.hearth.identity';
-
-export interface GuestIdentity {
-  t: 'identity';
-  workspaceId: string;
-  hostname: string;
-  secret: string;
-  port: number;
-  ip: string;
-  prefix: number;
-  gateway: string;
-  mac: string;
-  nameservers: string[];
-  /** The image's environment: what user processes inherit (HEARTH_* removed). */
-  env: string[];
-  /** The image's WorkingDir: where exec runs without a cwd. */
-  workdir: string;
-  /** Host wall clock (ms): a restored guest's clock is as old as its snapshot. */
-  now: number;
-  /** Fresh randomness mixed into the guest pool: clones of one template must not share RNG state. */
-  seed: string;
-}
-
-export type GuestMessage =
-  | { t: 'waiting' }
-  /** `ms` and `phases` (network, host files, agent listening) are the guest's own clock: absent from older launchers. */
-  | { t: 'applied'; ip: string; ms?: number; phases?: Record<string, number> }
-  | { t: 'error'; message: string };
+// The protocol itself (message shapes, port name) is shared with the guest launcher.
+export { IDENTITY_PORT_NAME, type GuestIdentity, type GuestMessage } from '../../../core/vm-identity.ts';
 
 /** Pure: the identity message for a workspace (now and seed passed in, for tests). */
 export function identityFor(spec: SandboxSpec, nameservers: string[], now: number, seed: string): GuestIdentity {

@@ -11,7 +11,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { hostRun } from '../../exec.ts';
-import { PROBE_MARKER } from './build/initramfs.ts';
+import { PROBE_MARKER } from './boot-media/initramfs.ts';
 import type { Accel } from './qemu-argv.ts';
 
 export interface KvmProbe {

@@ -11,7 +11,7 @@
  * restored from it must get the same devices in the same order, so the
  * list below is fixed and only backends (file names, tap, MAC) vary.
  */
-import { AGENT_DISK_SERIAL, ROOT_DISK_SERIAL } from './build/initramfs.ts';
+import { AGENT_DISK_SERIAL, ROOT_DISK_SERIAL } from './boot-media/initramfs.ts';
 import { IDENTITY_PORT_NAME } from './identity.ts';
 
 /** Bump when the argv changes in a way that breaks restoring older templates. */

@@ -17,10 +17,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { DriverSnapshot, SandboxSpec, SandboxState, SnapshotRequest, SnapshotSupport } from '../drivers/driver.ts';
-import type { Runc } from '../drivers/container/runc.ts';
-import { copyTree, treeBytes } from './fs.ts';
-import { SnapshotError } from './store.ts';
+import type { DriverSnapshot, SandboxSpec, SandboxState, SnapshotRequest, SnapshotSupport } from '../driver.ts';
+import { SnapshotError } from '../../snapshots/store.ts';
+import type { Runc } from './runc.ts';
+import { copyTree, treeBytes } from './layer-copy.ts';
 
 export const CONTAINER_SNAPSHOT_FORMAT = 'overlay-upper';
 

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { LAUNCHER_ENTRY } from '../../../../agent/bundle.ts';
 import { hashKey, sha256Hex } from '../../../images/hash.ts';
 import { shortKey } from '../../../images/paths.ts';
 import type { AgentDrive } from '../../../images/types.ts';
@@ -17,7 +17,6 @@ import { ensureGuestKernel, type GuestKernel } from './kernel.ts';
 import { vmPaths } from './paths.ts';
 
 export const BUSYBOX_STATIC = '/bin/busybox';
-const LAUNCHER_ENTRY = fileURLToPath(new URL('../guest/launch.ts', import.meta.url));
 
 export interface VmArtifacts {
   kernel: GuestKernel;

@@ -1,7 +1,9 @@
 /**
  * The guest launcher: PID 2 of every microVM (under tini), run by the agent
- * drive's own Node. Bundled by ../build/launcher-bundle.ts into
- * `vm/launch.mjs` on the VM agent disk; it runs the same agent code as the
+ * drive's own Node. Bundled by bundleLauncher (src/host/drivers/microvm/boot-media/artifacts.ts,
+ * entry LAUNCHER_ENTRY in ../bundle.ts) into `vm/launch.mjs` on the VM agent
+ * disk; it lives beside the agent because it is guest code that imports only
+ * the agent and core/. It runs the same agent code as the
  * container driver (`startAgent` from src/agent/server.ts), only the way it
  * gets its configuration differs:
  *
@@ -23,18 +25,16 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { startAgent, type RunningAgent } from '../../../../agent/server.ts';
-import { enterWorkdir } from '../../../../agent/config.ts';
-import { WORKSPACE_LOG_DIR, WORKSPACE_STATE_DIR } from '../../../../agent/workloads/paths.ts';
-import type { GuestIdentity } from '../identity.ts';
-import { intToIp, parseCidr } from '../../../../core/network-policy.ts';
+import { startAgent, type RunningAgent } from '../server.ts';
+import { enterWorkdir } from '../config.ts';
+import { WORKSPACE_LOG_DIR, WORKSPACE_STATE_DIR } from '../workloads/paths.ts';
+import { IDENTITY_PORT_NAME, netmaskOf, validIdentity, type ReceivedIdentity } from '../../core/vm-identity.ts';
 
 const run = promisify(execFile);
 const BUSYBOX = '/.hearth/vm/busybox';
-const PORT_NAME = 'org.hearth.identity';
 
-/** What the host sends (identity.ts); `workdir` is absent from hosts older than that field (then `/`). */
-type Identity = Omit<GuestIdentity, 'workdir'> & { workdir?: string };
+/** What the host sends (src/host/drivers/microvm/identity.ts). */
+type Identity = ReceivedIdentity;
 
 function log(msg: string, fields?: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), src: 'hearth-vm', msg, ...fields })}\n`);
@@ -43,9 +43,9 @@ function log(msg: string, fields?: Record<string, unknown>): void {
 function findPort(): string {
   for (const name of fs.readdirSync('/sys/class/virtio-ports')) {
     const label = fs.readFileSync(`/sys/class/virtio-ports/${name}/name`, 'utf8').trim();
-    if (label === PORT_NAME) return `/dev/${name}`;
+    if (label === IDENTITY_PORT_NAME) return `/dev/${name}`;
   }
-  throw new Error(`no virtio serial port named ${PORT_NAME}`);
+  throw new Error(`no virtio serial port named ${IDENTITY_PORT_NAME}`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -84,14 +84,6 @@ class Port {
   }
 }
 
-function validIdentity(m: Record<string, unknown>): m is Record<string, unknown> & Identity {
-  const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-  return m.t === 'identity' && typeof m.secret === 'string' && m.secret.length > 0 && typeof m.ip === 'string' && ipv4.test(m.ip)
-    && typeof m.gateway === 'string' && ipv4.test(m.gateway) && typeof m.mac === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m.mac)
-    && Number.isInteger(m.prefix) && Number.isInteger(m.port) && typeof m.hostname === 'string' && /^[A-Za-z0-9.-]{1,253}$/.test(m.hostname)
-    && Array.isArray(m.env) && Array.isArray(m.nameservers) && typeof m.now === 'number' && typeof m.seed === 'string';
-}
-
 /**
  * Every busybox applet here is a fork+exec, which costs tens of ms under
  * TCG: one command per step, lo is already up (initramfs), and the old
@@ -113,11 +105,6 @@ async function applyNetwork(id: Identity, replacing: boolean): Promise<void> {
     `$B arping -U -c 2 -I eth0 ${id.ip} </dev/null >/dev/null 2>&1 &`,
   ].join('\n');
   await run(BUSYBOX, ['sh', '-c', script]);
-}
-
-/** 24 → 255.255.255.0: the all-ones address with its host bits cleared. */
-function netmaskOf(prefix: number): string {
-  return intToIp(parseCidr(`255.255.255.255/${prefix}`).base);
 }
 
 function applyHost(id: Identity): void {

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { hostRun } from '../exec.ts';
+import { hostRun } from '../../exec.ts';
 
 /** Copy the tree `src` to `dst` (which must not exist). */
 export async function copyTree(src: string, dst: string): Promise<void> {
