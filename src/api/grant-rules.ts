@@ -40,34 +40,34 @@ const configOf = (body: Record<string, unknown>): Record<string, unknown> =>
 
 /** A stop (or a snapshot that stops) of a workspace removed on exit deletes it. */
 export const stopRemoves: StateRule = {
-  grant: 'destroy', why: 'the workspace has remove_on_exit: stopping it deletes it',
+  grant: 'destroy', why: 'the workspace has `remove_on_exit` (its stop deletes it)',
   applies: (ws) => ws.config.remove_on_exit === true,
   example: { config: { remove_on_exit: true }, body: {} },
 };
 
 export const snapshotStopRemoves: StateRule = {
-  grant: 'destroy', why: 'after: "stop" of a workspace with remove_on_exit deletes it',
+  grant: 'destroy', why: '`after` is "stop" and the workspace has `remove_on_exit`',
   applies: (ws, body) => body.after === 'stop' && ws.config.remove_on_exit === true,
   example: { config: { remove_on_exit: true }, body: { after: 'stop' } },
 };
 
 /** Setting a TTL (in the body's `config`) on a workspace whose TTL ends in removal schedules its deletion. */
 export const configTtlRemoves: StateRule = {
-  grant: 'destroy', why: 'a TTL on a workspace removed when its TTL ends schedules its deletion',
+  grant: 'destroy', why: 'it sets a TTL and the workspace (with the body applied) is removed on exit or at its TTL',
   applies: (ws, body) => setsTtl(configOf(body).ttl) && endsInRemoval(ws, configOf(body)),
   example: { config: { ttl_action: 'remove' }, body: { config: { ttl: '1h' } } },
 };
 
 /** The same for lifecycle bodies (`{ ttl, ttl_action, remove_on_exit }` at the top level). */
 export const lifecycleTtlRemoves: StateRule = {
-  grant: 'destroy', why: 'a TTL on a workspace removed when its TTL ends schedules its deletion',
+  grant: 'destroy', why: 'it sets a TTL and the workspace (with the body applied) is removed on exit or at its TTL',
   applies: (ws, body) => setsTtl(body.ttl) && endsInRemoval(ws, body),
   example: { config: { ttl_action: 'remove' }, body: { ttl: '1h' } },
 };
 
 /** A ping with its own ttl_seconds moves the expiry of a workspace removed at its TTL (possibly to now). */
 export const pingTtlRemoves: StateRule = {
-  grant: 'destroy', why: 'ttl_seconds moves the deletion time of a workspace removed when its TTL ends',
+  grant: 'destroy', why: '`ttl_seconds` is set and the workspace is temporary and removed on exit or at its TTL',
   applies: (ws, body) => body.ttl_seconds !== undefined && ws.mode === 'temporary' && endsInRemoval(ws),
   example: { config: { ttl_action: 'remove' }, body: { ttl_seconds: 1 } },
 };
