@@ -86,30 +86,13 @@ export interface RouteDecl {
 
 export type Handler = (req: FastifyRequest, reply: FastifyReply, principal: Principal) => Promise<unknown>;
 
+/** Who may call a route of this permission at all, then the permission's own grant. */
 export function authorize(p: Principal, permission: Permission): void {
-  switch (permission) {
-    case 'public':
-    case 'workspace:read':
-    case 'namespace:read':
-      return;
-    case 'workspace:write':
-      return requireGrant(p.grants, 'manage');
-    case 'workspace:create':
-      if (p.workspaceId !== null) throw new Forbidden('a workspace-scoped token cannot create workspaces');
-      return requireGrant(p.grants, 'create');
-    case 'workspace:delete':
-      return requireGrant(p.grants, 'destroy');
-    case 'runtime':
-      return requireGrant(p.grants, 'runtime');
-    case 'expose':
-      return requireGrant(p.grants, 'expose');
-    case 'namespace:admin':
-      if (p.kind !== 'key' || p.namespace !== null) throw new Forbidden('namespaces are managed with an account-level API key');
-      return;
-    case 'admin':
-      if (!p.admin) throw new Forbidden('this operation needs an admin API key');
-      return;
-  }
+  if (permission === 'workspace:create' && p.workspaceId !== null) throw new Forbidden('a workspace-scoped token cannot create workspaces');
+  if (permission === 'namespace:admin' && (p.kind !== 'key' || p.namespace !== null)) throw new Forbidden('namespaces are managed with an account-level API key');
+  if (permission === 'admin' && !p.admin) throw new Forbidden('this operation needs an admin API key');
+  const grant = PERMISSION_GRANT[permission];
+  if (grant) requireGrant(p.grants, grant);
 }
 
 /** The value at a dotted path of a JSON body (undefined when any step is missing or not an object). */
