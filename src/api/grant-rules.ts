@@ -8,7 +8,12 @@
  *   - `runtime`: a body that makes a workspace run caller-chosen code
  *     (config.cmd, config.workloads) or sets its env (where secrets live).
  */
-import type { BodyRule, StateRule, TargetWorkspace } from './route-table.ts';
+import type { BodyRule, RouteNeeds, StateRule, TargetWorkspace } from './route-table.ts';
+
+/** Routes that run code in the workspace (workloads) or open a shell in it (SSH credentials). */
+export const RUNS_CODE: RouteNeeds = { grants: ['runtime'] };
+/** Routes that read what the workspace's programs print (logs), secrets included. */
+export const READS_SECRETS: RouteNeeds = { grants: ['runtime'] };
 
 const TRUE = [true, 'true'] as const;
 

@@ -15,6 +15,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
 import { agentClientFor } from '../../control/workloads.ts';
+import { READS_SECRETS } from '../grant-rules.ts';
 
 function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
   const src = (q ?? {}) as Json;
@@ -22,9 +23,6 @@ function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
   for (const k of keys) if (typeof src[k] === 'string' || typeof src[k] === 'number') out[k] = String(src[k]);
   return out;
 }
-
-/** Logs carry whatever the workspace's programs print, secrets included: reading them is the runtime grant's. */
-const READS_SECRETS = { grants: ['runtime'] } as const;
 
 export function logRoutes(r: RouteTable, ctx: ApiContext): void {
   const agent = agentClientFor(ctx.host);

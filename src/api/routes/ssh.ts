@@ -2,9 +2,7 @@
 import type { RouteTable } from '../route-table.ts';
 import type { SshService } from '../../control/ssh.ts';
 import { bodyObject, param } from '../parse.ts';
-
-/** A login to the workspace is a shell in it: the credentials that allow one are the runtime grant's. */
-const RUNS_CODE = { grants: ['runtime'] } as const;
+import { RUNS_CODE } from '../grant-rules.ts';
 
 export function sshRoutes(r: RouteTable, svc: SshService): void {
   const base = '/workspace/:id/ssh';

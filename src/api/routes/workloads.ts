@@ -14,6 +14,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
 import { agentClientFor } from '../../control/workloads.ts';
+import { READS_SECRETS, RUNS_CODE } from '../grant-rules.ts';
 
 /** Calls that wait for a process to stop: up to its stop_timeout (≤ 300 s) plus slack. */
 const STOP_TIMEOUT_MS = 320_000;
@@ -30,10 +31,6 @@ function flat(res: Json): Json {
   const w = (res.workload ?? {}) as Json;
   return { ...w, ...res, success: true, workload: w };
 }
-
-/** Creating, changing or starting a workload runs code; its logs carry what it prints. Both are the runtime grant's. */
-const RUNS_CODE = { grants: ['runtime'] } as const;
-const READS_SECRETS = { grants: ['runtime'] } as const;
 
 export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
   const agent = agentClientFor(ctx.host);
