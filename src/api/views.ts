@@ -44,3 +44,38 @@ export function workspaceView(ws: Workspace, endpoint: AgentEndpoint | null): Re
     updated_at: ws.updatedAt,
   };
 }
+
+/** What a redacted value reads as. */
+export const REDACTED = '[redacted]';
+
+/**
+ * A reply for a caller without the runtime grant: every `env` in it (a
+ * workspace's `config.env`, `config.workloads[].env`, a workload's `env`)
+ * keeps its variable names and loses its values, which read `[redacted]`.
+ * Env is where workspaces keep secrets; reading them is the runtime grant's
+ * (as reading logs is). Every other field passes unchanged. Pure: returns a
+ * copy, never touches its input.
+ */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = k === 'env' ? redactEnv(v) : redactSecrets(v);
+  return out;
+}
+
+/** The contract's three env forms (§29.4): `["K=V"]`, `{ K: "V" }`, `[{ key, value }]`. */
+function redactEnv(env: unknown): unknown {
+  if (Array.isArray(env)) {
+    return env.map((e) => {
+      if (typeof e === 'string') {
+        const eq = e.indexOf('=');
+        return eq < 0 ? e : `${e.slice(0, eq)}=${REDACTED}`;
+      }
+      if (typeof e === 'object' && e !== null && !Array.isArray(e)) return { ...e, value: REDACTED };
+      return REDACTED;
+    });
+  }
+  if (typeof env === 'object' && env !== null) return Object.fromEntries(Object.keys(env).map((k) => [k, REDACTED]));
+  return env === undefined || env === null ? env : REDACTED;
+}

@@ -3,17 +3,19 @@
  * like "30s", "5m", "1h30m", "2d". Returns whole seconds.
  */
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/** Longest duration accepted: 100 years (so "now + duration" is always a real date). */
+export const MAX_DURATION_SECONDS = 100 * 365 * 86400;
 
 export class DurationError extends Error {
   constructor(readonly input: unknown) {
-    super(`invalid duration ${JSON.stringify(input)}: use seconds (e.g. 300) or a string like "30s", "5m", "1h"`);
+    super(`invalid duration ${JSON.stringify(input)}: use seconds (e.g. 300) or a string like "30s", "5m", "1h", at most 100 years`);
     this.name = 'DurationError';
   }
 }
 
 export function parseDuration(input: unknown): number {
   if (typeof input === 'number') {
-    if (!Number.isFinite(input) || input <= 0 || !Number.isInteger(input)) throw new DurationError(input);
+    if (!Number.isFinite(input) || input <= 0 || !Number.isInteger(input) || input > MAX_DURATION_SECONDS) throw new DurationError(input);
     return input;
   }
   if (typeof input !== 'string') throw new DurationError(input);
@@ -26,7 +28,7 @@ export function parseDuration(input: unknown): number {
     total += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
     consumed = re.lastIndex;
   }
-  if (consumed !== text.length || consumed === 0 || total <= 0) throw new DurationError(input);
+  if (consumed !== text.length || consumed === 0 || total <= 0 || total > MAX_DURATION_SECONDS) throw new DurationError(input);
   return total;
 }
 

@@ -13,9 +13,13 @@ import { Forbidden, ValidationFailed } from './errors.ts';
 export interface Grants {
   /** May create workspaces (in its scope). */
   create: boolean;
-  /** May delete workspaces (in its scope). */
+  /** May delete workspaces (in its scope), or set them to be deleted (remove_on_exit, ttl_action remove). */
   destroy: boolean;
-  /** May obtain data-plane (runtime) tokens: exec, files, terminals. */
+  /**
+   * May run code in workspaces or read their secrets: data-plane (runtime)
+   * tokens (exec, files, terminals), workloads, SSH credentials, env, logs.
+   * Without it, replies carry env values redacted (src/api/views.ts).
+   */
   runtime: boolean;
   /** May expose ports publicly (preview URLs, custom domains). */
   expose: boolean;
@@ -55,10 +59,16 @@ export function parseTokenGrants(body: unknown, scope: 'namespace' | 'workspace'
   };
 }
 
-export function requireGrant(g: Grants, what: keyof Pick<Grants, 'create' | 'destroy' | 'runtime' | 'expose' | 'manage'>): void {
+/** The boolean grants: what a route may require (src/api/route-table.ts declares which). */
+export type GrantName = 'create' | 'destroy' | 'runtime' | 'expose' | 'manage';
+export const GRANT_NAMES: readonly GrantName[] = ['create', 'destroy', 'runtime', 'expose', 'manage'];
+
+export function requireGrant(g: Grants, what: GrantName): void {
   if (!g[what]) {
-    const words: Record<string, string> = {
-      create: 'create workspaces', destroy: 'delete workspaces', runtime: 'use the runtime data plane (exec, files)',
+    const words: Record<GrantName, string> = {
+      create: 'create workspaces',
+      destroy: 'delete workspaces or make them end in deletion (remove_on_exit, ttl_action "remove")',
+      runtime: 'run code in workspaces or read their secrets (exec, files, workloads, SSH credentials, env, logs)',
       expose: 'expose ports publicly', manage: 'change workspaces',
     };
     throw new Forbidden(`this token may not ${words[what]}: ask for a token with permissions.${what}`);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDuration, formatDuration, DurationError } from '../../src/core/duration.ts';
+import { parseDuration, formatDuration, DurationError, MAX_DURATION_SECONDS } from '../../src/core/duration.ts';
 
 test('durations parse to whole seconds', () => {
   const cases: [unknown, number][] = [
@@ -20,4 +20,11 @@ test('durations format back to the largest whole unit', () => {
   assert.equal(formatDuration(7200), '2h');
   assert.equal(formatDuration(86400), '1d');
   assert.equal(formatDuration(61), '61s');
+});
+
+test('durations past 100 years are refused, so now + duration is always a date', () => {
+  assert.equal(parseDuration(MAX_DURATION_SECONDS), MAX_DURATION_SECONDS);
+  for (const bad of [MAX_DURATION_SECONDS + 1, 1e308, '99999999999999d', `${MAX_DURATION_SECONDS + 1}`]) {
+    assert.throws(() => parseDuration(bad), DurationError, String(bad));
+  }
 });

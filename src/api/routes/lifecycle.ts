@@ -5,6 +5,7 @@ import { bodyObject, param } from '../parse.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import type { SnapshotSupport } from '../../control/snapshots.ts';
+import { lifecycleTtlRemoves, pingTtlRemoves, removalBody } from '../grant-rules.ts';
 
 /**
  * `snapshot_supported` answers "does sleep keep running programs": true when
@@ -39,13 +40,13 @@ export function lifecycleRoutes(r: RouteTable, ctx: ApiContext, opts: { minIdleS
 
   r.add('GET', '/workspace/:id/lifecycle', 'workspace:read', async (req, _r, p) => reply(await svc.find(p, param(req.params, 'id'))));
   r.add('POST', '/workspace/:id/lifecycle/permanent', 'workspace:write', async (req, _r, p) => reply(await svc.makePermanent(p, param(req.params, 'id'), bodyObject(req.body))));
-  r.add('POST', '/workspace/:id/lifecycle/temporary', 'workspace:write', async (req, _r, p) => reply(await svc.makeTemporary(p, param(req.params, 'id'), bodyObject(req.body))));
-  r.add('PUT', '/workspace/:id/lifecycle/ttl', 'workspace:write', async (req, _r, p) => reply(await svc.updateTtl(p, param(req.params, 'id'), bodyObject(req.body))));
+  r.add('POST', '/workspace/:id/lifecycle/temporary', 'workspace:write', { body: removalBody(''), state: [lifecycleTtlRemoves] }, async (req, _r, p) => reply(await svc.makeTemporary(p, param(req.params, 'id'), bodyObject(req.body))));
+  r.add('PUT', '/workspace/:id/lifecycle/ttl', 'workspace:write', { body: removalBody(''), state: [lifecycleTtlRemoves] }, async (req, _r, p) => reply(await svc.updateTtl(p, param(req.params, 'id'), bodyObject(req.body))));
   r.add('PUT', '/workspace/:id/lifecycle/idle', 'workspace:write', async (req, _r, p) => {
     const ws = await svc.setIdle(p, param(req.params, 'id'), bodyObject(req.body), opts.minIdleSeconds);
     return { success: true, idle: (ws.config.idle as unknown) ?? null };
   });
-  r.add('POST', '/workspace/:id/ping', 'workspace:write', async (req, _r, p) => reply(await svc.ping(p, param(req.params, 'id'), bodyObject(req.body))));
+  r.add('POST', '/workspace/:id/ping', 'workspace:write', { state: [pingTtlRemoves] }, async (req, _r, p) => reply(await svc.ping(p, param(req.params, 'id'), bodyObject(req.body))));
 
   r.add('GET', '/workspace/:id/metadata', 'workspace:read', async (req, _r, p) => ({ success: true, metadata: await svc.metadata(await svc.find(p, param(req.params, 'id'))) }));
   r.add('PUT', '/workspace/:id/metadata', 'workspace:write', async (req, _r, p) => ({ success: true, metadata: await svc.setMetadata(p, param(req.params, 'id'), bodyObject(req.body).metadata, false) }));

@@ -14,6 +14,7 @@ import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
+import { READS_SECRETS } from '../grant-rules.ts';
 
 function pick(q: unknown, keys: string[]): Record<string, string | undefined> {
   const src = (q ?? {}) as Json;
@@ -30,7 +31,7 @@ export function logRoutes(r: RouteTable, ctx: ApiContext): void {
     return ws;
   };
 
-  r.add('GET', '/workspace/:id/logs', 'workspace:read', async (req, _reply, p) => {
+  r.add('GET', '/workspace/:id/logs', 'workspace:read', READS_SECRETS, async (req, _reply, p) => {
     const ws = await running(req, p);
     return { ...(await agent.call(ws, 'GET', LOGS_PREFIX, undefined, { query: pick(req.query, ['source', 'tail_lines', 'tail', 'since']) })), success: true };
   });
@@ -40,18 +41,18 @@ export function logRoutes(r: RouteTable, ctx: ApiContext): void {
     return { ...(await agent.call(ws, 'DELETE', LOGS_PREFIX)), success: true };
   });
 
-  r.add('GET', '/workspace/:id/logs/list', 'workspace:read', async (req, _reply, p) => {
+  r.add('GET', '/workspace/:id/logs/list', 'workspace:read', READS_SECRETS, async (req, _reply, p) => {
     const ws = await running(req, p);
     return { ...(await agent.call(ws, 'GET', `${LOGS_PREFIX}/files`)), success: true };
   });
 
-  r.add('GET', '/workspace/:id/logs/file/:name', 'workspace:read', async (req, _reply, p) => {
+  r.add('GET', '/workspace/:id/logs/file/:name', 'workspace:read', READS_SECRETS, async (req, _reply, p) => {
     const ws = await running(req, p);
     return { ...(await agent.call(ws, 'GET', `${LOGS_PREFIX}/files/${encodeURIComponent(param(req.params, 'name'))}`)), success: true };
   });
 
   for (const source of ['boot', 'cmd'] as const) {
-    r.add('GET', `/workspace/:id/logs/stream/${source}`, 'workspace:read', async (req, reply, p) => {
+    r.add('GET', `/workspace/:id/logs/stream/${source}`, 'workspace:read', READS_SECRETS, async (req, reply, p) => {
       const ws = await running(req, p);
       const upstream = await agent.stream(ws, `${LOGS_PREFIX}/stream/${source}`, { query: pick(req.query, ['tail_lines', 'tail', 'since']) });
       await relaySse(reply, upstream);

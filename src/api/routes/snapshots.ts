@@ -11,10 +11,11 @@ import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
 import { bodyObject, param, type Json } from '../parse.ts';
 import { workspaceView } from '../views.ts';
+import { snapshotStopRemoves } from '../grant-rules.ts';
 
 export function snapshotRoutes(r: RouteTable, ctx: ApiContext): void {
   const svc = ctx.snapshots;
-  r.add('POST', '/workspace/:id/snapshot', 'workspace:write', async (req, reply, p) => {
+  r.add('POST', '/workspace/:id/snapshot', 'workspace:write', { state: [snapshotStopRemoves] }, async (req, reply, p) => {
     const snapshot = await svc.create(p, param(req.params, 'id'), bodyObject(req.body));
     reply.code(201);
     return { success: true, id: snapshot.id, snapshot };

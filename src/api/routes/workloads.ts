@@ -7,12 +7,13 @@
 import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.ts';
-import type { RouteTable } from '../route-table.ts';
+import type { RouteNeeds, RouteTable } from '../route-table.ts';
 import { param, type Json } from '../parse.ts';
 import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { Workspace } from '../../control/workspace-row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
+import { READS_SECRETS, RUNS_CODE } from '../grant-rules.ts';
 
 /** Calls that wait for a process to stop: up to its stop_timeout (≤ 300 s) plus slack. */
 const STOP_TIMEOUT_MS = 320_000;
@@ -40,7 +41,7 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
   };
   const one = (req: FastifyRequest): string => `${WORKLOADS_PREFIX}/${encodeURIComponent(param(req.params, 'wid'))}`;
 
-  r.add('POST', '/workspace/:id/workloads', 'workspace:write', async (req, reply, p) => {
+  r.add('POST', '/workspace/:id/workloads', 'workspace:write', RUNS_CODE, async (req, reply, p) => {
     const ws = await running(req, p);
     const res = await agent.call(ws, 'POST', WORKLOADS_PREFIX, req.body ?? {});
     reply.code(201);
@@ -57,8 +58,8 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
     return { ...(await agent.call(ws, 'DELETE', WORKLOADS_PREFIX, undefined, { timeoutMs: STOP_TIMEOUT_MS })), success: true };
   });
 
-  const stream = (url: string, agentPath: (req: FastifyRequest) => string, keys: string[]) =>
-    r.add('GET', url, 'workspace:read', async (req: FastifyRequest, reply: FastifyReply, p: Principal) => {
+  const stream = (url: string, agentPath: (req: FastifyRequest) => string, keys: string[], needs: RouteNeeds = {}) =>
+    r.add('GET', url, 'workspace:read', needs, async (req: FastifyRequest, reply: FastifyReply, p: Principal) => {
       const ws = await running(req, p);
       const upstream = await agent.stream(ws, agentPath(req), { query: pick(req.query, keys) });
       await relaySse(reply, upstream);
@@ -74,7 +75,7 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
   });
 
   for (const method of ['PUT', 'PATCH'] as const) {
-    r.add(method, '/workspace/:id/workloads/:wid', 'workspace:write', async (req, _reply, p) => {
+    r.add(method, '/workspace/:id/workloads/:wid', 'workspace:write', RUNS_CODE, async (req, _reply, p) => {
       const ws = await running(req, p);
       return flat(await agent.call(ws, method, one(req), req.body ?? {}, { timeoutMs: STOP_TIMEOUT_MS }));
     });
@@ -86,7 +87,7 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
   });
 
   for (const verb of ['start', 'stop', 'restart'] as const) {
-    r.add('POST', `/workspace/:id/workloads/:wid/${verb}`, 'workspace:write', async (req, _reply, p) => {
+    r.add('POST', `/workspace/:id/workloads/:wid/${verb}`, 'workspace:write', verb === 'stop' ? {} : RUNS_CODE, async (req, _reply, p) => {
       const ws = await running(req, p);
       return flat(await agent.call(ws, 'POST', `${one(req)}/${verb}`, undefined, { timeoutMs: STOP_TIMEOUT_MS }));
     });
@@ -102,12 +103,12 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
     };
   });
 
-  r.add('GET', '/workspace/:id/workloads/:wid/logs', 'workspace:read', async (req, _reply, p) => {
+  r.add('GET', '/workspace/:id/workloads/:wid/logs', 'workspace:read', READS_SECRETS, async (req, _reply, p) => {
     const ws = await running(req, p);
     return { ...(await agent.call(ws, 'GET', `${one(req)}/logs`, undefined, { query: pick(req.query, ['tail', 'tail_lines', 'lines', 'since']) })), success: true };
   });
 
-  stream('/workspace/:id/workloads/:wid/logs/stream', (req) => `${one(req)}/logs/stream`, ['tail', 'tail_lines', 'since', 'follow']);
+  stream('/workspace/:id/workloads/:wid/logs/stream', (req) => `${one(req)}/logs/stream`, ['tail', 'tail_lines', 'since', 'follow'], READS_SECRETS);
 
   r.add('GET', '/workspace/:id/workloads/:wid/stats', 'workspace:read', async (req, _reply, p) => {
     const ws = await running(req, p);

@@ -9,6 +9,7 @@ import type { Workspace } from '../../control/workspace-row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
 import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
+import { codeBody, configTtlRemoves, removalBody, stopRemoves } from '../grant-rules.ts';
 
 export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary'>): void {
   const agent = ctx.agent;
@@ -16,7 +17,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
   const network = async (ws: Workspace) => networkView(ws, ctx, (await publicAccess.summary(ws.id)).ports.length > 0);
   const view = (ws: Workspace) => workspaceView(ws, ctx.workspaces.endpoint(ws));
 
-  r.add('POST', '/workspace', 'workspace:create', async (req, reply, p) => {
+  r.add('POST', '/workspace', 'workspace:create', { body: [...removalBody('config.'), ...codeBody('config.')] }, async (req, reply, p) => {
     const spec = parseCreateRequest(bodyObject(req.body));
     const ws = await ctx.workspaces.create(p, spec);
     reply.code(201);
@@ -53,7 +54,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
     };
   });
 
-  r.add('PUT', '/workspace/:id', 'workspace:write', async (req, _reply, p) => {
+  r.add('PUT', '/workspace/:id', 'workspace:write', { body: [...removalBody('config.'), ...codeBody('config.')], state: [configTtlRemoves] }, async (req, _reply, p) => {
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), bodyObject(req.body));
     return { success: true, workspace: view(ws) };
   });
@@ -71,7 +72,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
   });
 
   const power = (verb: 'start' | 'stop' | 'restart' | 'pause' | 'resume') =>
-    r.add('POST', `/workspace/:id/${verb}`, 'workspace:write', async (req, _reply, p) => {
+    r.add('POST', `/workspace/:id/${verb}`, 'workspace:write', verb === 'stop' ? { state: [stopRemoves] } : {}, async (req, _reply, p) => {
       const id = param(req.params, 'id');
       const ws = verb === 'stop' ? await ctx.workspaces.stop(p, id) : await ctx.workspaces[verb](p, id);
       return ws ? { success: true, workspace: view(ws), status: view(ws).status } : { success: true, deleted: true, status: 'deleted' };
