@@ -70,3 +70,19 @@ test('deleting a namespace revokes its keys and tokens; the slug created again s
   const kept = await db.selectFrom('usage_buckets').select('namespace').where('workspace_id', '=', ws.json.workspace.id).execute();
   assert.match(kept[0]!.namespace!, /^acme~deleted~/, 'the old usage is kept for the operator under the deleted namespace');
 });
+
+test('a tenant cannot wipe its own usage (its bill and quota count); the operator can', async () => {
+  await call('POST', '/namespaces', admin, { name: 'Billing', slug: 'billed' });
+  const made = (await call('POST', '/keys', admin, { name: 'billed key', namespace: 'billed' })).json;
+  const key = { 'x-client-id': made.clientId as string, 'x-client-secret': made.clientSecret as string };
+  const ws = (await call('POST', '/workspace', key, { image: 'debian-12', config: { ttl: '10m' } })).json.workspace as { id: string };
+  await db.insertInto('usage_buckets').values({
+    workspace_id: ws.id, namespace: 'billed', bucket: new Date().toISOString().slice(0, 13), seconds: 60, vcpu_seconds: 60, memory_mb_seconds: 1, disk_mb_seconds: 1,
+    cpu_used_seconds: 0, egress_bytes: 0, credits: 2, records: 1,
+  } as never).execute();
+  const refused = await call('DELETE', `/workspace/${ws.id}/usage`, key);
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.code, 'forbidden');
+  assert.equal((await db.selectFrom('usage_buckets').select('credits').where('workspace_id', '=', ws.id).execute()).length, 1, 'the record is still there');
+  assert.equal((await call('DELETE', `/workspace/${ws.id}/usage`, admin)).json.deleted, 1);
+});

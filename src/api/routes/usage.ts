@@ -37,7 +37,10 @@ export function usageRoutes(r: RouteTable, ctx: ApiContext): void {
     const report = await ctx.usage.workspace(ws.id, parseRange(req.query as Json), 'day');
     return { success: true, workspace_id: ws.id, points: report.buckets.map((b) => ({ timestamp: b.timestamp, credits: b.credits })) };
   });
-  r.add('DELETE', '/workspace/:id/usage', 'workspace:write', async (req, _reply, p) => {
+  // Usage is the billing record and what spending quotas are counted from: a
+  // tenant wiping it would erase its own bill and reset its quota. Only the
+  // operator's admin key may.
+  r.add('DELETE', '/workspace/:id/usage', 'admin', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
     return { success: true, deleted: await ctx.usage.wipe(ws.id) };
   });
