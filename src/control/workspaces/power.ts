@@ -45,6 +45,9 @@ export async function stop(d: WorkspaceDeps, p: Principal | null, idOrSlug: stri
       if (ws.state === 'provisioning') return transition(d, ws, 'failed', { provisioning: { state: 'failed', phase: 'failed', message: 'stopped during provisioning', error: { code: 'CREATE_FAILED', message: 'stopped during provisioning' } } });
       return ws;
     }
+    // The intent is saved before the host acts: should hearthd die between the
+    // two, reconcile finishes the stop instead of restarting what was asked to stop.
+    if (reason === 'request') await markStopRequested(d, ws.id);
     await d.host.stop(sandboxRef(ws));
     d.log.info({ workspace: ws.id, reason }, 'workspace stopped');
     return transition(d, ws, 'stopped', { userRequestedStop: reason === 'request', provisioning: null });
@@ -120,4 +123,9 @@ export async function stopSystem(d: WorkspaceDeps, id: string, reason: 'namespac
     }
     d.log.info({ workspace: id, reason }, 'workspace stopped');
   });
+}
+
+/** Record that a stop was asked for, before acting on it (reconcile reads it after a crash). */
+async function markStopRequested(d: WorkspaceDeps, id: string): Promise<void> {
+  await d.db.updateTable('workspaces').set({ user_requested_stop: 1, updated_at: now() }).where('id', '=', id).execute();
 }

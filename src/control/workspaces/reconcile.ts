@@ -10,7 +10,7 @@ import { current, decodeWorkspace, freshProvisioning, now, sandboxRef, transitio
 
 /** Returns a per-action summary. */
 export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number>> {
-  const summary: Record<string, number> = { adopted: 0, restarted: 0, deleted: 0, orphans_removed: 0, failed: 0 };
+  const summary: Record<string, number> = { adopted: 0, restarted: 0, stopped: 0, deleted: 0, orphans_removed: 0, failed: 0 };
   const rows = (await d.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
   const known = new Set(rows.map((r) => r.id));
   // One listing of the host's sandboxes: where it carries states, no per-workspace probe is needed.
@@ -28,9 +28,16 @@ export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number
       } else if (ws.state === 'provisioning') {
         startProvisioning(d, ws);
         summary.restarted!++;
+      } else if (ws.state === 'running' && ws.userRequestedStop) {
+        // A stop was asked for and saved, and hearthd died before it was recorded as done: finish it.
+        await d.host.stop(sandboxRef(ws)).catch(() => undefined);
+        await transition(d, ws, 'stopped', { provisioning: null, userRequestedStop: true });
+        summary.stopped!++;
       } else if (ws.state === 'running' || ws.state === 'paused') {
         const onHost = listedState.get(ws.id) ?? await d.host.state(sandboxRef(ws));
         if (onHost === 'running' || onHost === 'paused') {
+          // Pause and resume act on the host first: if hearthd died in between, the host is the truth.
+          if (onHost !== ws.state) await transition(d, ws, onHost);
           summary.adopted!++;
           return;
         }
