@@ -86,3 +86,18 @@ test('a tenant cannot wipe its own usage (its bill and quota count); the operato
   assert.equal((await db.selectFrom('usage_buckets').select('credits').where('workspace_id', '=', ws.id).execute()).length, 1, 'the record is still there');
   assert.equal((await call('DELETE', `/workspace/${ws.id}/usage`, admin)).json.deleted, 1);
 });
+
+test('an idempotency key reused by a token of another namespace answers 409, never the other namespace\'s workspace', async () => {
+  await call('POST', '/namespaces', admin, { name: 'Left', slug: 'left' });
+  await call('POST', '/namespaces', admin, { name: 'Right', slug: 'right' });
+  const tokenFor = async (namespace: string) => (await call('POST', '/tokens', admin, { scope: 'namespace', namespace, ttl: 600 })).json.token as string;
+  const left = bearer(await tokenFor('left'));
+  const right = bearer(await tokenFor('right'));
+  const first = await call('POST', '/workspace', left, { image: 'debian-12', idempotency_key: 'deploy-1', config: { ttl: '10m' } });
+  assert.equal(first.status, 201);
+  const retry = await call('POST', '/workspace', left, { image: 'debian-12', idempotency_key: 'deploy-1', config: { ttl: '10m' } });
+  assert.equal(retry.json.workspace.id, first.json.workspace.id, 'a retry in the same namespace gets the same workspace');
+  const other = await call('POST', '/workspace', right, { image: 'debian-12', idempotency_key: 'deploy-1', config: { ttl: '10m' } });
+  assert.equal(other.status, 409, JSON.stringify(other.json));
+  assert.ok(!JSON.stringify(other.json).includes(first.json.workspace.id), 'nothing of the other namespace\'s workspace comes back');
+});

@@ -5,8 +5,8 @@
  */
 import type { StopReason } from '../../core/lifecycle.ts';
 import type { CreateRequest } from '../../core/workspace-spec.ts';
-import { NotFound, ProvisionFailed } from '../../core/errors.ts';
-import type { Principal } from '../../auth/principal.ts';
+import { AlreadyExists, NotFound, ProvisionFailed } from '../../core/errors.ts';
+import { canSeeWorkspace, type Principal } from '../../auth/principal.ts';
 import { applyInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkCreate, reserve } from './admission.ts';
@@ -17,7 +17,15 @@ export async function create(d: WorkspaceDeps, p: Principal, req: CreateRequest)
   if (req.idempotencyKey) {
     const existing = await d.db.selectFrom('workspaces').selectAll()
       .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
-    if (existing && existing.state !== 'deleted') return awaitFastPath(d, decodeWorkspace(existing));
+    if (existing && existing.state !== 'deleted') {
+      // Keys are unique per API key, and many namespace tokens share one key:
+      // a retry is answered only with what this caller may see.
+      const prior = decodeWorkspace(existing);
+      if (!canSeeWorkspace(p, prior)) {
+        throw new AlreadyExists('idempotency_key', req.idempotencyKey);
+      }
+      return awaitFastPath(d, prior);
+    }
   }
   // A namespace-bound caller may name only its own namespace (admission refuses others).
   const namespace = req.namespace ?? p.namespace;
