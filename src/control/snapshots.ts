@@ -77,6 +77,22 @@ interface SnapshotDb {
   workspaces: WorkspaceTable;
 }
 
+/**
+ * Whether `p` may see snapshot `id` — list, get and restore, and creating a
+ * workspace from `snapshot:<id>` all ask this one rule: its own, narrowed
+ * to its namespace or workspace scope.
+ */
+export async function snapshotVisible(db: Db, p: Principal, id: string): Promise<boolean> {
+  return !!(await scopedSnapshots(db as unknown as Kysely<SnapshotDb>, p).where('id', '=', id).executeTakeFirst());
+}
+
+function scopedSnapshots(db: Kysely<SnapshotDb>, p: Principal) {
+  let q = db.selectFrom('snapshots').selectAll().where('owner', '=', p.clientId);
+  if (p.namespace !== null) q = q.where('namespace', '=', p.namespace);
+  if (p.workspaceId !== null) q = q.where('workspace_id', '=', p.workspaceId);
+  return q;
+}
+
 /** ArchiveInfo (§12): `version` plus what the archive is and where its file is. */
 export interface Archive {
   version: string;
@@ -193,10 +209,7 @@ export class SnapshotService {
 
   /** Snapshots the principal may see: its own, narrowed to its namespace or workspace scope. */
   private scoped(p: Principal) {
-    let q = this.db.selectFrom('snapshots').selectAll().where('owner', '=', p.clientId);
-    if (p.namespace !== null) q = q.where('namespace', '=', p.namespace);
-    if (p.workspaceId !== null) q = q.where('workspace_id', '=', p.workspaceId);
-    return q;
+    return scopedSnapshots(this.db, p);
   }
 
   async create(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Snapshot> {

@@ -168,3 +168,16 @@ test('the create body: after defaults to resume; label, name and junk', () => {
   assert.throws(() => parseSnapshotRequest({ after: 'stopped' }), /after must be one of resume, paused, stop/);
   assert.throws(() => parseSnapshotRequest({ label: 5 }), /label/);
 });
+
+test('image: "snapshot:<id>" of another key is not an image for it: the same answer as a snapshot that does not exist, and nothing is created', async () => {
+  const id = await workspace();
+  const snap = (await call('POST', `/workspace/${id}/snapshot`, {})).json.snapshot;
+  const before = (await call('GET', '/workspace', undefined, other)).json;
+  const stolen = await call('POST', '/workspace', { image: `snapshot:${snap.id}`, config: {} }, other);
+  const missing = await call('POST', '/workspace', { image: 'snapshot:snap_missing000000000000', config: {} }, other);
+  assert.equal(stolen.status, 400);
+  assert.equal(stolen.json.code, 'validation_error');
+  assert.equal(stolen.json.message, (missing.json.message as string).replaceAll('snap_missing000000000000', snap.id), 'indistinguishable from a missing snapshot');
+  assert.deepEqual((await call('GET', '/workspace', undefined, other)).json, before, 'no workspace was created');
+  assert.equal((await call('POST', '/workspace', { image: `snapshot:${snap.id}`, config: {} })).status, 201, 'its owner still can');
+});

@@ -13,12 +13,26 @@ import { randomId, randomToken } from '../../auth/secrets.ts';
 import { validateInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkReach } from './network.ts';
+import { isSnapshotImage } from '../../host/snapshots/store.ts';
+import { ImageNotFoundError } from '../../host/images/errors.ts';
+import { snapshotVisible } from '../snapshots.ts';
 import { decodeWorkspace, now, type Provisioning, type Workspace } from './row.ts';
+
+/** The snapshot `image` names is the caller's (the rule listing snapshots applies), else not found. */
+async function checkSnapshotVisible(d: WorkspaceDeps, p: Principal, image: string): Promise<void> {
+  const id = image.trim().slice('snapshot:'.length);
+  if (!(await snapshotVisible(d.db, p, id))) {
+    throw new ImageNotFoundError(image, `there is no snapshot ${id} on this host`, 'list snapshots with GET /workspace/:id/snapshots');
+  }
+}
 
 /** Checks that need no lock; returns the slug asked for (or derived) and the driver. */
 export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateRequest): Promise<{ slug: string | null; driver: DriverName }> {
   if (p.workspaceId) throw new ValidationFailed('scope', 'a workspace-scoped token cannot create workspaces');
   validateInitialWorkloads(req.config);
+  // A snapshot is the caller's data: only one it may see is an image for it.
+  // Someone else's answers exactly as a snapshot that does not exist.
+  if (isSnapshotImage(req.image)) await checkSnapshotVisible(d, p, req.image);
   // Resolving the image first means a bad name creates nothing at all.
   await d.host.resolveImage(req.image);
   const slug = req.slug ?? (req.name ? slugFromName(req.name) : null);
