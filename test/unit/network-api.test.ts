@@ -36,8 +36,8 @@ before(async () => {
 });
 after(async () => { await api.app.close(); await db.destroy(); });
 
-async function call(method: string, url: string, body?: unknown) {
-  const res = await api.app.inject({ method: method as 'GET', url, headers: { 'content-type': 'application/json', ...auth }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = auth) {
+  const res = await api.app.inject({ method: method as 'GET', url, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
   return { status: res.statusCode, json: res.json() as Record<string, any> };
 }
 
@@ -73,4 +73,32 @@ test('network view, live PATCH and outbound IP', async () => {
   assert.equal(cleared.json.outbound_ip, null);
   host.defaultOutboundIp = '192.0.2.10';
   assert.equal((await call('GET', `/workspace/${id}/network`)).json.outbound_ip, '192.0.2.10', 'the host default (--outbound-ip) is what is in effect');
+});
+
+test('outbound_ip through update and create: only this host\'s addresses, and a dedicated one is held by one tenant', async () => {
+  const keyFor = async (namespace: string) => {
+    await call('POST', '/namespaces', { name: namespace, slug: namespace });
+    const k = await createApiKey(db, { name: namespace, admin: false, namespace });
+    return { 'x-client-id': k.clientId, 'x-client-secret': k.clientSecret };
+  };
+  const a = await keyFor('tenant-a');
+  const b = await keyFor('tenant-b');
+  const wa = (await call('POST', '/workspace', { image: 'debian-12' }, a)).json.workspace.id as string;
+  const wb = (await call('POST', '/workspace', { image: 'debian-12' }, b)).json.workspace.id as string;
+
+  // The attack: PUT takes any address (SNAT to an address the host does not own).
+  const foreign = await call('PUT', `/workspace/${wa}`, { config: { outbound_ip: '203.0.113.77' } }, a);
+  assert.equal(foreign.status, 400, JSON.stringify(foreign.json));
+  assert.notEqual((await call('GET', `/workspace/${wa}/network`, undefined, a)).json.outbound_ip, '203.0.113.77', 'nothing was saved');
+  assert.equal((await call('POST', '/workspace', { image: 'debian-12', config: { outbound_ip: '203.0.113.77' } }, a)).status, 400, 'nor on create');
+
+  assert.equal((await call('PUT', `/workspace/${wa}`, { config: { outbound_ip: '192.0.2.11' } }, a)).status, 200);
+  const stolen = await call('PUT', `/workspace/${wb}`, { config: { outbound_ip: '192.0.2.11' } }, b);
+  assert.equal(stolen.status, 400);
+  assert.match(stolen.json.message, /dedicated to another tenant/);
+  assert.equal((await call('POST', `/workspace/${wb}/network/ip`, { ip: '192.0.2.11' }, b)).status, 400, 'nor through network/ip');
+  assert.equal((await call('POST', '/workspace', { image: 'debian-12', config: { outbound_ip: '192.0.2.11' } }, b)).status, 400, 'nor on create');
+  assert.equal((await call('POST', '/workspace', { image: 'debian-12', config: { outbound_ip: '192.0.2.11' } }, a)).status, 201, 'the tenant holding it may use it on more workspaces');
+  host.defaultOutboundIp = '192.0.2.10';
+  assert.equal((await call('PUT', `/workspace/${wb}`, { config: { outbound_ip: '192.0.2.10' } }, b)).status, 200, 'the host default is every tenant\'s');
 });

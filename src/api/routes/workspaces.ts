@@ -102,8 +102,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
     const b = bodyObject(req.body);
     const ip = b.ip === null || b.ip === '' ? null : b.ip;
     if (ip !== null && typeof ip !== 'string') throw new ValidationFailed('ip', 'ip must be an IPv4 address of this host, or null to clear it');
-    if (ip !== null) await ctx.workspaces.checkOutboundIp(ip);
-    // WorkspaceService.update applies every network change (outbound_ip included) live, once.
+    // WorkspaceService.update checks the address (this host's, not another tenant's) and applies it live, once.
     const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config: { outbound_ip: ip } });
     return { success: true, ...(await network(ws)) };
   });

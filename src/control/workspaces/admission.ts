@@ -13,6 +13,7 @@ import { randomId, randomToken } from '../../auth/secrets.ts';
 import { validateInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkReach } from './network.ts';
+import { checkOutboundAllotment } from './host-facts.ts';
 import { isSnapshotImage } from '../../host/snapshots/store.ts';
 import { ImageNotFoundError } from '../../host/images/errors.ts';
 import { snapshotVisible } from '../snapshots.ts';
@@ -39,6 +40,7 @@ export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateReq
   if (req.slug) validateSlug(req.slug);
   const driver = req.driver ?? d.host.defaultDriver;
   await checkReach(d, p, req.config.ingress, req.config.egress);
+  await checkOutboundAllotment(d, req.config.outbound_ip, { owner: p.clientId, namespace: req.namespace ?? p.namespace });
   return { slug, driver };
 }
 

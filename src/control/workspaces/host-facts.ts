@@ -7,6 +7,8 @@
 import type { AgentEndpoint } from '../../core/agent-protocol.ts';
 import type { SandboxStats } from '../../host/drivers/driver.ts';
 import type { ImageCatalogEntry } from '../../host/images/types.ts';
+import { ValidationFailed } from '../../core/errors.ts';
+import { defaultConfig } from '../../core/workspace-spec.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { sandboxRef, type Workspace } from './row.ts';
 
@@ -30,9 +32,22 @@ export function outboundIp(d: WorkspaceDeps, ws: Pick<Workspace, 'config'>): str
   return d.host.outboundIp(ws);
 }
 
-/** Refuses an address that is not this host's (before it is stored as config.outbound_ip). */
-export function checkOutboundIp(d: WorkspaceDeps, ip: string): Promise<void> {
-  return d.host.checkOutboundIp(ip);
+/**
+ * The check every path that sets `config.outbound_ip` runs (create, update,
+ * `network/ip`): the address must be this host's, and a dedicated address
+ * (any but the host's default, which every workspace shares) is held by one
+ * tenant at a time — a namespace cannot send as another's address. The
+ * tenant is the namespace, or the API key for workspaces outside any.
+ */
+export async function checkOutboundAllotment(d: WorkspaceDeps, ip: unknown, holder: { owner: string; namespace: string | null; exceptId?: string }): Promise<void> {
+  if (ip === null || ip === undefined || ip === '') return;
+  if (typeof ip !== 'string') throw new ValidationFailed('outbound_ip', 'outbound_ip must be an IPv4 address of this host, or null');
+  await d.host.checkOutboundIp(ip);
+  if (ip === d.host.outboundIp({ config: { ...defaultConfig(), outbound_ip: null } })) return;
+  const rows = await d.db.selectFrom('workspaces').select(['id', 'owner', 'namespace', 'config']).where('state', 'not in', ['deleted', 'deleting']).execute();
+  const taken = rows.find((r) => r.id !== holder.exceptId && (JSON.parse(r.config) as { outbound_ip?: unknown }).outbound_ip === ip
+    && (holder.namespace !== null ? r.namespace !== holder.namespace : r.namespace !== null || r.owner !== holder.owner));
+  if (taken) throw new ValidationFailed('outbound_ip', `outbound_ip ${ip} is dedicated to another tenant's workspaces: choose another address of this host`);
 }
 
 /** How many network slots, so workspaces, this host has. */

@@ -104,8 +104,6 @@ export class WorkspaceService implements NamespaceWorkspaces {
   egressBytes(ws: Pick<Workspace, 'slotIndex'>): Promise<number | null> { return facts.egressBytes(this.d, ws); }
   /** The outbound (SNAT) address in effect; null = the host's outgoing interface address. */
   outboundIp(ws: Pick<Workspace, 'config'>): string | null { return facts.outboundIp(this.d, ws); }
-  /** Refuses an address that is not this host's. */
-  checkOutboundIp(ip: string): Promise<void> { return facts.checkOutboundIp(this.d, ip); }
   /** How many network slots (so workspaces) this host has. */
   get capacity(): number { return facts.capacity(this.d); }
   /** The image catalog (§19). */

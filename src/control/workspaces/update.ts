@@ -6,6 +6,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
 import { applyIfChanged, checkReach } from './network.ts';
+import { checkOutboundAllotment } from './host-facts.ts';
 import { current, now, type Workspace } from './row.ts';
 
 export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
@@ -33,6 +34,7 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
       config = mergeConfig(ws.config, body.config as Record<string, unknown>, d.opts.bounds);
       const cfgIn = body.config as Record<string, unknown>;
       await checkReach(d, p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
+      if (config.outbound_ip !== ws.config.outbound_ip) await checkOutboundAllotment(d, config.outbound_ip, { owner: ws.owner, namespace: ws.namespace, exceptId: ws.id });
       if (config.cpus !== ws.config.cpus || config.memory_mb !== ws.config.memory_mb || config.disk_size_mb !== ws.config.disk_size_mb) {
         await d.admission?.admitResize(ws.namespace, ws.id, config);
       }
