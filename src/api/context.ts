@@ -26,6 +26,8 @@ export interface ApiContext {
   log: Logger;
   /** Shortest idle-sleep delay accepted (contract: 120 s; tests lower it). */
   minIdleSeconds?: number;
+  /** How often open SSE streams are re-authorized (default 30 s; tests shorten it). */
+  streamRecheckMs?: number;
   /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
   runtimeUrl: () => string | null;
 }

@@ -12,6 +12,7 @@
  * routes of docs/contract.md, and what the route × grant matrix test walks.
  * Replies to callers without the runtime grant go through `redactSecrets`.
  */
+import { DEFAULT_RECHECK_MS, setRecheck } from './recheck.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.ts';
 import { Forbidden, NotFound } from '../core/errors.ts';
@@ -130,6 +131,8 @@ export class RouteTable {
     private readonly app: FastifyInstance,
     private readonly authenticate: (req: FastifyRequest) => Promise<Principal>,
     private readonly target?: TargetLookup,
+    /** How often long-lived replies (SSE) are re-authorized. */
+    private readonly recheckMs = DEFAULT_RECHECK_MS,
   ) {}
 
   add(method: RouteDecl['method'], url: string, permission: Permission, handler: Handler): void;
@@ -147,12 +150,25 @@ export class RouteTable {
       handler: async (req, reply) => {
         const principal = permission === 'public' ? publicPrincipal : await this.authenticate(req);
         await this.check(decl, principal, req);
+        if (permission !== 'public') setRecheck(req, { everyMs: this.recheckMs, check: () => this.recheck(decl, req) });
         const out = await handler(req, reply, principal);
         // Hijacked replies (SSE) return the reply itself; everything else is JSON for the wire.
         if (out === reply || principal.grants.runtime) return out;
         return redactSecrets(out);
       },
     });
+  }
+
+  /**
+   * The admission of `req` again, as of now: the credential still
+   * authenticates, still has the permission and grants, and still sees the
+   * workspace the route names.
+   */
+  private async recheck(decl: RouteDecl, req: FastifyRequest): Promise<void> {
+    const p = await this.authenticate(req);
+    await this.check(decl, p, req);
+    const id = (req.params as Record<string, unknown>).id;
+    if (this.target && typeof id === 'string' && decl.url.startsWith('/workspace/:id')) await this.target(p, decodeURIComponent(id));
   }
 
   /** Permission, declared grants, body rules, then state rules: the first missing grant refuses the call. */

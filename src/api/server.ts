@@ -68,7 +68,7 @@ export function buildApi(ctx: ApiContext): ApiApp {
     reply.code(404).send(errorBody(e, req.id));
   });
 
-  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip), (p, id) => ctx.workspaces.find(p, id));
+  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip), (p, id) => ctx.workspaces.find(p, id), ctx.streamRecheckMs);
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
   const pub = ctx.publicServices;
   workspaceRoutes(routes, ctx, pub.publicAccess);

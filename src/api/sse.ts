@@ -13,6 +13,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { openDataSse, type DataSse } from '../agent/logs/sse.ts';
+import { recheckOf } from './recheck.ts';
 
 /** The same writer as the agent's (one SSE implementation); hearthd adds its request id. */
 export type SseWriter = DataSse;
@@ -24,7 +25,17 @@ export function openSse(reply: FastifyReply): SseWriter {
   reply.hijack();
   const writer = openDataSse(reply.raw, { 'x-request-id': String(reply.request.id) });
   open.set(writer, reply.server);
-  void writer.closed.then(() => open.delete(writer));
+  const recheck = recheckOf(reply.request);
+  // Authorized when it opened; re-authorized while it lasts, so a revoked
+  // credential or a workspace out of sight ends it within `everyMs`.
+  const timer = recheck ? setInterval(() => {
+    recheck.check().catch((err: unknown) => {
+      reply.request.log.info({ err }, 'stream ended: its authorization no longer holds');
+      writer.end();
+    });
+  }, recheck.everyMs) : undefined;
+  timer?.unref();
+  void writer.closed.then(() => { open.delete(writer); clearInterval(timer); });
   return writer;
 }
 

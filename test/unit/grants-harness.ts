@@ -60,7 +60,7 @@ export function assertContractShape(method: string, url: string, status: number,
   }
 }
 
-export async function startGrantsHarness(): Promise<GrantsHarness> {
+export async function startGrantsHarness(opts: { streamRecheckMs?: number } = {}): Promise<GrantsHarness> {
   const agent = await startTestAgent();
   const host = new AgentBackedHost();
   host.port = agent.agent.port;
@@ -69,7 +69,7 @@ export async function startGrantsHarness(): Promise<GrantsHarness> {
   const namespaces = new NamespaceService(db, log, () => service);
   const service: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000, slotRestMs: 0 }, { admission: namespaces });
   const signer = new TokenSigner('grants-test');
-  const api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces: service, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), log, runtimeUrl: () => 'http://gw' });
+  const api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces: service, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), log, runtimeUrl: () => 'http://gw', streamRecheckMs: opts.streamRecheckMs });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   const admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
 
