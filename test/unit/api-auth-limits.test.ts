@@ -6,38 +6,21 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import { ApiKeys, DEFAULT_AUTH_FAILURE_LIMITS } from '../../src/auth/keys.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
-import { SnapshotService } from '../../src/control/snapshots.ts';
-import { ApiKeys, createApiKey, DEFAULT_AUTH_FAILURE_LIMITS } from '../../src/auth/keys.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
-import { NamespaceService } from '../../src/control/namespaces.ts';
-import { UsageReports } from '../../src/control/usage.ts';
-import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { RateLimited } from '../../src/core/errors.ts';
-import { agentClientFor } from '../../src/control/workloads.ts';
-import { defaultPublicServices } from '../../src/control/public-services.ts';
-import { FakeHost } from './fake-host.ts';
+import { startApi, type ApiHarness } from './api-harness.ts';
 
-let db: Db;
-let api: ApiApp;
+let h: ApiHarness;
 let good: Record<string, string>;
 
 before(async () => {
-  db = await openSqlite(':memory:');
-  const host = new FakeHost();
-  const log = pino({ level: 'silent' });
-  const namespaces = new NamespaceService(db, log, () => workspaces);
-  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
-  const signer = new TokenSigner('auth-limits-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
-  const key = await createApiKey(db, { name: 'admin', admin: true });
-  good = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
+  h = await startApi('auth-limits-test');
+  good = h.admin;
 });
-after(async () => { await api.app.close(); await db.destroy(); });
+after(async () => { await h.close(); });
 
-const from = (remoteAddress: string, headers: Record<string, string>) => api.app.inject({ method: 'GET', url: '/workspace', remoteAddress, headers });
+const from = (remoteAddress: string, headers: Record<string, string>) => h.api.app.inject({ method: 'GET', url: '/workspace', remoteAddress, headers });
 
 test('an address that sent too many bad secrets is refused with 429 and Retry-After, even with the right one; others are not', async () => {
   const attacker = '198.51.100.7';
@@ -57,7 +40,7 @@ test('an address that sent too many bad secrets is refused with 429 and Retry-Af
 
 test('missing credentials spend nothing; the budget refills with time', async () => {
   const signer = new TokenSigner('refill');
-  const keys = new ApiKeys(db, signer, { burst: 2, perSecond: 20 });
+  const keys = new ApiKeys(h.db, signer, { burst: 2, perSecond: 20 });
   for (let i = 0; i < 10; i++) await assert.rejects(keys.authenticate({}, 'a'), (e: Error) => e.name === 'Unauthenticated');
   await keys.authenticate(good, 'a');
   for (let i = 0; i < 2; i++) await assert.rejects(keys.authenticate({ ...good, 'x-client-secret': 'no' }, 'a'), (e: Error) => e.name === 'Unauthenticated');

@@ -6,40 +6,19 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
-import { TokenSigner } from '../../src/auth/jwt.ts';
-import { SnapshotService } from '../../src/control/snapshots.ts';
-import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
-import { NamespaceService } from '../../src/control/namespaces.ts';
-import { UsageReports } from '../../src/control/usage.ts';
-import { buildApi, type ApiApp } from '../../src/api/server.ts';
-import { agentClientFor } from '../../src/control/workloads.ts';
-import { defaultPublicServices } from '../../src/control/public-services.ts';
-import { FakeHost } from './fake-host.ts';
+import { startApi, type ApiHarness } from './api-harness.ts';
 
-let db: Db;
-let api: ApiApp;
+let h: ApiHarness;
+let db: ApiHarness['db'];
 let admin: Record<string, string>;
 
 before(async () => {
-  db = await openSqlite(':memory:');
-  const host = new FakeHost();
-  const log = pino({ level: 'silent' });
-  const namespaces = new NamespaceService(db, log, () => workspaces);
-  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
-  const signer = new TokenSigner('namespace-reuse-test');
-  api = buildApi({ workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null });
-  const key = await createApiKey(db, { name: 'admin', admin: true });
-  admin = { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret };
+  h = await startApi('namespace-reuse-test');
+  ({ db, admin } = h);
 });
-after(async () => { await api.app.close(); await db.destroy(); });
+after(async () => { await h.close(); });
 
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: unknown) {
-  const res = await api.app.inject({ method, url, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
-  return { status: res.statusCode, json: res.json() as Record<string, any> };
-}
+const call = (method: 'GET' | 'POST' | 'DELETE', url: string, headers: Record<string, string>, body?: unknown) => h.call(method, url, headers, body);
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 const claims = (t: string) => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { namespace: string };
 

@@ -4,8 +4,7 @@
  * seconds goes to sleep, and after `stop_after` more seconds asleep it is
  * plainly stopped.
  */
-import { ValidationFailed } from '../../core/errors.ts';
-import { parseDuration } from '../../core/duration.ts';
+import { parseIdle } from '../../core/workspace-spec.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
@@ -23,18 +22,10 @@ export function lastActivity(d: WorkspaceDeps, ws: Workspace): number {
 /** `{ suspend_after, stop_after }`; suspend_after 0 (or null policy) disables idle sleep. */
 export async function setIdle(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>, minSuspendSeconds: number): Promise<Workspace> {
   const found = await find(d, p, idOrSlug);
-  const parse = (k: string, min: number) => {
-    const v = body[k];
-    if (v === undefined || v === null || v === 0 || v === '0') return 0;
-    const n = parseDuration(v);
-    if (n < min) throw new ValidationFailed(`idle.${k}`, `${k} must be 0 (off) or at least ${min} seconds`);
-    return n;
-  };
-  const suspendAfter = parse('suspend_after', minSuspendSeconds);
-  const stopAfter = suspendAfter ? parse('stop_after', 3600) : 0;
+  // The one idle parser: create and update bodies with config.idle go through it too.
+  const idle = parseIdle(body, minSuspendSeconds);
   return d.locks.run(found.id, async () => {
     const ws = await current(d, found.id);
-    const idle = suspendAfter ? { suspend_after: suspendAfter, stop_after: stopAfter } : null;
     await d.db.updateTable('workspaces').set({ config: JSON.stringify({ ...ws.config, idle }), updated_at: now() }).where('id', '=', ws.id).execute();
     touch(d, ws.id);
     return current(d, ws.id);
