@@ -24,7 +24,6 @@ const nodeIo = {
  */
 const KNOWN_CROSSINGS = [
   'src/api/sse.ts', // the agent's SSE writer: belongs to a shared protocol module
-  'src/control/workloads.ts', // the agent's workload spec and errors: belong to the agent protocol
 ];
 const layer = (dir, ...patterns) => ({
   files: [`src/${dir}/**`],

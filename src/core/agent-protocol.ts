@@ -1,8 +1,10 @@
 /**
  * The parts of the agent protocol both sides name: where the guest agent
- * listens and the prefixes of its internal API. The agent (src/agent) serves
- * them; hearthd (the host layer, the control plane, the SSH gateway) calls
- * them. One definition, so the two sides cannot drift apart.
+ * listens, the prefixes of its internal API, its generation and
+ * capabilities. The agent (src/agent) serves them; hearthd (the host layer,
+ * the control plane, the SSH gateway) calls them. One definition, so the two
+ * sides cannot drift apart. The error codes and body shape, the workload
+ * definition and the SSE framing live beside this file in agent-protocol/.
  */
 
 /** The guest agent's port on the workspace's own address: only the host may reach it. */
@@ -22,7 +24,53 @@ export const LOGS_PREFIX = '/_hearth/logs';
 export const METRICS_PREFIX = '/_hearth/metrics';
 
 /**
- * The first agent generation (src/agent/protocol.ts, reported on /health) that
+ * The first agent generation (AGENT_GENERATION below, reported on /health) that
  * serves the three prefixes above: a re-adopted workspace may run an older agent.
  */
 export const WORKLOADS_GENERATION = 2;
+
+/**
+ * The agent's wire identity. hearthd reads `generation` from /health before
+ * using a feature: a re-adopted workspace keeps its old agent drive, so the
+ * host must adapt to an older guest (microsandbox's VERSIONING.md). Bump
+ * AGENT_GENERATION only when the route surface or a body shape changes in a
+ * way an older hearthd could not handle.
+ */
+export const AGENT_GENERATION = 2;
+/*
+ * Generations:
+ *   1  exec, files, search, transfer, terminals, watchers, /ws, /proxy.
+ *   2  + the internal workload, log and metrics API under /_hearth/ (hearthd
+ *      serves /workspace/:id/workloads…, /logs…, /stats… from it).
+ */
+
+/** Reported as RuntimeInfo.protocol_version and RuntimeDiscovery.version. */
+export const PROTOCOL_VERSION = `hearth-agent/${AGENT_GENERATION}`;
+
+/**
+ * What this agent implements, reported by GET /runtime and GET /runtimes.
+ * A capability is listed only when its routes exist and are tested.
+ */
+export const CAPABILITIES = [
+  'exec',
+  'exec.stream',
+  'exec.input',
+  'files',
+  'files.stream',
+  'files.move',
+  'files.copy',
+  'search',
+  'transfer',
+  'terminals',
+  'watchers',
+  'ws',
+  'proxy',
+  'workloads',
+  'logs',
+  'metrics',
+] as const;
+
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** The one runtime target this agent serves (RuntimeDiscovery.default_target). */
+export const DEFAULT_TARGET = 'default';

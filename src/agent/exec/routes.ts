@@ -1,9 +1,9 @@
 /** Exec routes (spec §22.5). Thin: parse, call ExecService, shape the reply. */
 import { readJson, readRaw } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { boolParam, q } from '../http/params.ts';
+import { boolParam, q } from '../../core/agent-protocol/params.ts';
 import { openSse, type SseStream } from '../http/reply.ts';
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import type { Router } from '../router.ts';
 import { parseExecRequest } from './request.ts';
 import type { ExecService } from './service.ts';

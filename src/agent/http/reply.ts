@@ -1,6 +1,6 @@
 /** Writing responses: JSON bodies, errors, and the two streaming formats. */
 import type { ServerResponse } from 'node:http';
-import { AgentError, toAgentError } from '../errors.ts';
+import { AgentError, toAgentError } from '../../core/agent-protocol/errors.ts';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {

@@ -1,7 +1,7 @@
 /** Health, RuntimeInfo and discovery (spec §22.2). */
 import { cpus, arch, homedir, platform, release } from 'node:os';
 import type { Handler } from '../http/context.ts';
-import { AGENT_GENERATION, CAPABILITIES, DEFAULT_TARGET, PROTOCOL_VERSION } from '../protocol.ts';
+import { AGENT_GENERATION, CAPABILITIES, DEFAULT_TARGET, PROTOCOL_VERSION } from '../../core/agent-protocol.ts';
 import type { Router } from '../router.ts';
 import { defaultShell } from '../shell.ts';
 

@@ -1,8 +1,8 @@
 /** Terminal routes (spec §22.6). Input, output and resize travel only over /ws. */
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import { readJson } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { intParam, q } from '../http/params.ts';
+import { intParam, q } from '../../core/agent-protocol/params.ts';
 import type { Router } from '../router.ts';
 import { clampDim, DEFAULT_SCROLLBACK, MAX_SCROLLBACK, type TerminalService, type TerminalSpec } from './service.ts';
 import { resolvePath } from '../files/paths.ts';

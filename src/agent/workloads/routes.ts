@@ -7,8 +7,8 @@
 import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { Ctx, Handler } from '../http/context.ts';
 import { readJson } from '../http/body.ts';
-import { intParam, listParam, q } from '../http/params.ts';
-import { validation } from '../errors.ts';
+import { intParam, listParam, q } from '../../core/agent-protocol/params.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import type { Router } from '../router.ts';
 import { parseSince, type LogEntry } from '../logs/line.ts';
 import { everyInterval, intervalParam, openDataSse } from '../logs/sse.ts';
