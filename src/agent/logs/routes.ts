@@ -18,7 +18,7 @@ import type { Supervisor } from '../workloads/supervisor.ts';
 import { sinceParam, streamWorkloadLogs, tailParam } from '../workloads/routes.ts';
 import type { BootLog } from './boot.ts';
 import type { LogEntry } from './line.ts';
-import { openDataSse } from './sse.ts';
+import { openDataSse } from '../../core/agent-protocol/sse.ts';
 import type { LogFileInfo, LogStore } from './store.ts';
 
 /** getFile answers in JSON: bigger files are refused (fetch them with the runtime's files API). */
