@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
  * each folder lists what it may never import. An import is matched as written,
  * relative (`../../host/…`) or bare (`node:fs`).
  */
-const FOLDERS = ['core', 'agent', 'agent-protocol', 'host', 'store', 'auth', 'control', 'api', 'gateway', 'edge', 'ssh', 'cli'];
+const FOLDERS = ['core', 'agent', 'host', 'store', 'auth', 'control', 'api', 'gateway', 'edge', 'ssh', 'cli'];
 const crossing = (...folders) => ({
   regex: `^(\\.\\./)+(${folders.join('|')})(/|\\.ts$)`,
   message: `this layer may not import from ${folders.join(', ')}/ (see docs/architecture.md, "Layers")`,
@@ -37,9 +37,8 @@ export default tseslint.config(
     regex: '^(better-sqlite3|kysely|pg|pino|fastify|ws|ssh2|tar|acme-client)(/|$)',
     message: 'core/ is pure: no package that does I/O',
   }),
-  // The guest side runs inside the workspace: it shares only pure logic and the protocol with the host.
-  layer('agent', crossing(...FOLDERS.filter((f) => !['agent', 'core', 'agent-protocol'].includes(f)))),
-  layer('agent-protocol', crossing(...FOLDERS.filter((f) => !['agent-protocol', 'core'].includes(f)))),
+  // The guest side runs inside the workspace: it shares only pure logic with the host, the agent protocol included (core/agent-protocol*).
+  layer('agent', crossing(...FOLDERS.filter((f) => !['agent', 'core'].includes(f)))),
   // The kernel-facing layer knows nothing of the store, the services or the planes above it.
   layer('host', crossing('store', 'auth', 'control', 'api', 'gateway', 'edge', 'ssh', 'cli')),
   layer('store', crossing(...FOLDERS.filter((f) => !['store', 'core'].includes(f)))),
