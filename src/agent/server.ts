@@ -6,7 +6,7 @@
  * body; nothing a client sends may take the agent down. WebSocket upgrades
  * take the same path to `/ws` (the runtime socket) or `/proxy`.
  */
-import { AGENT_PORT, DEFAULT_TARGET } from '../core/agent-protocol.ts';
+import { AGENT_PORT, AGENT_ROUTES, DEFAULT_TARGET } from '../core/agent-protocol.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -178,7 +178,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       rejectUpgrade(socket, 401, 'Unauthorized');
       return;
     }
-    if (path === '/ws' || path === '/ws/') {
+    if (path === AGENT_ROUTES.ws || path === `${AGENT_ROUTES.ws}/`) {
       services.hub.handleUpgrade(req, socket, head);
       return;
     }

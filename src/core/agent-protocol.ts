@@ -16,6 +16,72 @@ export interface AgentEndpoint {
   port: number;
 }
 
+/**
+ * The runtime routes hearthd itself calls (the rest of the runtime surface
+ * only passes through the gateway). Patterns as the agent's router reads
+ * them; callers fill them with agentPath.
+ */
+export const AGENT_ROUTES = {
+  /** Readiness and generation (HealthBody). */
+  health: '/health',
+  /** The agent's WebSocket hub: terminal frames `[id][bytes]` and JSON channels. */
+  ws: '/ws',
+  /** Start a command and follow it as SSE (ExecStreamRequest in, named events out). */
+  execStream: '/exec/stream',
+  /** One exec task; DELETE with `?signal=` signals its process group. */
+  execTask: '/exec/:taskId',
+  /** A task's stdin (raw bytes; `?eof=true` closes it). */
+  execInput: '/exec/:taskId/input',
+  /** Open a PTY (TerminalCreateRequest in, TerminalCreated out). */
+  terminals: '/terminals',
+  /** One terminal; DELETE closes it. */
+  terminal: '/terminals/:id',
+} as const;
+
+/** A route pattern with its `:name` segments filled in (URI-encoded). */
+export function agentPath(pattern: string, params: Record<string, string | number>): string {
+  return pattern.replace(/:(\w+)/g, (_m, name: string) => {
+    const v = params[name];
+    if (v === undefined) throw new Error(`agentPath: no value for :${name} in ${pattern}`);
+    return encodeURIComponent(String(v));
+  });
+}
+
+/** What GET /health answers. */
+export interface HealthBody {
+  status: 'ok';
+  success: true;
+  /** AGENT_GENERATION of the agent that answered: a re-adopted workspace may run an older one. */
+  generation: number;
+  workspace_id: string | null;
+  uptime_ms: number;
+}
+
+/** The body of POST /exec/stream as hearthd sends it (the agent accepts more: exec/request.ts). */
+export interface ExecStreamRequest {
+  cmd: string[];
+  exec_mode?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  ttl_seconds?: number;
+  keep_logs?: boolean;
+}
+
+/** The body of POST /terminals as hearthd sends it. */
+export interface TerminalCreateRequest {
+  cmd?: string[];
+  cols: number;
+  rows: number;
+  env?: Record<string, string>;
+}
+
+/** What POST /terminals answers, as far as hearthd reads it: the id its /ws frames carry. */
+export interface TerminalCreated {
+  success: true;
+  /** Decimal, as text; the /ws frames carry it as their first byte. */
+  id: string;
+}
+
 /** The agent's internal workload API (hearthd serves /workspace/:id/workloads… from it). */
 export const WORKLOADS_PREFIX = '/_hearth/workloads';
 /** The agent's log API (boot and workload logs, §18). */

@@ -15,7 +15,7 @@
  */
 import http from 'node:http';
 import { WebSocket } from 'ws';
-import type { AgentEndpoint } from '../core/agent-protocol.ts';
+import { AGENT_ROUTES, type AgentEndpoint } from '../core/agent-protocol.ts';
 
 /** One agent and the secret it accepts. */
 export interface AgentTarget extends AgentEndpoint {
@@ -151,7 +151,7 @@ export async function readAgentBody(res: http.IncomingMessage): Promise<{ status
 /** Whether the agent answers /health: true, or why not (for the readiness error). */
 export async function agentHealth(target: AgentTarget, agent: http.Agent, timeoutMs = 1000): Promise<true | string> {
   try {
-    const res = await agentRequest(target, { method: 'GET', path: '/health', agent, timeoutMs }).response;
+    const res = await agentRequest(target, { method: 'GET', path: AGENT_ROUTES.health, agent, timeoutMs }).response;
     res.resume();
     return res.statusCode === 200 ? true : `HTTP ${res.statusCode}`;
   } catch (err) {
@@ -160,7 +160,7 @@ export async function agentHealth(target: AgentTarget, agent: http.Agent, timeou
 }
 
 /** Open a WebSocket to the agent (its `/ws` hub by default); the caller owns it from here. */
-export function agentWebSocket(target: AgentTarget, path = '/ws'): WebSocket {
+export function agentWebSocket(target: AgentTarget, path: string = AGENT_ROUTES.ws): WebSocket {
   return new WebSocket(`ws://${target.ip}:${target.port}${path}`, {
     headers: agentHeaders(target) as Record<string, string>, perMessageDeflate: false, handshakeTimeout: 10_000,
   });

@@ -16,6 +16,7 @@
  */
 import http from 'node:http';
 import { WebSocket } from 'ws';
+import { AGENT_ROUTES, agentPath, type ExecStreamRequest, type TerminalCreateRequest, type TerminalCreated } from '../core/agent-protocol.ts';
 import { SseParser } from '../core/agent-protocol/sse.ts';
 import { agentRequest, agentRequestError, agentWebSocket, readAgentBody, type AgentTarget } from '../host/agent-client.ts';
 
@@ -64,7 +65,7 @@ export class ExecSession {
   async kill(signal = 'KILL'): Promise<void> {
     await this.ready;
     if (!this.taskId) return;
-    await this.client.request('DELETE', `/exec/${this.taskId}?signal=${encodeURIComponent(signal)}`).catch(() => undefined);
+    await this.client.request('DELETE', `${agentPath(AGENT_ROUTES.execTask, { taskId: this.taskId })}?signal=${encodeURIComponent(signal)}`).catch(() => undefined);
   }
 
   /** Stop following the stream (the task, if still running, is killed). */
@@ -83,7 +84,7 @@ export class ExecSession {
         const data = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
         this.queue = [];
         const eof = this.eofWanted && true;
-        await this.client.request('POST', `/exec/${this.taskId}/input${eof ? '?eof=true' : ''}`, data, 'application/octet-stream');
+        await this.client.request('POST', `${agentPath(AGENT_ROUTES.execInput, { taskId: this.taskId! })}${eof ? '?eof=true' : ''}`, data, 'application/octet-stream');
         if (eof && this.queue.length === 0) break;
       }
     } catch {
@@ -205,9 +206,9 @@ export class AgentClient {
   }
 
   /** Start a command with stdin kept open; output and exit arrive through `h`. */
-  exec(body: { cmd: string[]; exec_mode?: string; env?: Record<string, string>; cwd?: string }, h: ExecHandlers): ExecSession {
+  exec(body: ExecStreamRequest, h: ExecHandlers): ExecSession {
     const { req, response } = agentRequest(this.target, {
-      method: 'POST', path: '/exec/stream', body: { exec_mode: 'direct', ttl_seconds: 60, keep_logs: false, ...body },
+      method: 'POST', path: AGENT_ROUTES.execStream, body: { exec_mode: 'direct', ttl_seconds: 60, keep_logs: false, ...body } satisfies ExecStreamRequest,
       accept: 'text/event-stream', agent: this.httpAgent, timeoutMs: null,
     });
     const session = new ExecSession(this, req);
@@ -240,13 +241,13 @@ export class AgentClient {
     return session;
   }
 
-  async createTerminal(body: { cmd?: string[]; cols: number; rows: number; env?: Record<string, string> }): Promise<number> {
-    const res = await this.request('POST', '/terminals', body);
+  async createTerminal(body: TerminalCreateRequest): Promise<number> {
+    const res = (await this.request('POST', AGENT_ROUTES.terminals, body)) as Partial<TerminalCreated>;
     return Number(res.id);
   }
 
   async closeTerminal(id: number): Promise<void> {
-    await this.request('DELETE', `/terminals/${id}`).catch(() => undefined);
+    await this.request('DELETE', agentPath(AGENT_ROUTES.terminal, { id })).catch(() => undefined);
   }
 
   close(): void {

@@ -13,6 +13,7 @@ import { WebSocketServer } from 'ws';
 import { AgentRequestError, AgentUnreachable, agentHealth, agentRequest, agentRequestError, agentWebSocket, readAgentBody, type AgentTarget } from '../../src/host/agent-client.ts';
 import { AgentError } from '../../src/core/agent-protocol/errors.ts';
 import { SseParser, dataFrame, eventFrame } from '../../src/core/agent-protocol/sse.ts';
+import { AGENT_ROUTES, agentPath } from '../../src/core/agent-protocol.ts';
 
 const SECRET = 's3cret';
 let server: http.Server;
@@ -127,5 +128,14 @@ describe('SSE parser', () => {
   test('an event name applies to its own data line only', () => {
     const p = new SseParser();
     assert.deepEqual(p.feed('event: exit\ndata: {"x":1}\ndata: {"y":2}\n\n'), [{ event: 'exit', data: { x: 1 } }, { event: 'message', data: { y: 2 } }]);
+  });
+});
+
+describe('agent routes', () => {
+  test('a pattern is filled segment by segment, encoded, and a missing value is refused', () => {
+    assert.equal(agentPath(AGENT_ROUTES.execInput, { taskId: 'ab12' }), '/exec/ab12/input');
+    assert.equal(agentPath(AGENT_ROUTES.terminal, { id: 3 }), '/terminals/3');
+    assert.equal(agentPath(AGENT_ROUTES.execTask, { taskId: 'a/b' }), '/exec/a%2Fb');
+    assert.throws(() => agentPath(AGENT_ROUTES.execTask, {}), /no value for :taskId/);
   });
 });
