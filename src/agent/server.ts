@@ -6,19 +6,18 @@
  * body; nothing a client sends may take the agent down. WebSocket upgrades
  * take the same path to `/ws` (the runtime socket) or `/proxy`.
  */
-import { AGENT_PORT } from '../core/agent-protocol.ts';
+import { AGENT_PORT, AGENT_ROUTES, DEFAULT_TARGET } from '../core/agent-protocol.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isAuthorized, isAuthorizedUpgrade } from './auth.ts';
-import { AgentError } from './errors.ts';
+import { AgentError } from '../core/agent-protocol/errors.ts';
 import { registerExecRoutes } from './exec/routes.ts';
 import { ExecService } from './exec/service.ts';
 import { registerFileRoutes } from './files/routes.ts';
 import type { Handler } from './http/context.ts';
 import { sendError, sendJson } from './http/reply.ts';
 import { registerInfoRoutes } from './info/routes.ts';
-import { DEFAULT_TARGET } from './protocol.ts';
 import { forwardHttp, forwardUpgrade } from './proxy/forward.ts';
 import { resolveProxyTarget } from './proxy/target.ts';
 import { Router, splitPath } from './router.ts';
@@ -179,7 +178,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       rejectUpgrade(socket, 401, 'Unauthorized');
       return;
     }
-    if (path === '/ws' || path === '/ws/') {
+    if (path === AGENT_ROUTES.ws || path === `${AGENT_ROUTES.ws}/`) {
       services.hub.handleUpgrade(req, socket, head);
       return;
     }

@@ -1,6 +1,6 @@
 /** What control-plane routes may use: services, never the store or the kernel directly. */
 import type { Logger } from 'pino';
-import type { WorkspaceService } from '../control/workspaces.ts';
+import type { WorkspaceService } from '../control/workspaces/index.ts';
 import type { NamespaceService } from '../control/namespaces.ts';
 import type { UsageReports } from '../control/usage.ts';
 import type { SnapshotService } from '../control/snapshots.ts';

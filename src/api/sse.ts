@@ -12,10 +12,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { openDataSse, type DataSse } from '../agent/logs/sse.ts';
+import { openDataSse, SseParser, type DataSse } from '../core/agent-protocol/sse.ts';
 import { recheckOf } from './recheck.ts';
 
-/** The same writer as the agent's (one SSE implementation); hearthd adds its request id. */
+/** The protocol's writer, the one the agent uses (one SSE implementation); hearthd adds its request id. */
 export type SseWriter = DataSse;
 
 const open = new Map<SseWriter, FastifyInstance>();
@@ -45,7 +45,8 @@ export function closeAllStreams(app: FastifyInstance): void {
 }
 
 /**
- * Relay an agent SSE response: every `data:` line is parsed, passed through
+ * Relay an agent SSE response: every `data:` line is parsed (the protocol's
+ * SseParser), passed through
  * `transform` (null drops it), and re-sent; comments are dropped (we send
  * our own keep-alives). Resolves when either side ends.
  */
@@ -56,24 +57,13 @@ export async function relaySse(
 ): Promise<void> {
   const sse = openSse(reply);
   void sse.closed.then(() => upstream.destroy());
-  let buffer = '';
+  const parser = new SseParser();
   // A multi-byte character split between two chunks stays whole.
   upstream.setEncoding('utf8');
   try {
     for await (const chunk of upstream) {
-      buffer += chunk as string;
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.startsWith('data: ')) continue;
-        let event: unknown;
-        try {
-          event = JSON.parse(line.slice(6));
-        } catch {
-          continue;
-        }
-        if (!event || typeof event !== 'object') continue;
-        const out = await transform(event as Record<string, unknown>);
+      for (const { data } of parser.feed(chunk as string)) {
+        const out = await transform(data);
         if (out) sse.send(out);
       }
       if (!sse.isOpen()) break;

@@ -4,7 +4,7 @@
  */
 import { publicStatus } from '../core/lifecycle.ts';
 import { formatDuration } from '../core/duration.ts';
-import type { Workspace } from '../control/workspace-row.ts';
+import type { Workspace } from '../control/workspaces/row.ts';
 import type { AgentEndpoint } from '../core/agent-protocol.ts';
 
 export function workspaceView(ws: Workspace, endpoint: AgentEndpoint | null): Record<string, unknown> {

@@ -1,12 +1,13 @@
 /**
- * hearthd's client of a workspace's guest agent for the control plane's
- * workload, log and metrics routes: HTTP to the agent's internal IP with
- * the workspace's agent secret as a Bearer token, a keep-alive pool for
- * short calls, a separate unpooled connection per stream (a long stream
- * must not hold a pooled socket), and timeouts everywhere.
+ * The control plane's view of a workspace's guest agent, for the workload,
+ * log and metrics routes. Reaching and authenticating to the agent is the
+ * shared client's (host/agent-client.ts); this adds what the control plane
+ * needs on top: only a running workspace is called, a keep-alive pool per
+ * workspace life for short calls, a separate unpooled connection per stream
+ * (a long stream must not hold a pooled socket), timeouts everywhere.
  *
- * The agent's error bodies (`{ success:false, code, message, details }`)
- * become domain errors (core/errors.ts) that src/api/errors.ts maps to the
+ * The agent's error bodies (`{ success:false, code, message, details }`,
+ * read by the shared client as AgentRequestError) become domain errors (core/errors.ts) that src/api/errors.ts maps to the
  * contract: not_found → NotFound, validation → ValidationFailed,
  * already_exists → AlreadyExists, other 409s → StateConflict; an
  * unreachable agent is Unavailable (503); a route an older agent lacks is
@@ -16,6 +17,7 @@ import http from 'node:http';
 import { AlreadyExists, NotFound, StateConflict, Unavailable, ValidationFailed } from '../core/errors.ts';
 import { publicStatus } from '../core/lifecycle.ts';
 import { WORKLOADS_GENERATION, type AgentEndpoint } from '../core/agent-protocol.ts';
+import { AgentUnreachable, agentRequest, agentRequestError, readAgentBody, type AgentRequestError, type AgentTarget } from '../host/agent-client.ts';
 import type { Workspace } from './workspaces/row.ts';
 
 const CONNECT_TIMEOUT_MS = 3_000;
@@ -51,12 +53,9 @@ function withQuery(path: string, query?: AgentCallOptions['query']): string {
   return s ? `${path}${path.includes('?') ? '&' : '?'}${s}` : path;
 }
 
-/** The agent's error body → a domain error. */
-export function agentError(status: number, body: unknown, ws: Workspace): Error {
-  const b = (body && typeof body === 'object' ? body : {}) as Json;
-  const code = typeof b.code === 'string' ? b.code : typeof b.error === 'string' ? b.error : '';
-  const message = typeof b.message === 'string' && b.message ? b.message : `workspace agent answered HTTP ${status}`;
-  const details = (b.details && typeof b.details === 'object' ? b.details : {}) as Json;
+/** The agent's error answer (as the shared client reads it) → a domain error. */
+function domainError(e: AgentRequestError, ws: Workspace): Error {
+  const { status, code, message, details } = e;
   if (status === 404 && /^No route for /.test(message)) {
     return new StateConflict(`the agent in workspace ${ws.id} is too old for this feature (it needs agent generation ${WORKLOADS_GENERATION})`, 'restart the workspace (workspaces.restart(id)) to give it the current agent');
   }
@@ -70,8 +69,17 @@ export function agentError(status: number, body: unknown, ws: Workspace): Error 
   return new Error(`workspace agent: ${message} (HTTP ${status}${code ? `, ${code}` : ''})`);
 }
 
-function unreachable(ws: Workspace, err: Error): Unavailable {
-  return new Unavailable(`the agent of workspace ${ws.id} is unreachable: ${err.message}`, 'the workspace may be starting or restarting; retry shortly');
+/** The agent's error body → a domain error. */
+export function agentError(status: number, body: unknown, ws: Workspace): Error {
+  return domainError(agentRequestError(status, body), ws);
+}
+
+/** No answer from the agent → Unavailable (503), with what to do; anything else passes through. */
+function unreachable(ws: Workspace, err: unknown): unknown {
+  if (!(err instanceof AgentUnreachable)) return err;
+  const e = new Unavailable(`the agent of workspace ${ws.id} is unreachable: ${err.message}`, 'the workspace may be starting or restarting; retry shortly');
+  if (err.retryable) (e as Unavailable & { retryable?: boolean }).retryable = true;
+  return e;
 }
 
 export class AgentClient {
@@ -93,52 +101,18 @@ export class AgentClient {
     return agent;
   }
 
-  private endpoint(ws: Workspace): AgentEndpoint {
+  private target(ws: Workspace): AgentTarget {
     requireRunning(ws);
-    return this.host.agentEndpoint({ slotIndex: ws.slotIndex! });
+    return { ...this.host.agentEndpoint({ slotIndex: ws.slotIndex! }), secret: ws.agentSecret };
   }
 
-  private open(ws: Workspace, method: string, path: string, body: unknown, agent: http.Agent | false, timeoutMs: number | null): Promise<http.IncomingMessage> {
-    const ep = this.endpoint(ws);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      const req = http.request({
-        host: ep.ip, port: ep.port, method, path, agent,
-        headers: {
-          authorization: `Bearer ${ws.agentSecret}`,
-          accept: 'application/json, text/event-stream',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-      });
-      let settled = false;
-      const fail = (err: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(connectTimer);
-        if (callTimer) clearTimeout(callTimer);
-        reject(err);
-      };
-      const connectTimer = setTimeout(() => req.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-      req.once('socket', (sock) => {
-        if (!sock.connecting) clearTimeout(connectTimer);
-        else sock.once('connect', () => clearTimeout(connectTimer));
-      });
-      const callTimer = timeoutMs === null ? null : setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.once('error', (err) => {
-        // A pooled socket the agent closed meanwhile: the request never reached it (Node's documented retry case).
-        const e = unreachable(ws, err);
-        if (req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') (e as Unavailable & { retryable?: boolean }).retryable = true;
-        fail(e);
-      });
-      req.once('response', (res) => {
-        settled = true;
-        clearTimeout(connectTimer);
-        // The call timer keeps running for buffered calls (body read); streams clear it.
-        if (callTimer) res.once('end', () => clearTimeout(callTimer)).once('close', () => clearTimeout(callTimer));
-        resolve(res);
-      });
-      req.end(payload);
-    });
+  private async open(ws: Workspace, method: string, path: string, body: unknown, agent: http.Agent | false, timeoutMs: number | null): Promise<http.IncomingMessage> {
+    const target = this.target(ws);
+    try {
+      return await agentRequest(target, { method, path, body, agent, timeoutMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, accept: 'application/json, text/event-stream' }).response;
+    } catch (err) {
+      throw unreachable(ws, err);
+    }
   }
 
   /** One JSON call. Non-2xx answers throw the mapped domain error. */
@@ -146,16 +120,11 @@ export class AgentClient {
     const full = withQuery(path, opts.query);
     const attempt = async (): Promise<{ status: number; json: unknown }> => {
       const res = await this.open(ws, method, full, body, this.pool(ws), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-      const chunks: Buffer[] = [];
       try {
-        for await (const c of res) chunks.push(c as Buffer);
+        return await readAgentBody(res);
       } catch (err) {
-        throw unreachable(ws, err as Error);
+        throw unreachable(ws, err);
       }
-      const text = Buffer.concat(chunks).toString('utf8');
-      let json: unknown = null;
-      try { json = text ? JSON.parse(text) : null; } catch { json = { message: text.slice(0, 500) }; }
-      return { status: res.statusCode ?? 502, json };
     };
     let r: { status: number; json: unknown };
     try {

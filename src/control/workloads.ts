@@ -13,8 +13,8 @@ import { WORKLOADS_PREFIX, type AgentEndpoint } from '../core/agent-protocol.ts'
 import type { Logger } from 'pino';
 import { AlreadyExists, ValidationFailed } from '../core/errors.ts';
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
-import { AgentError } from '../agent/errors.ts';
-import { ID_RE, parseCreate, parseEnv } from '../agent/workloads/spec.ts';
+import { AgentError } from '../core/agent-protocol/errors.ts';
+import { ID_RE, parseCreate, parseEnv } from '../core/agent-protocol/workload-spec.ts';
 import { AgentClient } from './agent-client.ts';
 import type { Workspace } from './workspaces/row.ts';
 

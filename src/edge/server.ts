@@ -24,7 +24,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { EdgeRoute } from '../control/public-access.ts';
-import type { Workspace } from '../control/workspace-row.ts';
+import type { Workspace } from '../control/workspaces/row.ts';
 import type { CertManager } from './certs.ts';
 import { edgePageHtml, edgePageRaw, type EdgePage } from './pages.ts';
 import { normalizeHost } from '../core/hostnames.ts';

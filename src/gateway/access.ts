@@ -5,7 +5,7 @@
  * session sweep, ends live sessions (WebSockets, streams) once the token is
  * revoked or the workspace stops.
  */
-import type { Workspace } from '../control/workspace-row.ts';
+import type { Workspace } from '../control/workspaces/row.ts';
 import type { RuntimeGrant } from './tokens.ts';
 
 export type Denial =

@@ -8,7 +8,7 @@
  * workspace — API, TTL reaper, reconcile, another process — without each
  * having to notify the gateway.
  */
-import type { Workspace } from '../control/workspace-row.ts';
+import type { Workspace } from '../control/workspaces/row.ts';
 import { judge, type Denial } from './access.ts';
 import type { RuntimeGrant } from './tokens.ts';
 

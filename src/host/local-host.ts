@@ -5,6 +5,7 @@
  * answers /health over the workspace's own network interface.
  */
 import { AGENT_PORT, type AgentEndpoint } from '../core/agent-protocol.ts';
+import { agentHealth } from './agent-client.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
@@ -212,7 +213,7 @@ export class LocalHost implements HostDriver {
     let last = '';
     // A refused connect costs microseconds: poll tightly so readiness is seen within a few ms.
     for (let attempt = 0; Date.now() < deadline; attempt++) {
-      const r = await this.health(ip, port, ws.agentSecret);
+      const r = await agentHealth({ ip, port, secret: ws.agentSecret }, this.probeAgent);
       if (r === true) return;
       last = r;
       // Checking the sandbox costs a runc call: only now and then.
@@ -224,17 +225,6 @@ export class LocalHost implements HostDriver {
       stage: 'agent',
       message: `the guest agent did not answer on ${ip}:${port} (${last || 'sandbox exited'})${consoleTail ? `; console: ${consoleTail}` : ''}`,
       hint: 'check the image runs on x86-64 and that the agent drive is intact (hearth setup rebuilds it)',
-    });
-  }
-
-  private health(ip: string, port: number, secret: string): Promise<true | string> {
-    return new Promise((resolve) => {
-      const req = http.get({ host: ip, port, path: '/health', agent: this.probeAgent, timeout: 1000, headers: { authorization: `Bearer ${secret}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200 ? true : `HTTP ${res.statusCode}`);
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (e) => resolve(e.message));
     });
   }
 

@@ -9,23 +9,18 @@
  *     agent's `/ws` socket (binary frames `[id][bytes]`), one socket per
  *     workspace shared by all its SSH sessions.
  *
- * Authenticated with the workspace's agent secret as a Bearer token.
+ * Reaching and authenticating to the agent, its error answers and its SSE
+ * framing are the shared client's and the protocol's (host/agent-client.ts,
+ * core/agent-protocol/sse.ts); what is SSH-specific — stdin ordering, the
+ * terminal frames of the shared `/ws` — is this layer on top.
  */
 import http from 'node:http';
 import { WebSocket } from 'ws';
+import { AGENT_ROUTES, agentPath, type ExecStreamRequest, type TerminalCreateRequest, type TerminalCreated } from '../core/agent-protocol.ts';
+import { SseParser } from '../core/agent-protocol/sse.ts';
+import { agentRequest, agentRequestError, agentWebSocket, readAgentBody, type AgentTarget } from '../host/agent-client.ts';
 
-export interface AgentTarget {
-  ip: string;
-  port: number;
-  secret: string;
-}
-
-export class AgentRequestError extends Error {
-  constructor(message: string, readonly status: number) {
-    super(message);
-    this.name = 'AgentRequestError';
-  }
-}
+export type { AgentTarget };
 
 export interface ExecHandlers {
   stdout(data: Buffer): void;
@@ -70,7 +65,7 @@ export class ExecSession {
   async kill(signal = 'KILL'): Promise<void> {
     await this.ready;
     if (!this.taskId) return;
-    await this.client.request('DELETE', `/exec/${this.taskId}?signal=${encodeURIComponent(signal)}`).catch(() => undefined);
+    await this.client.request('DELETE', `${agentPath(AGENT_ROUTES.execTask, { taskId: this.taskId })}?signal=${encodeURIComponent(signal)}`).catch(() => undefined);
   }
 
   /** Stop following the stream (the task, if still running, is killed). */
@@ -89,7 +84,7 @@ export class ExecSession {
         const data = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
         this.queue = [];
         const eof = this.eofWanted && true;
-        await this.client.request('POST', `/exec/${this.taskId}/input${eof ? '?eof=true' : ''}`, data, 'application/octet-stream');
+        await this.client.request('POST', `${agentPath(AGENT_ROUTES.execInput, { taskId: this.taskId! })}${eof ? '?eof=true' : ''}`, data, 'application/octet-stream');
         if (eof && this.queue.length === 0) break;
       }
     } catch {
@@ -119,9 +114,7 @@ export class AgentSocket {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve(this.ws);
     if (this.opening) return this.opening;
     this.opening = new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${this.target.ip}:${this.target.port}/ws`, {
-        headers: { authorization: `Bearer ${this.target.secret}` }, perMessageDeflate: false, handshakeTimeout: 10_000,
-      });
+      const ws = agentWebSocket(this.target);
       ws.on('open', () => { this.ws = ws; this.opening = null; resolve(ws); });
       ws.on('error', (err) => { this.opening = null; reject(err); });
       ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
@@ -204,65 +197,35 @@ export class AgentClient {
   }
 
   /** One JSON request; rejects with AgentRequestError on a failure body. */
-  request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-      const req = http.request({
-        host: this.target.ip, port: this.target.port, method, path, agent: this.httpAgent, timeout: 30_000,
-        headers: { authorization: `Bearer ${this.target.secret}`, 'content-type': contentType, ...(payload ? { 'content-length': payload.length } : {}) },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let json: Record<string, unknown> = {};
-          try { json = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'); } catch { /* non-JSON */ }
-          if ((res.statusCode ?? 500) >= 400 || json.success === false) reject(new AgentRequestError(String(json.message ?? `agent answered ${res.statusCode}`), res.statusCode ?? 500));
-          else resolve(json);
-        });
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error('agent request timed out')));
-      req.on('error', reject);
-      req.end(payload);
-    });
+  async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Record<string, unknown>> {
+    const res = await agentRequest(this.target, { method, path, body, contentType, alwaysContentType: true, agent: this.httpAgent, timeoutMs: 30_000 }).response;
+    const { status, json } = await readAgentBody(res);
+    const obj = (json && typeof json === 'object' ? json : {}) as Record<string, unknown>;
+    if (status >= 400 || obj.success === false) throw agentRequestError(status, obj, `agent answered ${res.statusCode}`);
+    return obj;
   }
 
   /** Start a command with stdin kept open; output and exit arrive through `h`. */
-  exec(body: { cmd: string[]; exec_mode?: string; env?: Record<string, string>; cwd?: string }, h: ExecHandlers): ExecSession {
-    const payload = Buffer.from(JSON.stringify({ exec_mode: 'direct', ttl_seconds: 60, keep_logs: false, ...body }));
-    const req = http.request({
-      host: this.target.ip, port: this.target.port, method: 'POST', path: '/exec/stream', agent: this.httpAgent,
-      headers: { authorization: `Bearer ${this.target.secret}`, 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': payload.length },
+  exec(body: ExecStreamRequest, h: ExecHandlers): ExecSession {
+    const { req, response } = agentRequest(this.target, {
+      method: 'POST', path: AGENT_ROUTES.execStream, body: { exec_mode: 'direct', ttl_seconds: 60, keep_logs: false, ...body } satisfies ExecStreamRequest,
+      accept: 'text/event-stream', agent: this.httpAgent, timeoutMs: null,
     });
     const session = new ExecSession(this, req);
     let exited = false;
-    req.on('response', (res) => {
+    response.then((res) => {
       if ((res.statusCode ?? 500) >= 400) {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let msg = `agent answered ${res.statusCode}`;
-          try { msg = String(JSON.parse(Buffer.concat(chunks).toString('utf8')).message ?? msg); } catch { /* keep */ }
-          h.error(new AgentRequestError(msg, res.statusCode ?? 500));
-        });
+        void readAgentBody(res).then(
+          ({ status, json }) => h.error(agentRequestError(status, json, `agent answered ${res.statusCode}`)),
+          (err: Error) => h.error(err),
+        );
         return;
       }
       res.setEncoding('utf8');
-      let buf = '';
-      let event = 'message';
+      const parser = new SseParser();
       res.on('data', (text: string) => {
-        buf += text;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) !== -1) {
-          const line = buf.slice(0, nl).replace(/\r$/, '');
-          buf = buf.slice(nl + 1);
-          if (line === '') { event = 'message'; continue; }
-          if (line.startsWith('event: ')) { event = line.slice(7).trim(); continue; }
-          if (!line.startsWith('data: ')) continue;
-          let d: Record<string, unknown>;
-          try { d = JSON.parse(line.slice(6)); } catch { continue; }
+        for (const { event, data: d } of parser.feed(text)) {
           const name = typeof d.event === 'string' ? d.event : event;
-          event = 'message';
           if (name === 'task_id') session.started(String(d.task_id));
           else if (name === 'stdout' && typeof d.data === 'string') h.stdout(Buffer.from(d.data, 'base64'));
           else if (name === 'stderr' && typeof d.data === 'string') h.stderr(Buffer.from(d.data, 'base64'));
@@ -274,19 +237,17 @@ export class AgentClient {
       });
       res.on('end', () => { if (!exited) { exited = true; h.exit(255, null); } });
       res.on('error', () => { if (!exited) { exited = true; h.exit(255, null); } });
-    });
-    req.on('error', (err) => { if (!exited) { exited = true; h.error(err); } });
-    req.end(payload);
+    }, (err: Error) => { if (!exited) { exited = true; h.error(err); } });
     return session;
   }
 
-  async createTerminal(body: { cmd?: string[]; cols: number; rows: number; env?: Record<string, string> }): Promise<number> {
-    const res = await this.request('POST', '/terminals', body);
+  async createTerminal(body: TerminalCreateRequest): Promise<number> {
+    const res = (await this.request('POST', AGENT_ROUTES.terminals, body)) as Partial<TerminalCreated>;
     return Number(res.id);
   }
 
   async closeTerminal(id: number): Promise<void> {
-    await this.request('DELETE', `/terminals/${id}`).catch(() => undefined);
+    await this.request('DELETE', agentPath(AGENT_ROUTES.terminal, { id })).catch(() => undefined);
   }
 
   close(): void {

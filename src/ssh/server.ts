@@ -18,7 +18,7 @@ import ssh2 from 'ssh2';
 import type { Logger } from 'pino';
 import type { SshService, SshLogin } from '../control/ssh.ts';
 import { hashPassword, verifyPassword } from '../control/ssh.ts';
-import type { Workspace } from '../control/workspace-row.ts';
+import type { Workspace } from '../control/workspaces/row.ts';
 import { AGENT_MOUNT } from '../host/images/types.ts';
 import { AgentClient } from './agent-client.ts';
 import { handleSession } from './session.ts';

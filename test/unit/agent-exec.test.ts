@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AGENT_GENERATION } from '../../src/agent/protocol.ts';
+import { AGENT_GENERATION } from '../../src/core/agent-protocol.ts';
 import { b64, readSse, startTestAgent, waitUntil, withTempDir, type TestAgent } from '../helpers/agent-harness.ts';
 
 let t: TestAgent;

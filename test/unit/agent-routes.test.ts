@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AGENT_GENERATION } from '../../src/agent/protocol.ts';
+import { AGENT_GENERATION } from '../../src/core/agent-protocol.ts';
 import { startTestAgent } from '../helpers/agent-harness.ts';
 
 const GENERATION_1 = [

@@ -7,7 +7,7 @@ import { resolveArgv } from '../../src/agent/exec/argv.ts';
 import { ByteRing } from '../../src/agent/terminals/ring.ts';
 import { unsafeEntry } from '../../src/agent/transfer/upload.ts';
 import { parseTargetSpec, resolveProxyTarget } from '../../src/agent/proxy/target.ts';
-import { AGENT_ERROR_STATUS, AgentError, toAgentError } from '../../src/agent/errors.ts';
+import { AGENT_ERROR_STATUS, AgentError, toAgentError } from '../../src/core/agent-protocol/errors.ts';
 
 describe('router', () => {
   const r = new Router<string>();

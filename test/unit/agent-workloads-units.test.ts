@@ -10,14 +10,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backoffMs, decide, MAX_BACKOFF_MS, startsAtBoot, STABLE_RUN_MS, type ExitFacts } from '../../src/agent/workloads/policy.ts';
-import { applyUpdate, parseCreate, parseEnv } from '../../src/agent/workloads/spec.ts';
+import { applyUpdate, parseCreate, parseEnv } from '../../src/core/agent-protocol/workload-spec.ts';
 import { LineSplitter, formatLine, parseLine, parseSince, MAX_LINE_CHARS } from '../../src/agent/logs/line.ts';
 import { LogStore, readLinesBackward } from '../../src/agent/logs/store.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../../src/agent/workloads/user.ts';
 import {
   cgroupDir, cpuLimitCores, parseCgroupMounts, parseLimit, parseMeminfo, parseNetDev, parsePidStat, parseProcStatCpu, parseSelfCgroup,
 } from '../../src/agent/metrics/proc.ts';
-import { AgentError } from '../../src/agent/errors.ts';
+import { AgentError } from '../../src/core/agent-protocol/errors.ts';
 import { initialWorkloadBodies, validateInitialWorkloads } from '../../src/control/workloads.ts';
 import { ValidationFailed } from '../../src/core/errors.ts';
 

@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminPrincipal } from '../../src/control/workspaces.ts';
+import { adminPrincipal } from '../../src/control/workspaces/index.ts';
 import type { RouteDecl } from '../../src/api/route-table.ts';
 import { startGrantsHarness, type GrantsHarness } from './grants-harness.ts';
 

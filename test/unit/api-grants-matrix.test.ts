@@ -10,7 +10,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminPrincipal } from '../../src/control/workspaces.ts';
+import { adminPrincipal } from '../../src/control/workspaces/index.ts';
 import type { RouteDecl } from '../../src/api/route-table.ts';
 import { ALL, refusedFor, startGrantsHarness, type Grant, type GrantsHarness, type Reply } from './grants-harness.ts';
 

@@ -5,7 +5,7 @@ import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces/index.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { agentClientFor } from '../../src/control/workloads.ts';
 import { defaultPublicServices } from '../../src/control/public-services.ts';
@@ -68,7 +68,7 @@ test('create answers ready:true with internal_ip when the host is fast', async (
 test('slow creations answer provisioning and become ready later', async () => {
   host.startDelayMs = 300;
   const svc = new WorkspaceService(db, host, pino({ level: 'silent' }), { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 10 });
-  const { adminPrincipal: p } = await import('../../src/control/workspaces.ts');
+  const { adminPrincipal: p } = await import('../../src/control/workspaces/index.ts');
   const { parseCreateRequest } = await import('../../src/core/workspace-spec.ts');
   const ws = await svc.create(p, parseCreateRequest({ image: 'debian-12' }));
   assert.equal(ws.state, 'provisioning');

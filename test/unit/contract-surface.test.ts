@@ -17,7 +17,7 @@ import { openSqlite } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys } from '../../src/auth/keys.ts';
-import { WorkspaceService } from '../../src/control/workspaces.ts';
+import { WorkspaceService } from '../../src/control/workspaces/index.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { FakeHost } from './fake-host.ts';

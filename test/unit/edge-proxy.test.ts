@@ -21,7 +21,7 @@ import { CertManager } from '../../src/edge/certs.ts';
 import { nullAccessLog, type AccessEntry } from '../../src/edge/access-log.ts';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import type { EdgeRoute } from '../../src/control/public-access.ts';
-import type { Workspace } from '../../src/control/workspace-row.ts';
+import type { Workspace } from '../../src/control/workspaces/row.ts';
 
 const log = pino({ level: 'silent' });
 let dir: string;

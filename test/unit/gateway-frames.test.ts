@@ -5,7 +5,7 @@ import { FrameBoundaries, closeFrame } from '../../src/gateway/ws-frames.ts';
 import { requestToken, withoutToken, TokenCache } from '../../src/gateway/tokens.ts';
 import { judge } from '../../src/gateway/access.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
-import type { Workspace } from '../../src/control/workspace-row.ts';
+import type { Workspace } from '../../src/control/workspaces/row.ts';
 
 const HEAD = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
 

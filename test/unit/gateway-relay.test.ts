@@ -11,7 +11,7 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import { Gateway } from '../../src/gateway/server.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
-import type { Workspace } from '../../src/control/workspace-row.ts';
+import type { Workspace } from '../../src/control/workspaces/row.ts';
 import { openSqlite, type Db } from '../../src/store/db.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
 import { startTestAgent, type TestAgent } from '../helpers/agent-harness.ts';

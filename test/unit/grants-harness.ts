@@ -12,7 +12,7 @@ import { openSqlite, type Db } from '../../src/store/db.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS } from '../../src/control/workspaces/index.ts';
 import { NamespaceService } from '../../src/control/namespaces.ts';
 import { UsageReports } from '../../src/control/usage.ts';
 import { buildApi, type ApiApp } from '../../src/api/server.ts';

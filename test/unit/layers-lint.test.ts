@@ -22,7 +22,7 @@ const CASES: { file: string; wrong: string; right: string }[] = [
   { file: 'src/core/probe.ts', wrong: "import { openSqlite } from '../store/db.ts';", right: "import { ValidationFailed } from './errors.ts';" },
   { file: 'src/core/probe.ts', wrong: "import pino from 'pino';", right: "import { ValidationFailed } from './errors.ts';" },
   { file: 'src/agent/files/probe.ts', wrong: "import { LocalHost } from '../../host/local-host.ts';", right: "import { ValidationFailed } from '../../core/errors.ts';" },
-  { file: 'src/agent/probe.ts', wrong: "import { WorkspaceService } from '../control/workspaces.ts';", right: "import { ValidationFailed } from '../core/errors.ts';" },
+  { file: 'src/agent/probe.ts', wrong: "import { WorkspaceService } from '../control/workspaces/index.ts';", right: "import { ValidationFailed } from '../core/errors.ts';" },
   { file: 'src/api/routes/probe.ts', wrong: "import { openSqlite } from '../../store/db.ts';", right: "import { ValidationFailed } from '../../core/errors.ts';" },
   { file: 'src/api/probe.ts', wrong: "import type { HostDriver } from '../host/host-driver.ts';", right: "import { ValidationFailed } from '../core/errors.ts';" },
   { file: 'src/host/probe.ts', wrong: "import { buildApi } from '../api/server.ts';", right: "import { ValidationFailed } from '../core/errors.ts';" },

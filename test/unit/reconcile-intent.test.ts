@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { openSqlite, type Db } from '../../src/store/db.ts';
-import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from '../../src/control/workspaces.ts';
+import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from '../../src/control/workspaces/index.ts';
 import { parseCreateRequest } from '../../src/core/workspace-spec.ts';
 import type { SandboxRef } from '../../src/host/host-driver.ts';
 import { FakeHost } from './fake-host.ts';

@@ -5,8 +5,8 @@
  */
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { validation } from '../errors.ts';
-import { boolParam, secondsParam, stringParam } from '../http/params.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
+import { boolParam, secondsParam, stringParam } from '../../core/agent-protocol/params.ts';
 import type { ExecMode } from './argv.ts';
 
 export const DEFAULT_TTL_SECONDS = 300;

@@ -1,9 +1,10 @@
 /** Exec routes (spec §22.5). Thin: parse, call ExecService, shape the reply. */
+import { AGENT_ROUTES } from '../../core/agent-protocol.ts';
 import { readJson, readRaw } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { boolParam, q } from '../http/params.ts';
+import { boolParam, q } from '../../core/agent-protocol/params.ts';
 import { openSse, type SseStream } from '../http/reply.ts';
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import type { Router } from '../router.ts';
 import { parseExecRequest } from './request.ts';
 import type { ExecService } from './service.ts';
@@ -51,14 +52,14 @@ export function registerExecRoutes(router: Router<Handler>, exec: ExecService): 
     });
   });
 
-  router.add('POST', '/exec/stream', async ({ req, res }: Ctx) => {
+  router.add('POST', AGENT_ROUTES.execStream, async ({ req, res }: Ctx) => {
     const spec = parseExecRequest(await readJson(req));
     const task = exec.start(spec, true);
     pipeTask(task, openSse(res), true);
     return undefined;
   });
 
-  router.add('GET', '/exec/stream', ({ query, res }: Ctx) => {
+  router.add('GET', AGENT_ROUTES.execStream, ({ query, res }: Ctx) => {
     const id = q(query, 'task_id') ?? q(query, 'id');
     if (!id) throw validation('task_id', 'task_id is required');
     const task = exec.get(id);
@@ -70,9 +71,9 @@ export function registerExecRoutes(router: Router<Handler>, exec: ExecService): 
 
   router.add('DELETE', '/exec', () => ({ success: true, deleted: exec.removeAll() }));
 
-  router.add('GET', '/exec/:taskId', ({ params }: Ctx) => taskBody(exec.get(params.taskId as string)));
+  router.add('GET', AGENT_ROUTES.execTask, ({ params }: Ctx) => taskBody(exec.get(params.taskId as string)));
 
-  router.add('DELETE', '/exec/:taskId', ({ params, query }: Ctx) => {
+  router.add('DELETE', AGENT_ROUTES.execTask, ({ params, query }: Ctx) => {
     const id = params.taskId as string;
     const signal = (q(query, 'signal') ?? 'SIGKILL').toUpperCase();
     const name = signal.startsWith('SIG') ? signal : `SIG${signal}`;
@@ -81,7 +82,7 @@ export function registerExecRoutes(router: Router<Handler>, exec: ExecService): 
     return { success: true, task_id: id };
   });
 
-  router.add('POST', '/exec/:taskId/input', async ({ req, params, query }: Ctx) => {
+  router.add('POST', AGENT_ROUTES.execInput, async ({ req, params, query }: Ctx) => {
     const task = exec.get(params.taskId as string);
     const data = await readRaw(req, STDIN_BODY_LIMIT);
     const eof = boolParam(q(query, 'eof'), 'eof') ?? false;

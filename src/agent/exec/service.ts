@@ -2,7 +2,7 @@
  * The task registry: ids, retention (`ttl_seconds` after exit) and bulk
  * operations. Ids are small decimal strings, as the contract's examples show.
  */
-import { AgentError, notFound } from '../errors.ts';
+import { AgentError, notFound } from '../../core/agent-protocol/errors.ts';
 import type { ExecSpec } from './request.ts';
 import { ExecTask } from './task.ts';
 

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { childEnv } from '../env.ts';
 import { defaultShell } from '../shell.ts';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 import { resolveArgv } from './argv.ts';
 import { OutputLog, type StreamName } from './output.ts';
 import type { ExecSpec } from './request.ts';

@@ -1,7 +1,7 @@
 /** mkdir, delete, and the move/copy extensions (spec §22.3 + [REC]). */
 import { chmod, cp, lstat, mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 
 async function exists(path: string): Promise<boolean> {
   try {

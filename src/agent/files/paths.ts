@@ -4,7 +4,7 @@
  * gateway's concern, spec §22.3); relative paths resolve against `/`.
  */
 import { resolve } from 'node:path';
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 
 export function resolvePath(raw: unknown, field = 'path', fallback?: string): string {
   if (raw === undefined || raw === null || raw === '') {

@@ -6,8 +6,8 @@
  * pointing at the streaming tar transfer.
  */
 import { open, stat } from 'node:fs/promises';
-import { AgentError, validation } from '../errors.ts';
-import { boolParam, intParam, q } from '../http/params.ts';
+import { AgentError, validation } from '../../core/agent-protocol/errors.ts';
+import { boolParam, intParam, q } from '../../core/agent-protocol/params.ts';
 import { extensionOf } from './kinds.ts';
 import { resolvePath } from './paths.ts';
 import { basename } from 'node:path';

@@ -1,7 +1,7 @@
 /** File routes (spec §22.3). Thin: parse, call the file service, shape the reply. */
 import { readJson } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { boolParam, q } from '../http/params.ts';
+import { boolParam, q } from '../../core/agent-protocol/params.ts';
 import { openNdjson } from '../http/reply.ts';
 import type { Router } from '../router.ts';
 import { statBody } from './entry.ts';

@@ -7,8 +7,8 @@
  */
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { AgentError, validation } from '../errors.ts';
-import { boolParam, stringParam } from '../http/params.ts';
+import { AgentError, validation } from '../../core/agent-protocol/errors.ts';
+import { boolParam, stringParam } from '../../core/agent-protocol/params.ts';
 import { parseMode } from './kinds.ts';
 import { resolvePath } from './paths.ts';
 

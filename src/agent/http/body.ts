@@ -3,7 +3,7 @@
  * hostile or buggy client cannot exhaust the agent's memory.
  */
 import type { IncomingMessage } from 'node:http';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 
 /** JSON bodies (file writes carry whole files, base64 adds a third). */
 export const JSON_BODY_LIMIT = 96 * 1024 * 1024;

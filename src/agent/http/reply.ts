@@ -1,6 +1,7 @@
-/** Writing responses: JSON bodies, errors, and the two streaming formats. */
+/** Writing responses: JSON bodies, errors, and the two streaming formats (SSE framed by core/agent-protocol/sse.ts). */
 import type { ServerResponse } from 'node:http';
-import { AgentError, toAgentError } from '../errors.ts';
+import { AgentError, toAgentError } from '../../core/agent-protocol/errors.ts';
+import { eventFrame, openSseFrames } from '../../core/agent-protocol/sse.ts';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {
@@ -22,8 +23,6 @@ export function sendError(res: ServerResponse, err: unknown): void {
   sendJson(res, e.status, e.toBody());
 }
 
-/** Keep-alive interval for long-lived streams (proxies drop idle connections). */
-const KEEPALIVE_MS = 15_000;
 /**
  * A client this far behind is cut off instead of buffering without bound;
  * an exec task keeps running and can be re-subscribed (replay from its log).
@@ -38,61 +37,6 @@ export interface SseStream {
   isOpen(): boolean;
 }
 
-/** A raw SSE response: whole frames in, keep-alive pings, bounded backlog. openSse below and openDataSse (logs/sse.ts) sit on it. */
-export interface SseFrames {
-  /** Write one complete frame (ending in a blank line); dropped once closed. */
-  frame(text: string): void;
-  /** Resolves when the client went away or end() was called. */
-  readonly closed: Promise<void>;
-  end(): void;
-  isOpen(): boolean;
-}
-
-/**
- * Open an SSE response: `: ping` comments every 15 s, LF only. A
- * client more than `maxBacklog` bytes behind is cut off rather than
- * buffered without bound.
- */
-export function openSseFrames(res: ServerResponse, opts: { maxBacklog: number; headers?: Record<string, string> }): SseFrames {
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    ...opts.headers,
-  });
-  res.flushHeaders();
-  let open = true;
-  let resolveClosed!: () => void;
-  const closed = new Promise<void>((r) => { resolveClosed = r; });
-  const finish = (): void => {
-    if (!open) return;
-    open = false;
-    clearInterval(timer);
-    resolveClosed();
-  };
-  const timer = setInterval(() => { if (open) res.write(': ping\n\n'); }, KEEPALIVE_MS);
-  timer.unref();
-  res.on('close', finish);
-  return {
-    frame(text) {
-      if (!open) return;
-      if (res.writableLength > opts.maxBacklog) {
-        res.destroy();
-        finish();
-        return;
-      }
-      res.write(text);
-    },
-    closed,
-    end() {
-      if (open && !res.writableEnded) res.end();
-      finish();
-    },
-    isOpen: () => open && !res.destroyed,
-  };
-}
-
 /**
  * Server-sent events in the shape the SDK's exec parser reads (spec §1.5):
  * `event: <name>\ndata: <json>\n\n`, LF only, one JSON object per data line.
@@ -100,7 +44,7 @@ export function openSseFrames(res: ServerResponse, opts: { maxBacklog: number; h
 export function openSse(res: ServerResponse): SseStream {
   const sse = openSseFrames(res, { maxBacklog: MAX_SSE_BACKLOG });
   return {
-    event: (name, data) => sse.frame(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`),
+    event: (name, data) => sse.frame(eventFrame(name, data)),
     closed: sse.closed,
     end: () => sse.end(),
     isOpen: () => sse.isOpen(),

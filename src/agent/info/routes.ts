@@ -1,7 +1,7 @@
 /** Health, RuntimeInfo and discovery (spec §22.2). */
 import { cpus, arch, homedir, platform, release } from 'node:os';
 import type { Handler } from '../http/context.ts';
-import { AGENT_GENERATION, CAPABILITIES, DEFAULT_TARGET, PROTOCOL_VERSION } from '../protocol.ts';
+import { AGENT_ROUTES, AGENT_GENERATION, CAPABILITIES, DEFAULT_TARGET, PROTOCOL_VERSION, type HealthBody } from '../../core/agent-protocol.ts';
 import type { Router } from '../router.ts';
 import { defaultShell } from '../shell.ts';
 
@@ -26,7 +26,7 @@ function runtimeInfo(): Record<string, unknown> {
 }
 
 export function registerInfoRoutes(router: Router<Handler>, ctx: InfoContext): void {
-  router.add('GET', '/health', () => ({
+  router.add('GET', AGENT_ROUTES.health, (): HealthBody => ({
     status: 'ok',
     success: true,
     generation: AGENT_GENERATION,

@@ -11,14 +11,14 @@
 import { LOGS_PREFIX } from '../../core/agent-protocol.ts';
 import { readFileSync, statSync } from 'node:fs';
 import type { Handler } from '../http/context.ts';
-import { AgentError, notFound, validation } from '../errors.ts';
-import { q } from '../http/params.ts';
+import { AgentError, notFound, validation } from '../../core/agent-protocol/errors.ts';
+import { q } from '../../core/agent-protocol/params.ts';
 import type { Router } from '../router.ts';
 import type { Supervisor } from '../workloads/supervisor.ts';
 import { sinceParam, streamWorkloadLogs, tailParam } from '../workloads/routes.ts';
 import type { BootLog } from './boot.ts';
 import type { LogEntry } from './line.ts';
-import { openDataSse } from './sse.ts';
+import { openDataSse } from '../../core/agent-protocol/sse.ts';
 import type { LogFileInfo, LogStore } from './store.ts';
 
 /** getFile answers in JSON: bigger files are refused (fetch them with the runtime's files API). */

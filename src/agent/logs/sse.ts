@@ -1,33 +1,10 @@
 /**
- * The SSE shape of the control plane's streams (spec §1.5): one
- * `data: <json>\n\n` per event, keep-alives as `: ping` comments, LF only,
- * no event names. hearthd relays these lines to the SDK's `requestSSE`
- * (logs, workload and workspace stats), so the agent speaks that shape
- * already. The runtime exec streams use named events instead (http/reply.ts).
+ * The pacing of the agent's periodic streams (workload and guest stats).
+ * Their framing — the control plane's `data:`-only shape, which hearthd
+ * relays to the SDK's `requestSSE` — is the protocol's own
+ * (core/agent-protocol/sse.ts, openDataSse).
  */
-import type { ServerResponse } from 'node:http';
-import { openSseFrames } from '../http/reply.ts';
-
-/** A reader this far behind is cut off rather than buffered without bound. */
-const MAX_BACKLOG = 8 * 1024 * 1024;
-
-export interface DataSse {
-  send(data: object): void;
-  end(): void;
-  isOpen(): boolean;
-  /** Resolves when the client went away or end() was called. */
-  readonly closed: Promise<void>;
-}
-
-export function openDataSse(res: ServerResponse, headers?: Record<string, string>): DataSse {
-  const sse = openSseFrames(res, { maxBacklog: MAX_BACKLOG, ...(headers ? { headers } : {}) });
-  return {
-    send: (data) => sse.frame(`data: ${JSON.stringify(data)}\n\n`),
-    end: () => sse.end(),
-    isOpen: () => sse.isOpen(),
-    closed: sse.closed,
-  };
-}
+import type { DataSse } from '../../core/agent-protocol/sse.ts';
 
 /** The stream interval a caller asked for: `interval_ms`, or `interval` in seconds; 1 s by default. */
 export function intervalParam(query: URLSearchParams, dflt = 1000): number {

@@ -6,7 +6,8 @@
 import { METRICS_PREFIX } from '../../core/agent-protocol.ts';
 import type { Handler } from '../http/context.ts';
 import type { Router } from '../router.ts';
-import { everyInterval, intervalParam, openDataSse } from '../logs/sse.ts';
+import { openDataSse } from '../../core/agent-protocol/sse.ts';
+import { everyInterval, intervalParam } from '../logs/sse.ts';
 import type { GuestMetrics, RawSample } from './guest.ts';
 
 export function registerMetricsRoutes(router: Router<Handler>, guest: GuestMetrics): void {

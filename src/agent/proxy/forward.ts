@@ -6,7 +6,7 @@
 import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 import { sendError } from '../http/reply.ts';
 import type { ProxyTarget } from './target.ts';
 

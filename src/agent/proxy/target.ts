@@ -5,7 +5,7 @@
  * and only loopback hosts are allowed: the proxy reaches services inside
  * this workspace, never other machines.
  */
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 
 export interface ProxyTarget {
   host: string;

@@ -1,5 +1,5 @@
 /** File-name search (GET /files/search/files): substring, or a glob when the query has glob characters. */
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 import { GlobSet } from '../files/glob.ts';
 import { walk } from '../files/walk.ts';
 import { stat } from 'node:fs/promises';

@@ -2,11 +2,11 @@
  * Search request parsing (spec §22.4). Query names are the SDK's wire
  * names; JSON bodies (POST) use the same keys.
  */
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import { GlobSet } from '../files/glob.ts';
 import { FILE_TYPES } from '../files/kinds.ts';
 import { resolvePath } from '../files/paths.ts';
-import { boolParam, intParam, listParam } from '../http/params.ts';
+import { boolParam, intParam, listParam } from '../../core/agent-protocol/params.ts';
 
 export const DEFAULT_MAX_RESULTS = 1000;
 const MAX_MAX_RESULTS = 100_000;

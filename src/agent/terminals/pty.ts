@@ -7,7 +7,7 @@
  * the addon is missing: terminals then fail with a clear 501.
  */
 import type * as NodePty from '@lydell/node-pty';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 
 export type PtyModule = typeof NodePty;
 export type IPty = NodePty.IPty;

@@ -1,8 +1,9 @@
 /** Terminal routes (spec §22.6). Input, output and resize travel only over /ws. */
-import { validation } from '../errors.ts';
+import { AGENT_ROUTES } from '../../core/agent-protocol.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import { readJson } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { intParam, q } from '../http/params.ts';
+import { intParam, q } from '../../core/agent-protocol/params.ts';
 import type { Router } from '../router.ts';
 import { clampDim, DEFAULT_SCROLLBACK, MAX_SCROLLBACK, type TerminalService, type TerminalSpec } from './service.ts';
 import { resolvePath } from '../files/paths.ts';
@@ -29,16 +30,16 @@ function parseTerminalSpec(body: Record<string, unknown>): TerminalSpec {
 }
 
 export function registerTerminalRoutes(router: Router<Handler>, terminals: TerminalService): void {
-  router.add('POST', '/terminals', async ({ req }: Ctx) => {
+  router.add('POST', AGENT_ROUTES.terminals, async ({ req }: Ctx) => {
     const term = await terminals.create(parseTerminalSpec(await readJson(req)));
     return { success: true, ...term.toJSON() };
   });
 
-  router.add('GET', '/terminals', () => ({ success: true, terminals: terminals.list().map((t) => t.toJSON()) }));
+  router.add('GET', AGENT_ROUTES.terminals, () => ({ success: true, terminals: terminals.list().map((t) => t.toJSON()) }));
 
-  router.add('GET', '/terminals/:id', ({ params }: Ctx) => ({ success: true, ...terminals.get(params.id as string).toJSON() }));
+  router.add('GET', AGENT_ROUTES.terminal, ({ params }: Ctx) => ({ success: true, ...terminals.get(params.id as string).toJSON() }));
 
-  router.add('DELETE', '/terminals/:id', ({ params }: Ctx) => {
+  router.add('DELETE', AGENT_ROUTES.terminal, ({ params }: Ctx) => {
     const term = terminals.close(params.id as string);
     return { success: true, terminal_id: String(term.id) };
   });

@@ -7,7 +7,7 @@
  * (alive:false, exit_code) so its scrollback can be read, until it is
  * closed, its retention passes, or its id is needed.
  */
-import { AgentError, notFound } from '../errors.ts';
+import { AgentError, notFound } from '../../core/agent-protocol/errors.ts';
 import { childEnv } from '../env.ts';
 import { defaultShell } from '../shell.ts';
 import { loadPty, type IPty } from './pty.ts';

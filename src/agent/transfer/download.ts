@@ -11,10 +11,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { WriteEntry } from 'tar';
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import { excludedWithAncestors, GlobSet } from '../files/glob.ts';
 import { resolvePath } from '../files/paths.ts';
-import { listParam, stringParam } from '../http/params.ts';
+import { listParam, stringParam } from '../../core/agent-protocol/params.ts';
 
 /**
  * gzip level of downloads. The archive is made as the client reads it, so

@@ -1,7 +1,7 @@
 /** Transfer routes (spec §22.8): tar.gz both ways, streamed. */
 import { readJson } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { intParam, q } from '../http/params.ts';
+import { intParam, q } from '../../core/agent-protocol/params.ts';
 import { resolvePath } from '../files/paths.ts';
 import type { Router } from '../router.ts';
 import { parseDownloadRequest, streamDownload } from './download.ts';

@@ -11,7 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { AgentError } from '../errors.ts';
+import { AgentError } from '../../core/agent-protocol/errors.ts';
 
 export const UPLOAD_LIMIT_BYTES = 8 * 1024 * 1024 * 1024;
 

@@ -1,7 +1,7 @@
 /** Watcher routes (spec §22.7): the SDK reads `res.watcher` / `res.watchers`. */
 import { readJson } from '../http/body.ts';
 import type { Ctx, Handler } from '../http/context.ts';
-import { listParam } from '../http/params.ts';
+import { listParam } from '../../core/agent-protocol/params.ts';
 import { resolvePath } from '../files/paths.ts';
 import type { Router } from '../router.ts';
 import type { WatcherService } from './service.ts';

@@ -1,6 +1,6 @@
 /** Watcher registry (spec §22.7). Events go to the WS hub, never over HTTP. */
 import { stat } from 'node:fs/promises';
-import { AgentError, notFound } from '../errors.ts';
+import { AgentError, notFound } from '../../core/agent-protocol/errors.ts';
 import { Watcher, type WatcherMessage } from './watcher.ts';
 
 const MAX_WATCHERS = 64;

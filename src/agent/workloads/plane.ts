@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Handler } from '../http/context.ts';
-import { AGENT_GENERATION } from '../protocol.ts';
+import { AGENT_GENERATION } from '../../core/agent-protocol.ts';
 import type { Router } from '../router.ts';
 import { BootLog } from '../logs/boot.ts';
 import { registerLogRoutes } from '../logs/routes.ts';

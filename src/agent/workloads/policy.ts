@@ -14,7 +14,7 @@
  * STABLE_RUN_MS or more counts as healthy and resets the back-off (Docker
  * uses the same 10 s rule).
  */
-import type { RestartPolicy } from './spec.ts';
+import type { RestartPolicy } from '../../core/agent-protocol/workload-spec.ts';
 
 export const MIN_DELAY_MS = 100;
 export const MAX_BACKOFF_MS = 60_000;

@@ -7,11 +7,12 @@
 import { WORKLOADS_PREFIX } from '../../core/agent-protocol.ts';
 import type { Ctx, Handler } from '../http/context.ts';
 import { readJson } from '../http/body.ts';
-import { intParam, listParam, q } from '../http/params.ts';
-import { validation } from '../errors.ts';
+import { intParam, listParam, q } from '../../core/agent-protocol/params.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 import type { Router } from '../router.ts';
 import { parseSince, type LogEntry } from '../logs/line.ts';
-import { everyInterval, intervalParam, openDataSse } from '../logs/sse.ts';
+import { openDataSse } from '../../core/agent-protocol/sse.ts';
+import { everyInterval, intervalParam } from '../logs/sse.ts';
 import type { GuestMetrics } from '../metrics/guest.ts';
 import { collectWorkloadStats, type StatsState } from './stats.ts';
 import type { Supervisor } from './supervisor.ts';

@@ -12,7 +12,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { reviveSpec, type WorkloadSpec } from './spec.ts';
+import { reviveSpec, type WorkloadSpec } from '../../core/agent-protocol/workload-spec.ts';
 
 export const STATE_VERSION = 1;
 

@@ -7,12 +7,12 @@
 import { accessSync, constants, rmSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AgentError, notFound, validation } from '../errors.ts';
+import { AgentError, notFound, validation } from '../../core/agent-protocol/errors.ts';
 import { resolveArgv } from '../exec/argv.ts';
 import { baseChildEnv } from '../env.ts';
 import { defaultShell } from '../shell.ts';
 import { startsAtBoot } from './policy.ts';
-import { applyUpdate, parseCreate, type WorkloadSpec } from './spec.ts';
+import { applyUpdate, parseCreate, type WorkloadSpec } from '../../core/agent-protocol/workload-spec.ts';
 import { WorkloadStateFile, type WorkloadRecord } from './state-file.ts';
 import { lookupUser } from './user.ts';
 import { defaultLogFile, Workload } from './workload.ts';

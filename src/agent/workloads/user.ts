@@ -6,7 +6,7 @@
  * given) and home `/`. The parsers are pure; `lookupUser` reads the files.
  */
 import { readFileSync } from 'node:fs';
-import { validation } from '../errors.ts';
+import { validation } from '../../core/agent-protocol/errors.ts';
 
 export interface PasswdEntry {
   name: string;

@@ -19,7 +19,7 @@ import { defaultShell } from '../shell.ts';
 import { LineSplitter, type LogEntry, type LogStream } from '../logs/line.ts';
 import { LogStore } from '../logs/store.ts';
 import { decide, type RestartState } from './policy.ts';
-import type { WorkloadSpec } from './spec.ts';
+import type { WorkloadSpec } from '../../core/agent-protocol/workload-spec.ts';
 import type { WorkloadRecord } from './state-file.ts';
 import { lookupUser, type ResolvedUser } from './user.ts';
 

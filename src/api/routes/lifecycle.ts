@@ -3,7 +3,7 @@ import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
 import { bodyObject, param } from '../parse.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
-import type { Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspaces/row.ts';
 import type { SnapshotSupport } from '../../control/snapshots.ts';
 import { lifecycleTtlRemoves, pingTtlRemoves, removalBody } from '../grant-rules.ts';
 

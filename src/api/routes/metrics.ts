@@ -13,7 +13,7 @@ import type { RouteTable } from '../route-table.ts';
 import { param, type Json } from '../parse.ts';
 import { relaySse } from '../sse.ts';
 import type { Principal } from '../../auth/principal.ts';
-import type { Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspaces/row.ts';
 import { requireRunning } from '../../control/agent-client.ts';
 import { publicStatus } from '../../core/lifecycle.ts';
 

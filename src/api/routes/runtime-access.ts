@@ -8,7 +8,7 @@ import type { RouteTable } from '../route-table.ts';
 import { param } from '../parse.ts';
 import { RUNTIME_TOKEN_TTL_S } from '../../auth/jwt.ts';
 import { Forbidden } from '../../core/errors.ts';
-import type { Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspaces/row.ts';
 import type { Principal } from '../../auth/principal.ts';
 
 export function runtimeAccessRoutes(r: RouteTable, ctx: ApiContext): void {

@@ -5,7 +5,7 @@ import type { RouteTable } from '../route-table.ts';
 import { parseCreateRequest } from '../../core/workspace-spec.ts';
 import { workspaceView } from '../views.ts';
 import { bodyObject, param, queryInt, queryString, type Json } from '../parse.ts';
-import type { Workspace } from '../../control/workspace-row.ts';
+import type { Workspace } from '../../control/workspaces/row.ts';
 import { ValidationFailed } from '../../core/errors.ts';
 import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';

@@ -1,16 +1,17 @@
 /**
  * A workload's definition (spec §13.1) parsed from a create or update body.
- * Pure: no I/O, so hearthd can reuse it to check `config.workloads` at
- * workspace creation. What depends on the workspace (does the command
- * exist, does the user exist) is checked by the supervisor at create time.
+ * Pure: no I/O, and in core/ so the agent (which supervises workloads) and
+ * hearthd (which checks `config.workloads` at workspace creation) share it.
+ * What depends on the workspace (does the command exist, does the user
+ * exist) is checked by the supervisor at create time.
  *
  * Tolerated as the contract says: `command` (string or array) for `cmd`;
  * `env` as `["K=V"]`, `{ K: "V" }` or `[{ key, value }]`; `restart_policy`
  * aliases `no` and `unless-stopped`; CLI values as strings ("3", "true");
  * unknown keys (`image`, `port`, `keep_logs`, …) are ignored.
  */
-import { AgentError, validation } from '../errors.ts';
-import { boolParam, secondsParam, stringParam } from '../http/params.ts';
+import { AgentError, validation } from './errors.ts';
+import { boolParam, secondsParam, stringParam } from './params.ts';
 
 export type RestartPolicy = 'never' | 'on-failure' | 'always';
 

@@ -3,7 +3,9 @@
  * `{ success:false, error, code, message, details? }` — the data-plane SDK
  * only throws when it sees `success:false` (spec §1.4), so no error body may
  * lack it. The status table is typed over every code, so a code without a
- * status does not compile.
+ * status does not compile. It lives in core/ because both sides read it: the
+ * agent writes these bodies, hearthd's agent client (host/agent-client.ts)
+ * reads them back.
  */
 
 export const AGENT_ERROR_STATUS = {

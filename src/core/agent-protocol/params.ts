@@ -3,7 +3,7 @@
  * as "true"/"false", numbers as decimal strings and arrays comma-joined
  * (spec §1.3); JSON callers may send real types. Both are accepted.
  */
-import { validation } from '../errors.ts';
+import { validation } from './errors.ts';
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off', '']);
