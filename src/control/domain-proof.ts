@@ -75,11 +75,15 @@ export type ClaimStatus = 'pending' | 'verified';
 export type DomainStatus = 'pending' | 'verified' | 'active';
 
 /**
- * The next state of a claim after a check. A proven claim stays proven (a
- * failed lookup later is a DNS hiccup, not a loss of ownership); a pending
- * one becomes verified only when the record is found.
+ * The next state of a claim. A proven claim stays proven while its workspace
+ * uses the domain (a failed lookup later is a DNS hiccup, not a loss of
+ * ownership); once nothing uses it any more it goes back to pending with
+ * its token, so a stale proof never routes the domain again — reconnecting
+ * needs the record to be there still. A pending claim becomes verified only
+ * when the record is found.
  */
-export function nextClaimStatus(current: ClaimStatus, check: { found: boolean }): ClaimStatus {
+export function nextClaimStatus(current: ClaimStatus, check: { found: boolean; inUse?: boolean }): ClaimStatus {
+  if (check.inUse === false) return 'pending';
   if (current === 'verified') return 'verified';
   return check.found ? 'verified' : 'pending';
 }

@@ -206,6 +206,20 @@ export class PublicAccessService {
     }
   }
 
+  /**
+   * Proven claims the workspace no longer uses (disconnected, revoked, moved)
+   * go back to pending, token kept (nextClaimStatus): a proof is not a
+   * permanent title to a domain that may since have changed hands.
+   */
+  private async relaxUnusedClaims(workspaceId: string): Promise<void> {
+    const used = new Set((await this.wanted(this.db, workspaceId)).map((w) => w.domain));
+    for (const c of await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute()) {
+      if (nextClaimStatus(c.status, { found: false, inUse: used.has(c.domain) }) === 'verified') continue;
+      await this.db.updateTable('domain_claims').set({ status: 'pending', verified_at: null, last_error: null })
+        .where('workspace_id', '=', workspaceId).where('domain', '=', c.domain).execute();
+    }
+  }
+
   /** Look up the TXT record of one claim; a pending claim whose record is found becomes verified. Idempotent. */
   private async checkClaim(claim: DomainClaimTable): Promise<DomainClaimTable> {
     if (claim.status === 'verified') return claim;
@@ -236,7 +250,11 @@ export class PublicAccessService {
    * routed to another workspace stays unrouted here. Idempotent.
    */
   async verifyWorkspace(workspaceId: string): Promise<void> {
-    const pendingClaims = await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'pending').execute();
+    await this.relaxUnusedClaims(workspaceId);
+    // Only claims in use are looked up: an unused one is not proven again behind its owner's back.
+    const used = new Set((await this.wanted(this.db, workspaceId)).map((w) => w.domain));
+    const pendingClaims = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'pending').execute())
+      .filter((c) => used.has(c.domain));
     for (const c of pendingClaims) await this.checkClaim(c);
     const activated = await this.locks.run(workspaceId, async () => {
       const proven = await this.provenDomains(this.db, workspaceId);
@@ -273,7 +291,7 @@ export class PublicAccessService {
 
   /** The timer's pass: every workspace with a pending claim or a proven name not routed yet. */
   async verifyPending(): Promise<void> {
-    const ids = new Set((await this.db.selectFrom('domain_claims').select('workspace_id').where('status', '=', 'pending').execute()).map((r) => r.workspace_id));
+    const ids = new Set<string>();
     for (const w of await this.wanted(this.db)) if (this.table.get(w.hostname)?.workspaceId !== w.workspaceId) ids.add(w.workspaceId);
     for (const id of ids) await this.verifyWorkspace(id).catch((err) => this.log.warn({ workspace: id, err }, 'domain verification failed'));
   }
@@ -406,6 +424,7 @@ export class PublicAccessService {
     });
     // reload() tells the edge, which cuts open connections before this returns.
     await this.reload();
+    await this.relaxUnusedClaims(ws.id);
     await this.syncIngressPorts(p, ws, port);
     this.log.info({ workspace: ws.id, port, hostname: removed.hostname }, 'port revoked');
     return { port, revoked: true };
@@ -554,6 +573,7 @@ export class PublicAccessService {
       return row;
     });
     await this.reload();
+    await this.relaxUnusedClaims(ws.id);
     if (old) await this.syncIngressPorts(p, ws, old.port);
     if (!old) throw new NotFound('custom domain of workspace', ws.id);
     return { domain: old.domain };

@@ -299,16 +299,16 @@ test('a custom domain routes and gets a certificate only after its owner proves 
   // No proof yet: pending, with the record to create; not routed; no certificate asked for.
   const claimed = await a.workspaces.domains.connect(wsA.id, { domain, port: 3000 }) as Record<string, any>;
   assert.equal(claimed.domain, domain);
-  assert.equal(claimed.status, 'pending');
+  const notRouted = await viaEdge(domain);
+  assert.equal(notRouted.status, 404, 'an unproven domain is not routed');
   assert.equal(claimed.ssl.status, 'none', 'no certificate is requested for an unproven domain');
+  assert.equal(claimed.status, 'pending');
   assert.deepEqual([claimed.verification.type, claimed.verification.host], ['TXT', `_hearth-challenge.${domain}`]);
   assert.match(claimed.verification.value, /^hearth-verify=[a-z2-7]{32}$/);
   assert.equal(claimed.dns.ownership, false);
   const pendingInfo = await a.workspaces.domains.get(wsA.id) as Record<string, any>;
   assert.equal(pendingInfo.customDomain, domain);
   assert.equal(pendingInfo.status, 'pending');
-  const notRouted = await viaEdge(domain);
-  assert.equal(notRouted.status, 404);
   assert.equal(notRouted.headers['x-hearth-domain'], 'pending-verification');
   assert.match(notRouted.body, /not routed yet/);
   // Over HTTPS there is no certificate for it at all: the edge only has its preview wildcard to offer.

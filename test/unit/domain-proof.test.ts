@@ -42,11 +42,14 @@ test('a proof covers the domain and the names under it, nothing else', () => {
   assert.equal(covers('shop.example.org', 'example.org'), false);
 });
 
-test('status transitions: pending until found, proven stays proven; active only when routed here', () => {
+test('status transitions: pending until found, proven stays proven while used; active only when routed here', () => {
   assert.equal(nextClaimStatus('pending', { found: false }), 'pending');
   assert.equal(nextClaimStatus('pending', { found: true }), 'verified');
   assert.equal(nextClaimStatus('verified', { found: false }), 'verified');
   assert.equal(nextClaimStatus('verified', { found: true }), 'verified');
+  assert.equal(nextClaimStatus('verified', { found: false, inUse: true }), 'verified');
+  assert.equal(nextClaimStatus('verified', { found: true, inUse: false }), 'pending', 'an unused proof goes stale');
+  assert.equal(nextClaimStatus('pending', { found: true, inUse: false }), 'pending');
   assert.equal(domainStatus('pending', false), 'pending');
   assert.equal(domainStatus('pending', true), 'pending');
   assert.equal(domainStatus('verified', false), 'verified');

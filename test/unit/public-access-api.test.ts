@@ -151,6 +151,8 @@ test('a custom domain is pending (not routed, no certificate) until its TXT reco
     const a = await newWorkspace();
     const b = await newWorkspace();
     const c = await call('POST', `/workspace/${a}/domain`, { domain: 'claim.example.net', port: 3000, include_www: true });
+    assert.equal(pub.publicAccess.route('claim.example.net'), undefined, 'pending: not routed');
+    assert.deepEqual(requested, [], 'pending: no certificate requested');
     assert.equal(c.json.status, 'pending');
     assert.equal(c.json.verification.type, 'TXT');
     assert.equal(c.json.verification.host, '_hearth-challenge.claim.example.net');
@@ -201,6 +203,18 @@ test('a custom domain is pending (not routed, no certificate) until its TXT reco
     const s = await call('POST', `/workspace/${a}/public-access`, { port: 5000, slug: 'shop', domain: 'claim.example.net' });
     assert.equal(s.json.port.status, 'active');
     assert.equal(pub.publicAccess.route('shop.claim.example.net')!.workspaceId, a);
+
+    // A proof does not outlive its use: disconnected and revoked, the claim is pending again (same token),
+    // so reconnecting after the record is gone (the domain changed hands) routes nothing.
+    await call('DELETE', `/workspace/${a}/public-access/5000`);
+    await call('DELETE', `/workspace/${a}/domain`);
+    txt.delete('_hearth-challenge.claim.example.net');
+    const back = await call('POST', `/workspace/${a}/domain`, { domain: 'claim.example.net', port: 3000 });
+    assert.equal(back.json.status, 'pending');
+    assert.equal(back.json.verification.value, c.json.verification.value, 'same token');
+    assert.equal(pub.publicAccess.route('claim.example.net'), undefined);
+    await prove(a, c.json.verification, 'claim.example.net');
+    assert.equal(pub.publicAccess.route('claim.example.net')!.workspaceId, a);
   } finally {
     pub.publicAccess.certs = null;
   }
