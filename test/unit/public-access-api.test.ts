@@ -20,6 +20,7 @@ import { agentClientFor } from '../../src/control/workloads.ts';
 import { ERROR_STATUS } from '../../src/api/errors.ts';
 import { createPublicServices, type PublicServices } from '../../src/control/public-services.ts';
 import { verifyPassword } from '../../src/control/ssh.ts';
+import { publicDb } from '../../src/control/public-tables.ts';
 import { FakeHost } from './fake-host.ts';
 
 let db: Db;
@@ -218,6 +219,26 @@ test('a custom domain is pending (not routed, no certificate) until its TXT reco
   } finally {
     pub.publicAccess.certs = null;
   }
+});
+
+test('upgrade: a custom name routed before proofs existed is not routed, and at start it loses its row and gets a pending claim', async () => {
+  const id = await newWorkspace();
+  const pdb = publicDb(db);
+  const at = new Date().toISOString();
+  // The state an older Hearth left: a connected domain with its edge_hosts row, and no claim.
+  await pdb.insertInto('workspace_domains').values({ workspace_id: id, domain: 'legacy.example.com', port: 3000, include_www: 0, created_at: at }).execute();
+  await pdb.insertInto('edge_hosts').values({ hostname: 'legacy.example.com', workspace_id: id, port: 3000, source: 'domain', created_at: at }).execute();
+  await pub.publicAccess.reload();
+  assert.equal(pub.publicAccess.route('legacy.example.com'), undefined, 'the route table never holds an unproven custom name');
+  assert.deepEqual(await pub.publicAccess.demoteUnproven(), ['legacy.example.com']);
+  assert.equal(await pdb.selectFrom('edge_hosts').select('hostname').where('hostname', '=', 'legacy.example.com').executeTakeFirst(), undefined);
+  const got = await call('GET', `/workspace/${id}/domain`);
+  assert.equal(got.json.domain.status, 'pending');
+  assert.equal(got.json.domain.verification.host, '_hearth-challenge.legacy.example.com');
+  assert.equal(pub.publicAccess.pending('legacy.example.com'), true);
+  await prove(id, got.json.domain.verification, 'legacy.example.com');
+  assert.equal(pub.publicAccess.route('legacy.example.com')!.workspaceId, id);
+  assert.deepEqual(await pub.publicAccess.demoteUnproven(), [], 'a proven name stays');
 });
 
 test('ssh: status, enable returns a password once, key and password validation', async () => {
