@@ -198,6 +198,13 @@ export class PublicAccessService {
     return this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('domain', '=', domain).executeTakeFirst();
   }
 
+  /** The proof that counts for `domain`: a proven claim of it or of a parent (example.org for api.example.org), else its own claim. */
+  private async effectiveClaim(workspaceId: string, domain: string): Promise<DomainClaimTable | undefined> {
+    const parent = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute())
+      .filter((c) => covers(c.domain, domain)).sort((a, b) => b.domain.length - a.domain.length)[0];
+    return parent ?? this.claimOf(workspaceId, domain);
+  }
+
   /** A name routed to another workspace cannot be claimed (409); a pending claim elsewhere does not block. */
   private async refuseIfRoutedElsewhere(workspaceId: string, hostnames: string[]): Promise<void> {
     for (const hostname of hostnames) {
@@ -212,9 +219,10 @@ export class PublicAccessService {
    * permanent title to a domain that may since have changed hands.
    */
   private async relaxUnusedClaims(workspaceId: string): Promise<void> {
-    const used = new Set((await this.wanted(this.db, workspaceId)).map((w) => w.domain));
+    const wanted = await this.wanted(this.db, workspaceId);
     for (const c of await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute()) {
-      if (nextClaimStatus(c.status, { found: false, inUse: used.has(c.domain) }) === 'verified') continue;
+      // In use = some name the workspace asks for is covered by it (its own domain or a name under it).
+      if (nextClaimStatus(c.status, { found: false, inUse: wanted.some((w) => covers(c.domain, w.hostname)) }) === 'verified') continue;
       await this.db.updateTable('domain_claims').set({ status: 'pending', verified_at: null, last_error: null })
         .where('workspace_id', '=', workspaceId).where('domain', '=', c.domain).execute();
     }
@@ -251,10 +259,12 @@ export class PublicAccessService {
    */
   async verifyWorkspace(workspaceId: string): Promise<void> {
     await this.relaxUnusedClaims(workspaceId);
-    // Only claims in use are looked up: an unused one is not proven again behind its owner's back.
+    // Only claims in use and not already covered by a proven parent are looked up: an unused one is not
+    // proven again behind its owner's back.
     const used = new Set((await this.wanted(this.db, workspaceId)).map((w) => w.domain));
+    const provenNow = await this.provenDomains(this.db, workspaceId);
     const pendingClaims = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'pending').execute())
-      .filter((c) => used.has(c.domain));
+      .filter((c) => used.has(c.domain) && !provenNow.some((d) => covers(d, c.domain)));
     for (const c of pendingClaims) await this.checkClaim(c);
     const activated = await this.locks.run(workspaceId, async () => {
       const proven = await this.provenDomains(this.db, workspaceId);
@@ -320,13 +330,13 @@ export class PublicAccessService {
 
   /** What the API shows about a claim: its status and the record to create. */
   private async proofView(workspaceId: string, domain: string, hostnames: string[]): Promise<{ status: string; verification: Record<string, unknown> } | null> {
-    const claim = await this.claimOf(workspaceId, domain);
+    const claim = await this.effectiveClaim(workspaceId, domain);
     if (!claim) return null;
     const routed = hostnames.every((h) => this.table.get(h)?.workspaceId === workspaceId);
     return {
       status: domainStatus(claim.status, routed),
       verification: {
-        ...requiredTxt(domain, claim.token), status: claim.status, verified: claim.status === 'verified',
+        ...requiredTxt(claim.domain, claim.token), status: claim.status, verified: claim.status === 'verified',
         verified_at: claim.verified_at, checked_at: claim.checked_at, error: claim.last_error,
       },
     };
@@ -631,11 +641,11 @@ export class PublicAccessService {
     const cname = records.CNAME!.some((c) => c.replace(/\.$/, '') === target);
     const aOk = records.A!.length > 0 && (edgeIps.length === 0 || records.A!.every((a) => edgeIps.includes(a)));
     // ownership: true once the workspace's TXT proof was found, false while pending, null without a claim.
-    const claim = workspaceId ? await this.claimOf(workspaceId, domain) : undefined;
+    const claim = workspaceId ? await this.effectiveClaim(workspaceId, domain) : undefined;
     if (claim && claim.status !== 'verified' && claim.last_error) errors.push(claim.last_error);
     return {
       verified: (cname || aOk) && (!claim || claim.status === 'verified'), cname, ownership: claim ? claim.status === 'verified' : null, records, errors,
-      required_records: { cname: { host: domain, target }, ...(claim ? { txt: requiredTxt(domain, claim.token) } : {}) }, edge_ips: edgeIps,
+      required_records: { cname: { host: domain, target }, ...(claim ? { txt: requiredTxt(claim.domain, claim.token) } : {}) }, edge_ips: edgeIps,
       ...(claim ? { status: claim.status } : {}),
     };
   }

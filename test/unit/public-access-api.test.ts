@@ -221,6 +221,21 @@ test('a custom domain is pending (not routed, no certificate) until its TXT reco
   }
 });
 
+test('a proven domain covers names under it: an exposed api.<domain> routes at once and keeps routing while it uses the proof', async () => {
+  const id = await newWorkspace();
+  const c = await call('POST', `/workspace/${id}/domain`, { domain: 'parent.example.net', port: 3000 });
+  await prove(id, c.json.verification, 'parent.example.net');
+  const e = await call('POST', `/workspace/${id}/public-access`, { port: 4000, domain: 'api.parent.example.net' });
+  assert.equal(pub.publicAccess.route('api.parent.example.net')!.workspaceId, id, 'routed at once, no second record');
+  assert.equal(e.json.port.status, 'active');
+  assert.equal(e.json.port.verification.host, '_hearth-challenge.parent.example.net', 'the proof that counts is the parent');
+  // Disconnecting the parent keeps its proof alive: the exposed name still uses it.
+  await call('DELETE', `/workspace/${id}/domain`);
+  assert.equal(pub.publicAccess.route('parent.example.net'), undefined);
+  assert.equal((await call('GET', `/workspace/${id}/public-access`)).json.ports.find((x: any) => x.port === 4000).status, 'active');
+  assert.equal(pub.publicAccess.route('api.parent.example.net')!.workspaceId, id);
+});
+
 test('upgrade: a custom name routed before proofs existed is not routed, and at start it loses its row and gets a pending claim', async () => {
   const id = await newWorkspace();
   const pdb = publicDb(db);
