@@ -546,8 +546,12 @@ export class PublicAccessService {
         const drop = oldNames.filter((n) => !names.includes(n));
         if (drop.length) await trx.deleteFrom('edge_hosts').where('workspace_id', '=', ws.id).where('hostname', 'in', drop).where('source', '=', 'domain').execute();
         await trx.updateTable('edge_hosts').set({ port }).where('workspace_id', '=', ws.id).where('source', '=', 'domain').execute();
-        // Nobody routes the name (checked above), so another workspace's row for it is an unproven claim:
-        // it does not hold the name — whoever proves the domain first gets it.
+        // Nobody routes the name (checked again here, atomically with the takeover), so another workspace's
+        // row for it is an unproven claim: it does not hold the name — whoever proves the domain first gets it.
+        for (const n of names) {
+          const holder = await trx.selectFrom('edge_hosts').select('workspace_id').where('hostname', '=', n).executeTakeFirst();
+          if (holder && holder.workspace_id !== ws.id) throw new AlreadyExists('hostname', n);
+        }
         await trx.deleteFrom('workspace_domains').where('domain', '=', domain).where('workspace_id', '!=', ws.id).execute();
         await trx.deleteFrom('workspace_domains').where('workspace_id', '=', ws.id).execute();
         await trx.insertInto('workspace_domains').values({ workspace_id: ws.id, domain, port, include_www: includeWww ? 1 : 0, created_at: now() }).execute();
