@@ -237,6 +237,20 @@ test('a proven domain covers names under it: an exposed api.<domain> routes at o
   assert.equal(pub.publicAccess.route('api.parent.example.net')!.workspaceId, id);
 });
 
+test('the timer pass proves a pending domain once its record appears, with no call from the owner; running it again changes nothing', async () => {
+  const id = await newWorkspace();
+  const c = await call('POST', `/workspace/${id}/domain`, { domain: 'timer.example.net', port: 3000 });
+  await pub.publicAccess.verifyPending();
+  assert.equal(pub.publicAccess.route('timer.example.net'), undefined);
+  txt.set(c.json.verification.host, [c.json.verification.value]);
+  await pub.publicAccess.verifyPending();
+  assert.equal(pub.publicAccess.route('timer.example.net')!.workspaceId, id);
+  await pub.publicAccess.verifyPending();
+  assert.equal(pub.publicAccess.route('timer.example.net')!.workspaceId, id);
+  const rows = await publicDb(db).selectFrom('edge_hosts').select('hostname').where('hostname', '=', 'timer.example.net').execute();
+  assert.equal(rows.length, 1);
+});
+
 test('upgrade: a custom name routed before proofs existed is not routed, and at start it loses its row and gets a pending claim', async () => {
   const id = await newWorkspace();
   const pdb = publicDb(db);
