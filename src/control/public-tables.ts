@@ -1,5 +1,5 @@
 /**
- * Row types of the public-access and SSH tables (migration 0003) and the
+ * Row types of the public-access and SSH tables (migrations 0003, 0005) and the
  * typed view of the store that includes them. Only the services in
  * src/control/public-access.ts, src/control/ssh.ts and the edge's
  * certificate index use these tables.
@@ -37,6 +37,18 @@ export interface WorkspaceDomainTable {
   created_at: string;
 }
 
+/** A claim of a custom domain by a workspace (migration 0005): proven once its TXT record is found. */
+export interface DomainClaimTable {
+  workspace_id: string;
+  domain: string;
+  token: string;
+  status: 'pending' | 'verified';
+  verified_at: string | null;
+  checked_at: string | null;
+  last_error: string | null;
+  created_at: string;
+}
+
 export interface EdgeCertificateTable {
   hostname: string;
   workspace_id: string | null;
@@ -69,6 +81,7 @@ export type PublicTables = {
   public_ports: PublicPortTable;
   workspace_domains: WorkspaceDomainTable;
   edge_certificates: EdgeCertificateTable;
+  domain_claims: DomainClaimTable;
   ssh_access: SshAccessTable;
 };
 

@@ -36,8 +36,10 @@ export interface PublicPlaneOptions {
   /** ACME directory URL for custom-domain certificates; absent = the Hearth CA signs them. */
   acmeDirectory?: string;
   acmeEmail?: string;
-  /** DNS server(s) `host:port` for domain checks; absent = the system resolver. */
+  /** DNS server(s) `host:port` for domain checks and ownership proofs; absent = the system resolver. */
   dnsServers?: string[];
+  /** How often pending domain claims are looked up again (ms); default 30 s. */
+  domainRecheckMs?: number;
   limits?: Partial<EdgeLimits>;
 }
 
@@ -127,10 +129,20 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
   let access: AccessLog | null = null;
   const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+  // Custom names routed before ownership proofs existed wait for theirs (pending) like any new claim.
+  const demoted = await pa.demoteUnproven();
   await pa.reload();
   // Rows vanish by cascade when a workspace is deleted: re-read the table so its routes (and connections) go too.
   const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err }, 'route reload failed')); }, 2000);
   reloader.unref();
+  // Pending claims are looked up again now and then, so a TXT record created later is noticed without a call.
+  let verifying = false;
+  const verifier = setInterval(() => {
+    if (verifying) return;
+    verifying = true;
+    pa.verifyPending().catch((err) => deps.log.warn({ err }, 'domain verification pass failed')).finally(() => { verifying = false; });
+  }, opts.domainRecheckMs ?? 30_000);
+  verifier.unref();
 
   if (opts.edgeHttp || opts.edgeHttps) {
     if (opts.edgeHttps) {
@@ -138,6 +150,7 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
       const acme = opts.acmeDirectory ? new AcmeIssuer(deps.dataDir, { directoryUrl: opts.acmeDirectory, ...(opts.acmeEmail ? { email: opts.acmeEmail } : {}) }) : null;
       certs = new CertManager(deps.dataDir, deps.db, ca, previewDomain, acme, deps.log.child({ component: 'certs' }));
       await certs.init();
+      for (const h of demoted) await certs.release(h).catch(() => undefined);
       pa.certs = certs;
     }
     access = fileAccessLog(deps.dataDir);
@@ -157,6 +170,7 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
     edgeTlsUrl: opts.edgeHttps && live.edgePorts.https !== null ? url('https', opts.edgeHttps.host, live.edgePorts.https) : null,
     async close() {
       clearInterval(reloader);
+      clearInterval(verifier);
       await edge?.close();
       certs?.close();
       await access?.close();

@@ -71,6 +71,8 @@ export interface EdgeLifecycle {
 export interface EdgeDeps {
   routes: {
     route(hostname: string): EdgeRoute | undefined;
+    /** A custom hostname asked for but not routed because its domain's ownership is not proven yet. */
+    pending?(hostname: string): boolean;
     onRoutesRemoved(fn: (removed: EdgeRoute[]) => void): () => void;
   };
   workspace(id: string): Promise<Workspace | null>;
@@ -207,6 +209,9 @@ export class Edge {
   private async resolve(req: http.IncomingMessage): Promise<Target> {
     const host = normalizeHost(req.headers.host);
     const route = host ? this.deps.routes.route(host) : undefined;
+    if (!route && host && this.deps.routes.pending?.(host)) {
+      throw new EdgeReject(404, `${host} is not routed yet: its owner has not proven control of the domain (a DNS TXT record at _hearth-challenge.<domain>, see the domain's verification in the API).`, { 'x-hearth-domain': 'pending-verification' });
+    }
     if (!route) throw new EdgeReject(404);
     const key = routeKey(route);
     this.track(key, req.socket);

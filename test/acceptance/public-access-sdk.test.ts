@@ -4,7 +4,9 @@
  * answers on its preview URL over HTTP and HTTPS (verified with the Hearth
  * CA), streams, carries a WebSocket echo, and is cut off at once by revoke;
  * limits and bad input get clean answers; a custom domain gets a real ACME
- * certificate from Debian's pebble on loopback.
+ * certificate from Debian's pebble on loopback once its owner proved it
+ * with a DNS TXT record on a loopback DNS server (an unproven domain is
+ * pending: not routed, no certificate, and another tenant cannot squat it).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -223,6 +225,9 @@ test('a custom domain gets a certificate from a real ACME server (pebble) and is
   const ws = await client.workspaces.create({ image: 'node-20', config: { ttl: '15m' } } as never) as Record<string, any>;
   await startServer(ws.id, 3000);
   const domain = 'app.hearth-test.example';
+  // Proof of ownership: publish the TXT record the first connect asks for, then connect again.
+  const claim = await client.workspaces.domains.connect(ws.id, { domain, port: 3000 }) as Record<string, any>;
+  dns.txt.set(claim.verification.host, [claim.verification.value]);
   const connected = await client.workspaces.domains.connect(ws.id, { domain, port: 3000 }) as Record<string, any>;
   assert.equal(connected.domain, domain);
   assert.equal(connected.url, `https://${domain}:${edgeHttps}`);
@@ -269,6 +274,83 @@ test('a custom domain gets a certificate from a real ACME server (pebble) and is
   assert.equal(exposed.url, `https://${domain}:${edgeHttps}`);
   await client.workspaces.delete(other.id);
   await client.workspaces.delete(ws.id);
+});
+
+/** An SDK client bound to one namespace (a namespace API key made by the admin). */
+async function tenant(slug: string): Promise<Oblien> {
+  await client.namespaces.create({ name: slug, slug } as never);
+  const res = await fetch(`${h.api}/keys`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-client-id': h.clientId, 'x-client-secret': h.clientSecret },
+    body: JSON.stringify({ name: `${slug} key`, namespace: slug }),
+  });
+  assert.equal(res.status, 201);
+  const key = await res.json() as { clientId: string; clientSecret: string };
+  return new Oblien({ clientId: key.clientId, clientSecret: key.clientSecret, baseUrl: h.api });
+}
+
+test('a custom domain routes and gets a certificate only after its owner proves it with a DNS TXT record; another tenant cannot take a proven domain', { skip: needsRoot, timeout: 180_000 }, async () => {
+  const [a, b] = [await tenant('domain-owner'), await tenant('domain-squatter')];
+  const wsA = await a.workspaces.create({ image: 'node-20', config: { ttl: '15m' } } as never) as Record<string, any>;
+  const wsB = await b.workspaces.create({ image: 'node-20', config: { ttl: '15m' } } as never) as Record<string, any>;
+  await startServer(wsA.id, 3000);
+  await startServer(wsB.id, 3000);
+  const domain = 'owned.hearth-test.example';
+
+  // No proof yet: pending, with the record to create; not routed; no certificate asked for.
+  const claimed = await a.workspaces.domains.connect(wsA.id, { domain, port: 3000 }) as Record<string, any>;
+  assert.equal(claimed.domain, domain);
+  const notRouted = await viaEdge(domain);
+  assert.equal(notRouted.status, 404, 'an unproven domain is not routed');
+  assert.equal(claimed.ssl.status, 'none', 'no certificate is requested for an unproven domain');
+  assert.equal(claimed.status, 'pending');
+  assert.deepEqual([claimed.verification.type, claimed.verification.host], ['TXT', `_hearth-challenge.${domain}`]);
+  assert.match(claimed.verification.value, /^hearth-verify=[a-z2-7]{32}$/);
+  assert.equal(claimed.dns.ownership, false);
+  const pendingInfo = await a.workspaces.domains.get(wsA.id) as Record<string, any>;
+  assert.equal(pendingInfo.customDomain, domain);
+  assert.equal(pendingInfo.status, 'pending');
+  assert.equal(notRouted.headers['x-hearth-domain'], 'pending-verification');
+  assert.match(notRouted.body, /not routed yet/);
+  // Over HTTPS there is no certificate for it at all: the edge only has its preview wildcard to offer.
+  await assert.rejects(viaEdge(domain, '/', { secure: true }), (e: any) => e.code === 'ERR_TLS_CERT_ALTNAME_INVALID');
+  const verifyNow = await a.domain.verify({ domain, resource_id: wsA.id } as never) as Record<string, any>;
+  assert.equal(verifyNow.ownership, false);
+  assert.equal(verifyNow.required_records.txt.value, claimed.verification.value);
+  assert.equal(((await client.domain.ssls()) as Record<string, any>).data.find((c: any) => c.domain === domain), undefined);
+  assert.ok(!pebble.logs.join('').includes(domain), 'the ACME server never heard of the unproven domain');
+
+  // Another tenant asking first does not hold the name; its own token differs, and A's record proves nothing for it.
+  const squat = await b.workspaces.domains.connect(wsB.id, { domain, port: 3000 }) as Record<string, any>;
+  assert.equal(squat.status, 'pending');
+  assert.notEqual(squat.verification.value, claimed.verification.value);
+  assert.equal((await viaEdge(domain)).status, 404);
+
+  // The owner publishes the record on the (loopback) DNS and verifies: proven, routed, certificate flow as before.
+  dns.txt.set(claimed.verification.host, [claimed.verification.value]);
+  assert.equal(((await b.domain.verify({ domain, resource_id: wsB.id } as never)) as Record<string, any>).ownership, false, "A's record does not prove B's claim");
+  await a.workspaces.domains.connect(wsA.id, { domain, port: 3000 });
+  const verified = await a.domain.verify({ domain, resource_id: wsA.id } as never) as Record<string, any>;
+  assert.equal(verified.ownership, true);
+  const info = await waitUntil('the ACME certificate of the proven domain', async () => {
+    const d = await a.workspaces.domains.get(wsA.id) as Record<string, any> | null;
+    return d?.sslStatus === 'active' && d.sslExpiry ? d : false;
+  }, 90_000, 500).catch(async (e) => { throw new Error(`${e.message}\n${pebble.logs.join('').slice(-3000)}`); });
+  assert.equal(info.status, 'active');
+  assert.equal(info.verification.verified, true);
+  const root = await pebble.root();
+  const got = await viaEdge(domain, '/', { secure: true, ca: root });
+  assert.equal(got.status, 200);
+  assert.match(got.body, /port 3000/);
+  const routes = await a.domain.routes() as Record<string, any>;
+  assert.equal(routes.data.find((r: any) => r.hostname === domain).target, `${wsA.id}:3000`);
+
+  // B is refused now, by connect and by expose, and the domain stays A's.
+  await assert.rejects(b.workspaces.domains.connect(wsB.id, { domain, port: 3000 }), (e: any) => e instanceof ConflictError && e.status === 409);
+  await assert.rejects(b.workspaces.publicAccess.expose(wsB.id, { port: 3000, domain }), (e: any) => e.status === 409);
+  assert.equal(await b.workspaces.domains.get(wsB.id), null);
+  assert.equal(((await client.domain.routes()) as Record<string, any>).data.find((r: any) => r.hostname === domain).target, `${wsA.id}:3000`);
+  await a.workspaces.delete(wsA.id);
+  await b.workspaces.delete(wsB.id);
 });
 
 test('a sleeping workspace wakes on a request through the edge, and the request is answered', { skip: needsRoot, timeout: 120_000 }, async () => {

@@ -56,9 +56,17 @@ export async function freePort(): Promise<number> {
 }
 
 /** A DNS server on 127.0.0.1 that answers every A query with 127.0.0.1 (and AAAA with nothing). */
-export async function startLoopbackDns(): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
+export async function startLoopbackDns(): Promise<{ port: number; queries: string[]; txt: Map<string, string[]>; close(): Promise<void> }> {
   const sock = dgram.createSocket('udp4');
   const queries: string[] = [];
+  /** TXT records by (lowercase) name: what a test publishes to prove a domain. */
+  const txt = new Map<string, string[]>();
+  const txtAnswers = (name: string): Buffer[] => (txt.get(name.toLowerCase()) ?? []).map((v) => {
+    const data = Buffer.from(v);
+    const rr = Buffer.alloc(12);
+    rr.writeUInt16BE(0xc00c, 0); rr.writeUInt16BE(16, 2); rr.writeUInt16BE(1, 4); rr.writeUInt32BE(5, 6); rr.writeUInt16BE(data.length + 1, 10);
+    return Buffer.concat([rr, Buffer.from([data.length]), data]);
+  });
   sock.on('message', (msg, rinfo) => {
     if (msg.length < 12) return;
     let o = 12;
@@ -70,15 +78,15 @@ export async function startLoopbackDns(): Promise<{ port: number; queries: strin
     const header = Buffer.from(msg.subarray(0, 12));
     header.writeUInt16BE(0x8180 | (msg.readUInt16BE(2) & 0x0100), 2); // response, RD copied, RA, NOERROR
     header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(qtype === 1 ? 1 : 0, 6);
+    const answers = qtype === 1 ? [Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1])] : qtype === 16 ? txtAnswers(labels.join('.')) : [];
+    header.writeUInt16BE(answers.length, 6);
     header.writeUInt16BE(0, 8);
     header.writeUInt16BE(0, 10);
     const question = msg.subarray(12, qEnd);
-    const answer = qtype === 1 ? Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]) : Buffer.alloc(0);
-    sock.send(Buffer.concat([header, question, answer]), rinfo.port, rinfo.address);
+    sock.send(Buffer.concat([header, question, ...answers]), rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  return { port: sock.address().port, queries, close: () => new Promise<void>((r) => sock.close(() => r())) };
+  return { port: sock.address().port, queries, txt, close: () => new Promise<void>((r) => sock.close(() => r())) };
 }
 
 export interface Pebble {

@@ -58,6 +58,8 @@ test('serve flags: defaults follow --listen, off disables, bad values are refuse
   assert.throws(() => parsePublicPlaneFlags({ 'preview-domain': 'localhost' }, { host: '127.0.0.1', port: 0 }), /not a domain/);
   assert.throws(() => parsePublicPlaneFlags({ 'acme-directory': 'http://x' }, { host: '127.0.0.1', port: 0 }), /https/);
   assert.throws(() => parsePublicPlaneFlags({ 'edge-listen': 'nope' }, { host: '127.0.0.1', port: 0 }), /HOST:PORT/);
+  assert.equal(parsePublicPlaneFlags({ 'domain-recheck': '5' }, { host: '127.0.0.1', port: 0 }).domainRecheckMs, 5000);
+  for (const bad of ['0', 'x', '1.5', '100000']) assert.throws(() => parsePublicPlaneFlags({ 'domain-recheck': bad }, { host: '127.0.0.1', port: 0 }), /seconds/);
 });
 
 test('hearth ca: the trust-store file name is stable per CA', () => {

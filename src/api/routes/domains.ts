@@ -19,9 +19,8 @@ export function domainRoutes(r: RouteTable, svc: PublicAccessService): void {
   });
 
   r.add('POST', `${base}/check`, 'workspace:read', async (req, _reply, p) => {
-    // Visibility check first: the workspace must be the caller's.
-    await svc.getDomain(p, param(req.params, 'id'));
-    return { success: true, enterprise: false, ...(await svc.checkDns(bodyObject(req.body).domain)) };
+    // The workspace must be the caller's; its claim of the domain (if any) is checked too.
+    return { success: true, enterprise: false, ...(await svc.checkDns(bodyObject(req.body).domain, { principal: p, workspace: param(req.params, 'id') })) };
   });
 
   r.add('POST', `${base}/ssl/renew`, 'expose', async (req, _reply, p) => {
@@ -32,8 +31,11 @@ export function domainRoutes(r: RouteTable, svc: PublicAccessService): void {
     return { success: true, ...(await svc.checkSlug(bodyObject(req.body))) };
   });
 
-  r.add('POST', '/domain/verify', 'workspace:read', async (req) => {
-    return { success: true, ...(await svc.checkDns(bodyObject(req.body).domain)) };
+  r.add('POST', '/domain/verify', 'workspace:read', async (req, _reply, p) => {
+    // Proof of ownership is checked now for resource_id's claim, or every claim of the domain the caller can see.
+    const body = bodyObject(req.body);
+    const resource = typeof body.resource_id === 'string' && body.resource_id !== '' ? body.resource_id : undefined;
+    return { success: true, ...(await svc.checkDns(body.domain, { principal: p, ...(resource ? { workspace: resource } : {}) })) };
   });
 
   r.add('GET', '/domain/routes', 'workspace:read', async (req, _reply, p) => {

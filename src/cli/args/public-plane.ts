@@ -11,10 +11,10 @@ import { normalizeHost } from '../../core/hostnames.ts';
 
 export const PUBLIC_PLANE_FLAGS = {
   'edge-listen': 'string', 'edge-tls-listen': 'string', 'ssh-listen': 'string', 'preview-domain': 'string',
-  'acme-directory': 'string', 'acme-email': 'string', 'dns-server': 'string',
+  'acme-directory': 'string', 'acme-email': 'string', 'dns-server': 'string', 'domain-recheck': 'string',
 } as const;
 
-export const PUBLIC_PLANE_USAGE = '[--edge-listen HOST:PORT|off] [--edge-tls-listen HOST:PORT|off] [--ssh-listen HOST:PORT|off] [--preview-domain NAME] [--acme-directory URL [--acme-email ADDR]] [--dns-server HOST:PORT]';
+export const PUBLIC_PLANE_USAGE = '[--edge-listen HOST:PORT|off] [--edge-tls-listen HOST:PORT|off] [--ssh-listen HOST:PORT|off] [--preview-domain NAME] [--acme-directory URL [--acme-email ADDR]] [--dns-server HOST:PORT] [--domain-recheck SECONDS]';
 
 export function parsePublicPlaneFlags(f: Record<string, unknown>, api: ListenArg): PublicPlaneOptions {
   const listen = (flag: string, dflt: number): ListenArg | null => {
@@ -42,6 +42,12 @@ export function parsePublicPlaneFlags(f: Record<string, unknown>, api: ListenArg
   if (f['dns-server'] !== undefined) {
     opts.dnsServers = String(f['dns-server']).split(',').map((s) => s.trim()).filter(Boolean);
     for (const s of opts.dnsServers) parseListen('--dns-server', s.includes(':') ? s : `${s}:53`);
+  }
+  if (f['domain-recheck'] !== undefined) {
+    // How often pending domain claims look for their TXT record again.
+    const v = Number(f['domain-recheck']);
+    if (!Number.isInteger(v) || v < 1 || v > 86_400) throw new ArgError(`--domain-recheck ${JSON.stringify(f['domain-recheck'])} is not a number of seconds`, 'example: --domain-recheck 30 (1 to 86400)');
+    opts.domainRecheckMs = v * 1000;
   }
   return opts;
 }
