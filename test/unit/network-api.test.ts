@@ -41,21 +41,28 @@ async function call(method: string, url: string, body?: unknown) {
   return { status: res.statusCode, json: res.json() as Record<string, any> };
 }
 
+async function createWs(config: Record<string, unknown> = {}): Promise<{ id: string; ip: string }> {
+  const r = await call('POST', '/workspace', { image: 'debian-12', config });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  return { id: r.json.workspace.id as string, ip: r.json.workspace.info.internal_ip as string };
+}
+
 test('network view, live PATCH and outbound IP', async () => {
-  const created = await call('POST', '/workspace', { image: 'debian-12', config: { allow_internet: false, ingress: ['10.99.0.9'], egress: ['10.99.0.7', 'api.example.com'] } });
+  const [src, dst] = [await createWs(), await createWs()];
+  const created = await call('POST', '/workspace', { image: 'debian-12', config: { allow_internet: false, ingress: [src.ip], egress: [dst.ip, 'api.example.com'] } });
   assert.equal(created.status, 201);
   const id = created.json.workspace.id as string;
   const view = await call('GET', `/workspace/${id}/network`);
   assert.equal(view.status, 200);
   assert.deepEqual(
     [view.json.ip, view.json.allow_internet, view.json.ingress, view.json.egress, view.json.outbound_ip, view.json.outbound_mode],
-    [created.json.workspace.info.internal_ip, false, ['10.99.0.9'], ['10.99.0.7', 'api.example.com'], null, 'managed'],
+    [created.json.workspace.info.internal_ip, false, [src.ip], [dst.ip, 'api.example.com'], null, 'managed'],
   );
 
   host.calls.length = 0;
-  const patched = await call('PATCH', `/workspace/${id}/network`, { ingress: ['10.99.0.0/24'], allow_internet: true, ingress_ports: [3000] });
+  const patched = await call('PATCH', `/workspace/${id}/network`, { ingress: ['203.0.113.0/24'], allow_internet: true, ingress_ports: [3000] });
   assert.equal(patched.status, 200);
-  assert.deepEqual([patched.json.ingress, patched.json.allow_internet, patched.json.ingress_ports], [['10.99.0.0/24'], true, [3000]]);
+  assert.deepEqual([patched.json.ingress, patched.json.allow_internet, patched.json.ingress_ports], [['203.0.113.0/24'], true, [3000]]);
   assert.deepEqual(host.calls, [`network ${id}`], 'applied live, once');
   assert.equal((await call('PATCH', `/workspace/${id}/network`, { egress: ['bad host!'] })).status, 400);
 
@@ -73,4 +80,32 @@ test('network view, live PATCH and outbound IP', async () => {
   assert.equal(cleared.json.outbound_ip, null);
   host.defaultOutboundIp = '192.0.2.10';
   assert.equal((await call('GET', `/workspace/${id}/network`)).json.outbound_ip, '192.0.2.10', 'the host default (--outbound-ip) is what is in effect');
+});
+
+test('addresses on the workspace network name live workspaces: no free address, no range, and a delete removes the name everywhere', async () => {
+  const [w1, w2, other] = [await createWs(), await createWs(), await createWs()];
+  const free = '10.99.0.60';
+  for (const [field, entry, why] of [['ingress', free, 'no workspace holds it'], ['egress', free, 'no workspace holds it'], ['ingress', '10.99.0.0/24', 'a range'], ['egress', '10.99.0.0/28', 'a range']] as const) {
+    const r = await call('PATCH', `/workspace/${w1.id}/network`, { [field]: [entry] });
+    assert.equal(r.status, 400, `${field} ${entry}: ${why}`);
+    assert.equal(r.json.details?.field, field);
+  }
+  assert.equal((await call('POST', '/workspace', { image: 'debian-12', config: { ingress: [free] } })).status, 400, 'create refuses it too');
+
+  // W1 trusts W2 (ingress) and calls only W2 (egress); `other` also calls W2 and something outside.
+  assert.equal((await call('PATCH', `/workspace/${w1.id}/network`, { ingress: [w2.ip, '203.0.113.7'], egress: [w2.ip] })).status, 200);
+  assert.equal((await call('PATCH', `/workspace/${other.id}/network`, { egress: [`${w2.ip}/32`, 'api.example.com'] })).status, 200);
+  host.calls.length = 0;
+  assert.equal((await call('DELETE', `/workspace/${w2.id}`)).status, 200);
+  const n1 = (await call('GET', `/workspace/${w1.id}/network`)).json;
+  assert.deepEqual(n1.ingress, ['203.0.113.7'], 'the deleted workspace\'s address left W1\'s ingress');
+  assert.deepEqual(n1.egress, ['0.0.0.0'], 'an egress list emptied by a delete reaches nothing, not everything');
+  assert.deepEqual((await call('GET', `/workspace/${other.id}/network`)).json.egress, ['api.example.com']);
+  assert.ok(host.calls.includes(`network ${w1.id}`) && host.calls.includes(`network ${other.id}`), `their policies were applied again: ${host.calls.join(', ')}`);
+  assert.equal((await call('PATCH', `/workspace/${w1.id}/network`, { ingress: [w2.ip] })).status, 400, 'the address names nobody now');
+
+  // The freed slot is not handed out while a list names its address (here: after the rest, named by nobody, it is).
+  const next = await createWs();
+  assert.notEqual(next.ip, w2.ip, 'a resting slot is not reused');
+  for (const w of [w1, other, next]) await call('DELETE', `/workspace/${w.id}`);
 });

@@ -10,6 +10,7 @@ import type { Principal } from '../../auth/principal.ts';
 import { applyInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkCreate, reserve } from './admission.ts';
+import { deleteRowAndNames, reapplyIfStale } from './network.ts';
 import { find } from './queries.ts';
 import { byId, decodeWorkspace, now, sandboxRef, setProvisioning, transition, type Workspace } from './row.ts';
 
@@ -68,6 +69,7 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
     const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
     d.log.error({ workspace: id, failure }, 'workspace failed to start');
     await d.host.stop(sandboxRef(ws)).catch((e) => d.log.warn({ workspace: id, err: e }, 'cleanup after failed start'));
+    await reapplyIfStale(d, ws.config, id);
     await transition(d, ws, 'failed', {
       provisioning: {
         state: 'failed', phase: 'failed', message: failure.message,
@@ -76,6 +78,8 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
     });
     return;
   }
+  // A delete may have removed a name from this workspace's lists while it started.
+  await reapplyIfStale(d, ws.config, id);
   const latest = await byId(d, id);
   if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
   const firstBoot = latest.generation === 1;
@@ -96,7 +100,8 @@ export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: st
     if (ws.state !== 'deleting') await transition(d, ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
     await d.host.destroy(sandboxRef(ws));
     await d.meter?.accrue((await byId(d, ws.id)) ?? ws);
-    await d.db.deleteFrom('workspaces').where('id', '=', ws.id).execute();
+    // With the row, every other workspace's name of its address goes (network.ts): its slot's next holder inherits no trust.
+    await deleteRowAndNames(d, ws);
     if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Date.now() + d.opts.slotRestMs);
     d.log.info({ workspace: ws.id, reason }, 'workspace deleted');
   });
