@@ -66,23 +66,14 @@ function rulesetNames(ip: string): boolean {
   return new RegExp(`(^|[^\\d.])${ip.replace(/\./g, '\\.')}([^\\d.]|$)`, 'm').test(table);
 }
 
+let a: Oblien, b: Oblien;
+
 test('a deleted workspace\'s address leaves every list and rule: the next holder of its slot (another tenant) reaches nothing it could', { skip: needsRoot, timeout: 240_000 }, async () => {
-  const [a, b] = [await tenant('reuse-a'), await tenant('reuse-b')];
+  [a, b] = [await tenant('reuse-a'), await tenant('reuse-b')];
   const w1 = await create(a);
   const w2 = await create(a);
   const wb = await create(b);
   await w1.rt.exec.run(['python3', '/tmp/probe.py', 'serve', String(TCP), String(TCP + 1), '/tmp/udp.log']);
-
-  // Tenant B cannot name tenant A's workspace, nor an address nobody holds (same refusal: no oracle).
-  assert.equal(await status(b.workspaces.network.update(wb.id, { ingress: [w1.ip] } as never)), 403, 'B: ingress from A\'s workspace');
-  assert.equal(await status(b.workspaces.network.update(wb.id, { egress: [w1.ip] } as never)), 403, 'B: egress to A\'s workspace');
-  const net24 = h.subnet.split('.').slice(0, 3).join('.'); // the test instance's workspace network is a /24
-  const free = `${net24}.200`;
-  assert.equal(await status(b.workspaces.network.update(wb.id, { egress: [free] } as never)), 403, 'B: egress to an address no workspace holds');
-  assert.equal(await status(b.workspaces.network.update(wb.id, { ingress: [`${net24}.0/28`] } as never)), 400, 'B: a range inside the workspace network');
-  assert.equal(await status(admin.workspaces.network.update(w1.id, { ingress: [free] } as never)), 400, 'even the operator: an address nobody holds names nobody');
-  const wbNet = await admin.workspaces.network.get(wb.id) as { ingress: string[]; egress: string[] };
-  assert.deepEqual([wbNet.ingress, wbNet.egress], [[], []], 'nothing refused was stored');
 
   // A's W1 trusts A's W2.
   const x = w2.ip;
@@ -92,14 +83,32 @@ test('a deleted workspace\'s address leaves every list and rule: the next holder
   assert.ok(rulesetNames(x), 'the rule names W2 while it exists');
 
   await a.workspaces.delete(w2.id);
-  assert.deepEqual((await a.workspaces.network.get(w1.id) as { ingress: string[] }).ingress, [], 'W1\'s ingress no longer names the deleted workspace\'s address');
-  assert.equal(rulesetNames(x), false, 'no live rule names the address');
-
   // After the slot's rest (5 s), B's next workspace gets the address.
   await new Promise((r) => setTimeout(r, 5_500));
   const w3 = await create(b);
   assert.equal(w3.ip, x, 'the freed slot went to tenant B (the lowest free one)');
   assert.equal(await tcp(w3.rt, w1.ip), 'timeout', 'the new holder of the address inherits nothing from W2');
+  assert.deepEqual((await a.workspaces.network.get(w1.id) as { ingress: string[] }).ingress, [], 'W1\'s ingress no longer names the deleted workspace\'s address');
   assert.deepEqual((await admin.workspaces.get(w1.id) as unknown as { config: { ingress: string[] } }).config.ingress, []);
-  for (const w of [w1, wb, w3]) await admin.workspaces.delete(w.id);
+  await admin.workspaces.delete(w3.id);
+  assert.equal(rulesetNames(x), false, 'no live rule names the address');
+  for (const w of [w1, wb]) await admin.workspaces.delete(w.id);
+});
+
+test('a tenant cannot name another tenant\'s workspace, an address nobody holds, or a range of the workspace network', { skip: needsRoot, timeout: 240_000 }, async () => {
+  a ??= await tenant('reuse-a');
+  b ??= await tenant('reuse-b');
+  const [w1, wb] = [await create(a), await create(b)];
+  const net24 = h.subnet.split('.').slice(0, 3).join('.'); // the test instance's workspace network is a /24
+  const free = `${net24}.200`;
+  // The same refusal for "another tenant's" and "nobody's": the answer tells B nothing about A.
+  assert.equal(await status(b.workspaces.network.update(wb.id, { ingress: [w1.ip] } as never)), 403, 'B: ingress from A\'s workspace');
+  assert.equal(await status(b.workspaces.network.update(wb.id, { egress: [w1.ip] } as never)), 403, 'B: egress to A\'s workspace');
+  assert.equal(await status(b.workspaces.network.update(wb.id, { egress: [free] } as never)), 403, 'B: egress to an address no workspace holds (the next workspace there)');
+  assert.equal(await status(b.workspaces.create({ image: 'python-3.11', config: { egress: [free] } } as never)), 403, 'B: the same at create');
+  assert.equal(await status(b.workspaces.network.update(wb.id, { egress: [`${net24}.0/28`] } as never)), 400, 'B: a range inside the workspace network');
+  assert.equal(await status(admin.workspaces.network.update(w1.id, { ingress: [free] } as never)), 400, 'even the operator: an address nobody holds names nobody');
+  const wbNet = await admin.workspaces.network.get(wb.id) as { ingress: string[]; egress: string[] };
+  assert.deepEqual([wbNet.ingress, wbNet.egress], [[], []], 'nothing refused was stored');
+  for (const w of [w1, wb]) await admin.workspaces.delete(w.id);
 });
