@@ -341,3 +341,9 @@ export function pickFreeSlot(capacity: number, taken: (i: number) => boolean, ip
   }
   return null;
 }
+
+/** `policy` without its allows naming the address `ip` (a deleted workspace's); never reaches more than before. */
+export function policyWithoutPeer(policy: NetworkPolicy, ip: string): NetworkPolicy {
+  const keep = (r: PolicyRule) => !(r.verdict === 'allow' && r.peer.kind === 'address' && r.peer.ip === ip);
+  return { ...policy, egress: policy.egress.filter(keep), ingress: policy.ingress.filter(keep) };
+}

@@ -6,8 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPolicy, classifyEntry, evaluate, ipToInt, isNamed, pickFreeSlot, withoutAddress } from '../../src/core/network-policy.ts';
+import { buildPolicy, classifyEntry, evaluate, ipToInt, isNamed, pickFreeSlot, policyWithoutPeer, withoutAddress } from '../../src/core/network-policy.ts';
 import { configWithout, EGRESS_NOWHERE } from '../../src/control/workspaces/network.ts';
+import { elementsWithoutPeer, policyElements } from '../../src/host/network/nft.ts';
 import type { WorkspaceConfig } from '../../src/core/workspace-spec.ts';
 
 const range = { first: ipToInt('10.88.0.2'), last: ipToInt('10.88.255.254') };
@@ -52,4 +53,21 @@ test('the allocator refuses taken slots and slots whose address any list names (
   assert.equal(pickFreeSlot(3, none, ipOf, [['10.88.0.2', '10.88.0.3', '10.88.0.4']]), null, 'nothing left');
   assert.equal(isNamed('10.88.0.9', [undefined, 'not a list', ['10.88.0.9']]), true);
   assert.equal(isNamed('10.88.0.9', [['10.88.0.90', 'host.example']]), false);
+});
+
+test('the firewall cut: a policy without a removed peer keeps the rest and never reaches more', () => {
+  const ctx = { ip: '10.88.0.3', subnet: '10.88.0.0/16', agentPort: 9990 };
+  const pol = buildPolicy({ allow_internet: true, ingress: ['10.88.0.7', '203.0.113.7'], egress: ['10.88.0.7', '10.88.0.8'] }, ctx);
+  const el = policyElements(pol, { agentPort: 9990 });
+  const cut = elementsWithoutPeer(el, '10.88.0.7')!;
+  assert.deepEqual([cut.ingressHosts, cut.egressHosts, cut.egressOpen], [['203.0.113.7'], ['10.88.0.8'], false]);
+  assert.equal(elementsWithoutPeer(cut, '10.88.0.7'), null, 'nothing left to cut');
+  const p2 = policyWithoutPeer(pol, '10.88.0.7');
+  assert.equal(evaluate(p2.ingress, { ip: '10.88.0.7', tcpPort: 80 }, ctx.subnet).verdict, 'deny');
+  assert.equal(evaluate(p2.egress, { ip: '10.88.0.7' }, ctx.subnet).verdict, 'deny');
+  assert.equal(evaluate(p2.egress, { ip: '10.88.0.8' }, ctx.subnet).verdict, 'allow');
+  assert.equal(evaluate(p2.egress, { ip: '198.51.100.1' }, ctx.subnet).verdict, 'deny', 'an emptied list does not open egress');
+  // Cutting the only egress host leaves an egress that reaches nothing (not "open").
+  const only = elementsWithoutPeer(policyElements(buildPolicy({ allow_internet: true, ingress: [], egress: ['10.88.0.7'] }, ctx), { agentPort: 9990 }), '10.88.0.7')!;
+  assert.deepEqual([only.egressOpen, only.egressInternal, only.egressHosts], [false, false, []]);
 });

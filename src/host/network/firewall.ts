@@ -6,12 +6,12 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allowedHostnames, type NetworkPolicy } from '../../core/network-policy.ts';
+import { allowedHostnames, policyWithoutPeer, type NetworkPolicy } from '../../core/network-policy.ts';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { HostCommandError, hostRun } from '../exec.ts';
 import { wrap } from './errors.ts';
 import {
-  DNS_GRANT_MIN_S, parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, tableName,
+  DNS_GRANT_MIN_S, elementsWithoutPeer, parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, tableName,
   type DnsGrant, type LoadedState, type PolicyElements, type RulesetOptions, type WorkspacePort,
 } from './nft.ts';
 import { RwLock } from './rw-lock.ts';
@@ -119,7 +119,14 @@ export class Firewall {
     }
   }
 
-  /** Remove a workspace's policy and DNS grants (workspace deleted). Idempotent. */
+  /**
+   * Remove a workspace's policy and DNS grants (workspace deleted), and its
+   * address from every other policy's ingress sources and egress hosts: a
+   * rule naming an address goes with the workspace that held it, so the
+   * slot's next holder is trusted by nobody (the control plane also removes
+   * the address from the stored lists and applies them; this is the same
+   * cut at the firewall, at once). Idempotent.
+   */
   async removePolicy(ip: string): Promise<void> {
     try {
       await this.lock.shared(() => this.perIp.run(ip, async () => {
@@ -130,6 +137,18 @@ export class Firewall {
         this.applied.delete(ip);
         for (const g of revoke) this.forgetGrant(g);
       }));
+      // Each other policy under its own lock, one at a time (never two per-address locks held together).
+      for (const [other, entry] of [...this.applied]) {
+        if (!elementsWithoutPeer(entry.elements, ip)) continue;
+        await this.lock.shared(() => this.perIp.run(other, async () => {
+          const cur = this.applied.get(other);
+          const next = cur && elementsWithoutPeer(cur.elements, ip);
+          if (!cur || !next) return;
+          const text = renderPolicyUpdate(this.plan, cur.elements, next, []);
+          if (text) await this.tolerantNft(text);
+          this.applied.set(other, { policy: cur.policy && policyWithoutPeer(cur.policy, ip), elements: next });
+        }));
+      }
     } catch (e) {
       throw wrap('policy', e);
     }
