@@ -22,13 +22,14 @@ let db: Db;
 let api: ApiApp;
 let host: FakeHost;
 let auth: Record<string, string>;
+let service: WorkspaceService;
 
 before(async () => {
   db = await openSqlite(':memory:');
   host = new FakeHost();
   const log = pino({ level: 'silent' });
   const namespaces = new NamespaceService(db, log, () => service);
-  const service: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
+  service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
   const signer = new TokenSigner('t');
   api = buildApi({ workspaces: service, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host), publicServices: defaultPublicServices({ db, workspaces: service, log }), signer, keys: new ApiKeys(db, signer), snapshots: new SnapshotService(db, host, service, log), log, runtimeUrl: () => 'http://gw' });
   const key = await createApiKey(db, { name: 'admin', admin: true });
@@ -108,4 +109,61 @@ test('addresses on the workspace network name live workspaces: no free address, 
   const next = await createWs();
   assert.notEqual(next.ip, w2.ip, 'a resting slot is not reused');
   for (const w of [w1, other, next]) await call('DELETE', `/workspace/${w.id}`);
+});
+
+test('a start racing a delete ends with the store\'s lists: the started sandbox is given them again', async () => {
+  const w2 = await createWs();
+  const applied: [string, unknown][] = [];
+  const origApply = host.applyNetwork.bind(host);
+  host.applyNetwork = async (ws) => { applied.push([ws.id, ws.config.ingress]); return origApply(ws); };
+  // LocalHost.start loads the policy of the row it was given: model it landing late, after the delete's re-apply.
+  const origStart = host.start.bind(host);
+  host.start = async (ws) => { await origStart(ws); applied.push([ws.id, ws.config.ingress]); };
+  host.startDelayMs = 300;
+  try {
+    const creating = call('POST', '/workspace', { image: 'debian-12', config: { ingress: [w2.ip] } });
+    await new Promise((r) => setTimeout(r, 100)); // W1 is starting with W2 in its ingress
+    const w1 = (await db.selectFrom('workspaces').select(['id', 'config']).where('config', 'like', `%${w2.ip}%`).executeTakeFirstOrThrow()).id;
+    assert.equal((await call('DELETE', `/workspace/${w2.id}`)).status, 200);
+    await creating;
+    await service.settled(w1);
+    const mine = applied.filter(([id]) => id === w1);
+    assert.ok(mine.length > 0, 'W1\'s policy was applied after the delete');
+    assert.deepEqual(mine.at(-1)![1], [], 'the last policy W1 got is the store\'s, without the deleted workspace');
+    assert.deepEqual((await call('GET', `/workspace/${w1}/network`)).json.ingress, []);
+    await call('DELETE', `/workspace/${w1}`);
+  } finally {
+    host.startDelayMs = 0;
+    host.applyNetwork = origApply;
+    host.start = origStart;
+  }
+});
+
+test('boot: names of addresses no workspace holds are forgotten, and until then their slots are not handed out', async () => {
+  const [w1, w2] = [await createWs(), await createWs()];
+  const free = '10.99.0.50';
+  // A store from before names were kept: W1 names W2 and an address nobody holds.
+  const cfg = JSON.parse((await db.selectFrom('workspaces').select('config').where('id', '=', w1.id).executeTakeFirstOrThrow()).config);
+  await db.updateTable('workspaces').set({ config: JSON.stringify({ ...cfg, ingress: [w2.ip, free], egress: [free] }) }).where('id', '=', w1.id).execute();
+  const rows = await db.selectFrom('workspaces').select('slot_index').where('slot_index', 'is not', null).execute();
+  const taken = new Set(rows.map((r) => r.slot_index));
+  // Fill every free slot below the named one: the next create would get it, but it is named.
+  const filler: string[] = [];
+  for (let i = 0; i < 48; i++) if (!taken.has(i)) filler.push((await createWs()).id);
+  const next = await createWs();
+  assert.notEqual(next.ip, free, 'a slot whose address a list names is not handed out');
+  filler.push(next.id);
+  const summary = await service.reconcile();
+  assert.equal(summary.names_forgotten, 1);
+  const n1 = (await call('GET', `/workspace/${w1.id}/network`)).json;
+  assert.deepEqual([n1.ingress, n1.egress], [[w2.ip], ['0.0.0.0']], 'the live name stays; the dangling ones go (an emptied egress reaches nothing)');
+  // No longer named: the slot is handed out again (lower slots resting after earlier deletes may come first).
+  let got = false;
+  for (let i = 0; i < 20 && !got; i++) {
+    const w = await createWs();
+    filler.push(w.id);
+    got = w.ip === free;
+  }
+  assert.ok(got, 'the slot is free again');
+  for (const id of [...filler, w1.id, w2.id]) await call('DELETE', `/workspace/${id}`);
 });
