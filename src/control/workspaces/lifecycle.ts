@@ -100,8 +100,13 @@ export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: st
     if (ws.state !== 'deleting') await transition(d, ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
     await d.host.destroy(sandboxRef(ws));
     await d.meter?.accrue((await byId(d, ws.id)) ?? ws);
+    // Resting before the row goes, so no create can take the slot in between; the rest counts from the delete.
+    if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Number.POSITIVE_INFINITY);
     // With the row, every other workspace's name of its address goes (network.ts): its slot's next holder inherits no trust.
-    await deleteRowAndNames(d, ws);
+    await deleteRowAndNames(d, ws).catch((err: unknown) => {
+      if (ws.slotIndex !== null) d.restingSlots.delete(ws.slotIndex);
+      throw err;
+    });
     if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Date.now() + d.opts.slotRestMs);
     d.log.info({ workspace: ws.id, reason }, 'workspace deleted');
   });
