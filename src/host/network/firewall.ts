@@ -131,7 +131,8 @@ export class Firewall {
     try {
       await this.lock.shared(() => this.perIp.run(ip, async () => {
         const before = this.applied.get(ip);
-        const revoke = await this.dnsGrantsOf(ip);
+        // Its own grants, and other workspaces' grants to its address (a name that resolved to it).
+        const revoke = await this.dnsGrantsOf(ip, true);
         const text = renderPolicyUpdate(this.plan, before?.elements ?? null, null, revoke);
         if (text) await this.tolerantNft(text);
         this.applied.delete(ip);
@@ -185,10 +186,10 @@ export class Firewall {
     for (const k of this.granted.keys()) if (k.startsWith(`${g.src}|${g.dst}|`)) this.granted.delete(k);
   }
 
-  private async dnsGrantsOf(ip: string): Promise<DnsGrant[]> {
+  private async dnsGrantsOf(ip: string, orTo = false): Promise<DnsGrant[]> {
     const r = await hostRun(this.nft, ['-j', 'list', 'set', 'inet', this.table, 'egress_dns'], { okCodes: [0, 1] });
     if (r.code !== 0) return [];
-    return parseLoaded(r.stdout, '').dnsGrants.filter((g) => g.src === ip);
+    return parseLoaded(r.stdout, '').dnsGrants.filter((g) => g.src === ip || (orTo && g.dst === ip));
   }
 
   /** A workspace port's set element: until it exists the bridge table drops every frame from the port. */
