@@ -270,3 +270,80 @@ export function evaluate(rules: PolicyRule[], peer: { ip: string; tcpPort?: numb
   }
   return { verdict: 'deny', rule: null };
 }
+
+/**
+ * Names of workspaces in ingress/egress lists (issue: a reused IP inherits
+ * trust). On the workspace network an address is the name of the one
+ * workspace that holds it, and only while it does: the control plane refuses
+ * an address no live workspace holds and any range inside the network (a
+ * range trusts whoever lands in it later), removes a deleted workspace's
+ * address from every other workspace's lists in the same transaction as the
+ * delete, and never hands out a slot whose address a list still names.
+ * These are the pure parts of that; `src/control/workspaces/network.ts` is
+ * the rest.
+ */
+
+/** The workspace addresses of a host, as one inclusive range of integers (slots are consecutive). */
+export interface WorkspaceRange { first: number; last: number }
+
+/** What an ingress/egress entry is with respect to the workspace network. */
+export type EntryKind = 'workspace-address' | 'workspace-range' | 'outside';
+
+export function classifyEntry(entry: string, range: WorkspaceRange): EntryKind {
+  const [ip] = entry.split('/');
+  if (!isIpv4(ip)) return 'outside'; // a hostname
+  const c = parseCidr(entry);
+  const size = 2 ** (32 - c.prefix);
+  const lo = c.base, hi = c.base + size - 1;
+  if (hi < range.first || lo > range.last) return 'outside';
+  return c.prefix === 32 ? 'workspace-address' : 'workspace-range';
+}
+
+/** Does `entry` (address or CIDR) cover the address `ip`? Hostnames never do. */
+export function entryCovers(entry: string, ip: string): boolean {
+  const [addr] = entry.split('/');
+  if (!isIpv4(addr)) return false;
+  try {
+    return cidrContains(parseCidr(entry), parseCidr(ip));
+  } catch {
+    return false;
+  }
+}
+
+/** `entries` without those naming exactly `ip` (as `a.b.c.d` or `a.b.c.d/32`); null when nothing changes. */
+export function withoutAddress(entries: unknown, ip: string): string[] | null {
+  if (!Array.isArray(entries)) return null;
+  const kept = entries.filter((e) => !(typeof e === 'string' && isIpv4(e.split('/')[0]) && parseCidr(e).prefix === 32 && intToIp(parseCidr(e).base) === ip));
+  return kept.length === entries.length ? null : (kept as string[]);
+}
+
+/** Is `ip` named (covered) by any entry of any of these lists? */
+export function isNamed(ip: string, lists: Iterable<unknown>): boolean {
+  for (const l of lists) {
+    if (Array.isArray(l) && l.some((e) => typeof e === 'string' && entryCovers(e, ip))) return true;
+  }
+  return false;
+}
+
+/**
+ * The lowest slot that is free, not resting after a delete, and whose
+ * address no ingress/egress list of a live workspace names (belt and
+ * braces: deletes remove those names, but a slot whose address is still
+ * named would hand the new workspace whatever the name grants). Null when
+ * none is left.
+ */
+export function pickFreeSlot(capacity: number, taken: (i: number) => boolean, ipOf: (i: number) => string, lists: unknown[]): number | null {
+  const named = lists.filter((l) => Array.isArray(l) && l.length > 0);
+  for (let i = 0; i < capacity; i++) {
+    if (taken(i)) continue;
+    if (named.length && isNamed(ipOf(i), named)) continue;
+    return i;
+  }
+  return null;
+}
+
+/** `policy` without its allows naming the address `ip` (a deleted workspace's); never reaches more than before. */
+export function policyWithoutPeer(policy: NetworkPolicy, ip: string): NetworkPolicy {
+  const keep = (r: PolicyRule) => !(r.verdict === 'allow' && r.peer.kind === 'address' && r.peer.ip === ip);
+  return { ...policy, egress: policy.egress.filter(keep), ingress: policy.ingress.filter(keep) };
+}

@@ -185,6 +185,28 @@ else describe('HostNetwork (root, own netns)', () => {
     assert.deepEqual(await net.listAttached(), [s1.hostIf]);
   });
 
+  it('removing a policy removes its address from every other policy: the slot\'s next holder is trusted by nobody', async () => {
+    const [a, b, c] = [slotFor(plan, 10), slotFor(plan, 11), slotFor(plan, 12)];
+    await net.setPolicy(policy(a, { ingress: [b.ip], egress: [b.ip, c.ip, 'b.test'] }));
+    await net.setPolicy(policy(b, {}));
+    await net.setPolicy(policy(c, { ingress: [b.ip] }));
+    await net.grantDns(a.ip, 'b.test', [{ ip: b.ip, ttl: 60 }]); // a name that resolved to b's address
+    const named = (ip: string) => new RegExp(`(^|[^\\d.])${ip.replace(/\./g, '\\.')}([^\\d.]|$)`, 'm');
+    const table = () => execFileSync('nft', ['list', 'table', 'inet', tableName(plan)], { encoding: 'utf8' });
+    assert.match(table(), named(b.ip));
+    const dnsSet = () => execFileSync('nft', ['list', 'set', 'inet', tableName(plan), 'egress_dns'], { encoding: 'utf8' });
+    assert.match(dnsSet(), named(b.ip), 'the DNS grant to b is in');
+    await net.removePolicy(b.ip);
+    assert.doesNotMatch(dnsSet(), named(b.ip), 'and goes with b');
+    assert.doesNotMatch(table(), named(b.ip), 'no element names the removed address');
+    assert.match(table(), new RegExp(`${a.ip.replace(/\./g, '\\.')} \\. ${c.ip.replace(/\./g, '\\.')}`), 'the rest of the lists stay');
+    assert.equal(net.policyOf(a.ip)!.ingress.some((r) => r.peer.kind === 'address' && r.peer.ip === b.ip), false);
+    // A's policy applied again from its (now stripped) stored config changes nothing more.
+    await net.setPolicy(policy(a, { egress: [c.ip, 'b.test'] }));
+    assert.doesNotMatch(table(), named(b.ip));
+    for (const s of [a, c]) await net.removePolicy(s.ip);
+  });
+
   it('a failed attach unwinds everything it acquired', async () => {
     const other = new HostNetwork({ ...plan, bridge: `hx${rand}` }, runDir); // bridge never created
     const s = slotFor(plan, 7);

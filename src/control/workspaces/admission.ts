@@ -12,7 +12,8 @@ import type { Principal } from '../../auth/principal.ts';
 import { randomId, randomToken } from '../../auth/secrets.ts';
 import { validateInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
-import { checkReach } from './network.ts';
+import { pickFreeSlot } from '../../core/network-policy.ts';
+import { checkLists, checkReach, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
 import { isSnapshotImage } from '../../host/snapshots/store.ts';
 import { ImageNotFoundError } from '../../host/images/errors.ts';
@@ -52,45 +53,52 @@ export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateReq
 export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, namespace: string | null, slug: string | null, driver: DriverName): Promise<Workspace> {
   return d.locks.run('__slots__', async () => {
     const nsSlug = d.admission ? await d.admission.admitCreate(p, namespace, req.config) : namespace;
-    const live = await d.db.selectFrom('workspaces').select('slot_index').where('slot_index', 'is not', null).execute();
-    if (live.length >= d.opts.maxWorkspaces) {
-      throw new LimitReached('sandbox', `this host runs at most ${d.opts.maxWorkspaces} workspaces`, live.length, d.opts.maxWorkspaces);
-    }
-    const slotIndex = pickSlot(d, new Set(live.map((r) => r.slot_index!)));
-    const id = randomId('ws_');
-    const at = now();
-    let finalSlug = slug;
-    if (finalSlug) {
-      const taken = await d.db.selectFrom('workspaces').select('id').where('slug', '=', finalSlug).executeTakeFirst();
-      if (taken) {
-        if (req.slug) throw new AlreadyExists('workspace slug', finalSlug);
-        finalSlug = null; // auto-derived slug collides: fall back to none rather than fail
-      }
-    }
-    const provisioning: Provisioning = {
-      state: 'running', phase: 'preparing', message: 'preparing the workspace', error: null,
-      created_at: at, updated_at: at, completed_at: null,
-    };
-    const row: WorkspaceTable = {
-      id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace: nsSlug,
-      image: req.image, mode: req.mode, state: 'provisioning', driver, slot_index: slotIndex, generation: 1,
-      agent_secret: randomToken(32), runtime_enabled: 0, runtime_token_gen: 0,
-      config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
-      ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
-      idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
-      state_changed_at: at, created_at: at, updated_at: at,
-    };
-    await d.db.insertInto('workspaces').values(row).execute();
-    return decodeWorkspace(row);
+    // Names in network lists are checked, and the slot chosen, under the network lock with the insert (network.ts).
+    return d.locks.run(NETWORK_LOCK, () => insert(d, p, req, nsSlug, slug, driver));
   });
 }
 
-/** The lowest free slot that is not resting after a delete. */
-function pickSlot(d: WorkspaceDeps, used: Set<number>): number {
+/** Under the create lock and NETWORK_LOCK: names checked, a slot chosen, the row inserted as provisioning. */
+async function insert(d: WorkspaceDeps, p: Principal, req: CreateRequest, nsSlug: string | null, slug: string | null, driver: DriverName): Promise<Workspace> {
+  await checkLists(d, p, req.config.ingress, req.config.egress);
+  const rows = await d.db.selectFrom('workspaces').select(['slot_index', 'config']).execute();
+  const live = rows.filter((r) => r.slot_index !== null);
+  if (live.length >= d.opts.maxWorkspaces) {
+    throw new LimitReached('sandbox', `this host runs at most ${d.opts.maxWorkspaces} workspaces`, live.length, d.opts.maxWorkspaces);
+  }
+  const slotIndex = pickSlot(d, new Set(live.map((r) => r.slot_index!)), rows.map((r) => JSON.parse(r.config) as { ingress?: unknown; egress?: unknown }));
+  const id = randomId('ws_');
+  const at = now();
+  let finalSlug = slug;
+  if (finalSlug) {
+    const taken = await d.db.selectFrom('workspaces').select('id').where('slug', '=', finalSlug).executeTakeFirst();
+    if (taken) {
+      if (req.slug) throw new AlreadyExists('workspace slug', finalSlug);
+      finalSlug = null; // auto-derived slug collides: fall back to none rather than fail
+    }
+  }
+  const provisioning: Provisioning = {
+    state: 'running', phase: 'preparing', message: 'preparing the workspace', error: null,
+    created_at: at, updated_at: at, completed_at: null,
+  };
+  const row: WorkspaceTable = {
+    id, slug: finalSlug, name: req.name ?? finalSlug ?? id, owner: p.clientId, namespace: nsSlug,
+    image: req.image, mode: req.mode, state: 'provisioning', driver, slot_index: slotIndex, generation: 1,
+    agent_secret: randomToken(32), runtime_enabled: 0, runtime_token_gen: 0,
+    config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
+    ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
+    idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
+    state_changed_at: at, created_at: at, updated_at: at,
+  };
+  await d.db.insertInto('workspaces').values(row).execute();
+  return decodeWorkspace(row);
+}
+
+/** The lowest free slot that is not resting after a delete and whose address no network list names. */
+function pickSlot(d: WorkspaceDeps, used: Set<number>, configs: { ingress?: unknown; egress?: unknown }[]): number {
   const t = Date.now();
   for (const [slot, until] of d.restingSlots) if (until <= t) d.restingSlots.delete(slot);
-  for (let i = 0; i < d.host.slotCapacity; i++) {
-    if (!used.has(i) && !d.restingSlots.has(i)) return i;
-  }
-  throw new LimitReached('sandbox', 'no free network slot on this host', used.size, d.host.slotCapacity);
+  const slot = pickFreeSlot(d.host.slotCapacity, (i) => used.has(i) || d.restingSlots.has(i), (i) => d.host.agentEndpoint({ slotIndex: i }).ip, configs.flatMap((c) => [c.ingress, c.egress]));
+  if (slot === null) throw new LimitReached('sandbox', 'no free network slot on this host', used.size, d.host.slotCapacity);
+  return slot;
 }

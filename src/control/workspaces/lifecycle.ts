@@ -10,6 +10,7 @@ import { canSeeWorkspace, type Principal } from '../../auth/principal.ts';
 import { applyInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkCreate, reserve } from './admission.ts';
+import { deleteRowAndNames, reapplyIfStale } from './network.ts';
 import { find } from './queries.ts';
 import { byId, decodeWorkspace, now, sandboxRef, setProvisioning, transition, type Workspace } from './row.ts';
 
@@ -76,6 +77,7 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
     const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
     d.log.error({ workspace: id, failure }, 'workspace failed to start');
     await d.host.stop(sandboxRef(ws)).catch((e) => d.log.warn({ workspace: id, err: e }, 'cleanup after failed start'));
+    await reapplyIfStale(d, ws.config, id);
     await transition(d, ws, 'failed', {
       provisioning: {
         state: 'failed', phase: 'failed', message: failure.message,
@@ -84,6 +86,8 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
     });
     return;
   }
+  // A delete may have removed a name from this workspace's lists while it started.
+  await reapplyIfStale(d, ws.config, id);
   const latest = await byId(d, id);
   if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
   const firstBoot = latest.generation === 1;
@@ -104,7 +108,13 @@ export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: st
     if (ws.state !== 'deleting') await transition(d, ws, 'deleting', ws.provisioning ? { provisioning: { phase: 'deleting' } } : {});
     await d.host.destroy(sandboxRef(ws));
     await d.meter?.accrue((await byId(d, ws.id)) ?? ws);
-    await d.db.deleteFrom('workspaces').where('id', '=', ws.id).execute();
+    // Resting before the row goes, so no create can take the slot in between; the rest counts from the delete.
+    if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Number.POSITIVE_INFINITY);
+    // With the row, every other workspace's name of its address goes (network.ts): its slot's next holder inherits no trust.
+    await deleteRowAndNames(d, ws).catch((err: unknown) => {
+      if (ws.slotIndex !== null) d.restingSlots.delete(ws.slotIndex);
+      throw err;
+    });
     if (ws.slotIndex !== null) d.restingSlots.set(ws.slotIndex, Date.now() + d.opts.slotRestMs);
     d.log.info({ workspace: ws.id, reason }, 'workspace deleted');
   });

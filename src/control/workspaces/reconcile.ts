@@ -6,6 +6,7 @@
  */
 import type { WorkspaceDeps } from './deps.ts';
 import { remove, startProvisioning } from './lifecycle.ts';
+import { forgetDanglingNames } from './network.ts';
 import { current, decodeWorkspace, freshProvisioning, now, sandboxRef, transition } from './row.ts';
 
 /** Returns a per-action summary. */
@@ -52,6 +53,11 @@ export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number
       summary.failed!++;
       d.log.error({ workspace: ws.id, err }, 'reconcile failed for workspace');
     }
+  });
+  // Names of addresses no workspace holds (a store from before names were kept): removed before policies load.
+  summary.names_forgotten = await forgetDanglingNames(d).catch((err) => {
+    d.log.error({ err }, 'cannot check the names in network lists');
+    return 0;
   });
   // What this instance provably owns but the store does not know (a store restored from a backup,
   // a crash between steps): removed. The host decides what is provably its own (its runc root,

@@ -5,13 +5,14 @@ import { AlreadyExists, ValidationFailed } from '../../core/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
-import { applyIfChanged, checkReach } from './network.ts';
+import { applyIfChanged, checkLists, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
 import { current, now, type Workspace } from './row.ts';
 
 export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
   const found = await find(d, p, idOrSlug);
-  return d.locks.run(found.id, async () => {
+  // Names in network lists are checked, written and applied under the network lock (network.ts).
+  return d.locks.run(found.id, () => d.locks.run(NETWORK_LOCK, async () => {
     const ws = await current(d, found.id);
     const set: Partial<WorkspaceTable> = { updated_at: now() };
     if (body.name !== undefined) {
@@ -33,7 +34,7 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
       if (typeof body.config !== 'object' || body.config === null || Array.isArray(body.config)) throw new ValidationFailed('config', 'config must be an object');
       config = mergeConfig(ws.config, body.config as Record<string, unknown>, d.opts.bounds);
       const cfgIn = body.config as Record<string, unknown>;
-      await checkReach(d, p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
+      await checkLists(d, p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
       if (config.outbound_ip !== ws.config.outbound_ip) await checkOutboundAllotment(d, config.outbound_ip, { owner: ws.owner, namespace: ws.namespace, exceptId: ws.id });
       if (config.cpus !== ws.config.cpus || config.memory_mb !== ws.config.memory_mb || config.disk_size_mb !== ws.config.disk_size_mb) {
         await d.admission?.admitResize(ws.namespace, ws.id, config);
@@ -48,5 +49,5 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
     const updated = await current(d, ws.id);
     await applyIfChanged(d, ws.config, config, updated);
     return updated;
-  });
+  }));
 }

@@ -6,12 +6,12 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allowedHostnames, type NetworkPolicy } from '../../core/network-policy.ts';
+import { allowedHostnames, policyWithoutPeer, type NetworkPolicy } from '../../core/network-policy.ts';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { HostCommandError, hostRun } from '../exec.ts';
 import { wrap } from './errors.ts';
 import {
-  DNS_GRANT_MIN_S, parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, tableName,
+  DNS_GRANT_MIN_S, elementsWithoutPeer, parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, tableName,
   type DnsGrant, type LoadedState, type PolicyElements, type RulesetOptions, type WorkspacePort,
 } from './nft.ts';
 import { RwLock } from './rw-lock.ts';
@@ -119,17 +119,37 @@ export class Firewall {
     }
   }
 
-  /** Remove a workspace's policy and DNS grants (workspace deleted). Idempotent. */
+  /**
+   * Remove a workspace's policy and DNS grants (workspace deleted), and its
+   * address from every other policy's ingress sources and egress hosts: a
+   * rule naming an address goes with the workspace that held it, so the
+   * slot's next holder is trusted by nobody (the control plane also removes
+   * the address from the stored lists and applies them; this is the same
+   * cut at the firewall, at once). Idempotent.
+   */
   async removePolicy(ip: string): Promise<void> {
     try {
       await this.lock.shared(() => this.perIp.run(ip, async () => {
         const before = this.applied.get(ip);
-        const revoke = await this.dnsGrantsOf(ip);
+        // Its own grants, and other workspaces' grants to its address (a name that resolved to it).
+        const revoke = await this.dnsGrantsOf(ip, true);
         const text = renderPolicyUpdate(this.plan, before?.elements ?? null, null, revoke);
         if (text) await this.tolerantNft(text);
         this.applied.delete(ip);
         for (const g of revoke) this.forgetGrant(g);
       }));
+      // Each other policy under its own lock, one at a time (never two per-address locks held together).
+      for (const [other, entry] of [...this.applied]) {
+        if (!elementsWithoutPeer(entry.elements, ip)) continue;
+        await this.lock.shared(() => this.perIp.run(other, async () => {
+          const cur = this.applied.get(other);
+          const next = cur && elementsWithoutPeer(cur.elements, ip);
+          if (!cur || !next) return;
+          const text = renderPolicyUpdate(this.plan, cur.elements, next, []);
+          if (text) await this.tolerantNft(text);
+          this.applied.set(other, { policy: cur.policy && policyWithoutPeer(cur.policy, ip), elements: next });
+        }));
+      }
     } catch (e) {
       throw wrap('policy', e);
     }
@@ -166,10 +186,10 @@ export class Firewall {
     for (const k of this.granted.keys()) if (k.startsWith(`${g.src}|${g.dst}|`)) this.granted.delete(k);
   }
 
-  private async dnsGrantsOf(ip: string): Promise<DnsGrant[]> {
+  private async dnsGrantsOf(ip: string, orTo = false): Promise<DnsGrant[]> {
     const r = await hostRun(this.nft, ['-j', 'list', 'set', 'inet', this.table, 'egress_dns'], { okCodes: [0, 1] });
     if (r.code !== 0) return [];
-    return parseLoaded(r.stdout, '').dnsGrants.filter((g) => g.src === ip);
+    return parseLoaded(r.stdout, '').dnsGrants.filter((g) => g.src === ip || (orTo && g.dst === ip));
   }
 
   /** A workspace port's set element: until it exists the bridge table drops every frame from the port. */

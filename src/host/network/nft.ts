@@ -351,6 +351,16 @@ export function renderDetachElements(plan: NetworkPlan, w: WorkspacePort): strin
 }
 
 /**
+ * A policy's elements without `ip` as a peer (ingress source or egress
+ * destination host), or null when it names `ip` nowhere. Only allows are
+ * removed, so the result never reaches more than before.
+ */
+export function elementsWithoutPeer(el: PolicyElements, ip: string): PolicyElements | null {
+  if (!el.ingressHosts.includes(ip) && !el.egressHosts.includes(ip)) return null;
+  return { ...el, ingressHosts: el.ingressHosts.filter((h) => h !== ip), egressHosts: el.egressHosts.filter((h) => h !== ip) };
+}
+
+/**
  * One transaction taking a workspace's policy elements from `before` to
  * `after` (either may be null: created / removed), plus removing the DNS
  * grants listed. Only the difference is touched; deletes are tolerant (add
