@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { HostDriver } from '../host/host-driver.ts';
+import { agentHeaders } from '../host/agent-client.ts';
 import type { WorkspaceService } from '../control/workspaces/index.ts';
 import type { Workspace } from '../control/workspaces/row.ts';
 import { HttpError, errorBody } from '../api/errors.ts';
@@ -116,7 +117,8 @@ export class Gateway {
   private forwardHeaders(req: http.IncomingMessage, target: Target): http.OutgoingHttpHeaders {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!STRIP.has(k) && v !== undefined) headers[k] = v;
-    headers.authorization = `Bearer ${target.ws.agentSecret}`;
+    // How an agent is authenticated is the agent client's to say.
+    Object.assign(headers, agentHeaders({ ip: target.ip, port: target.port, secret: target.ws.agentSecret }));
     headers.host = `${target.ip}:${target.port}`;
     headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
     if (req.headers['transfer-encoding']) headers['transfer-encoding'] = req.headers['transfer-encoding'];
