@@ -276,6 +276,17 @@ export class LocalHost implements HostDriver {
     }
   }
 
+  /** Grow a workspace's disk to its disk_size_mb: online where the driver and host allow it, else at its next start. */
+  async resizeDisk(ws: SandboxRef): Promise<'grown' | 'next-start' | 'unchanged'> {
+    const d = this.driver(ws.driver);
+    if (!d.resizeDisk) return 'next-start';
+    const how = await d.resizeDisk(await this.specForTeardown(ws)).catch((err: unknown) => {
+      throw new ProvisionFailed(driverFailure(err));
+    });
+    this.opts.log.info({ workspace: ws.id, disk_size_mb: ws.config.disk_size_mb, how }, 'workspace disk resized');
+    return how;
+  }
+
   /** Apply ingress, egress, allow_internet and outbound IP live (no restart). */
   async applyNetwork(ws: SandboxRef): Promise<void> {
     await this.network.setPolicy(this.policy(ws));
