@@ -60,17 +60,16 @@ function mkfsArgs(image: string): string[] {
  * and is at least `sizeMb` big, with upper and work dirs in it. Returns
  * whether this call mounted it (the caller then owns the unmount).
  */
-export async function ensureDisk(dir: string, sizeMb: number): Promise<{ mounted: boolean; created: boolean }> {
+export async function ensureDisk(dir: string, sizeMb: number, templates?: string): Promise<{ mounted: boolean; created: boolean }> {
   const d = diskPaths(dir);
   const bytes = diskBytes(sizeMb);
   let created = false;
   if (!existsSync(d.image)) {
     const tmp = `${d.image}.new`;
     await rm(tmp, { force: true });
-    await writeFile(tmp, '', { mode: 0o600 });
-    await truncate(tmp, bytes); // sparse: blocks are allocated as the workspace writes
     try {
-      await hostRun('mkfs.ext4', mkfsArgs(tmp));
+      if (templates) await sparseCopy(await diskTemplate(templates, sizeMb), tmp);
+      else await makeImage(tmp, bytes);
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
@@ -94,6 +93,38 @@ export async function ensureDisk(dir: string, sizeMb: number): Promise<{ mounted
     throw e;
   }
   return { mounted, created };
+}
+
+/** A fresh, empty ext4 image of `bytes` (sparse: blocks are allocated as the workspace writes). */
+async function makeImage(file: string, bytes: number): Promise<void> {
+  await writeFile(file, '', { mode: 0o600 });
+  await truncate(file, bytes);
+  await hostRun('mkfs.ext4', mkfsArgs(file));
+}
+
+/**
+ * The empty image of a size, made once per size in `templates`: copying
+ * its few MB of metadata (cp --sparse, or a reflink where the data dir's
+ * file system shares extents) is several times faster than mkfs of a
+ * multi-GB image. Every copy has the same file system UUID, which ext4 does
+ * not mind.
+ */
+export async function diskTemplate(templates: string, sizeMb: number): Promise<string> {
+  const file = join(templates, `ext4-${sizeMb}m.img`);
+  if (existsSync(file)) return file;
+  await mkdir(templates, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.${Date.now()}.new`;
+  try {
+    await makeImage(tmp, diskBytes(sizeMb));
+    await rename(tmp, file); // concurrent makers: the last rename wins, each result is a valid template
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return file;
+}
+
+async function sparseCopy(src: string, dst: string): Promise<void> {
+  await hostRun('cp', ['--sparse=always', '--reflink=auto', src, dst]);
 }
 
 /** A workspace made before disks kept its upper dir on the host: move it into the new disk (once). */
