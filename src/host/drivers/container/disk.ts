@@ -8,7 +8,8 @@
  * layer, so `df /` inside shows the image's size.
  *
  * `mount -o loop` sets the loop device's autoclear flag: unmounting the
- * image frees its loop device, so a mount is the only thing to undo.
+ * image frees its loop device, so a mount is the only thing to undo. The
+ * loop device then switches to direct I/O on its backing file.
  *
  * Growth (disk_size_mb raised): the image file is extended and ext4 grown
  * with resize2fs, online when mounted (the kernel's online resize needs
@@ -83,6 +84,11 @@ export async function ensureDisk(dir: string, sizeMb: number, templates?: string
     await mkdir(d.mount, { recursive: true, mode: 0o700 });
     await hostRun('mount', ['-t', 'ext4', '-o', 'loop,noatime', d.image, d.mount]);
     mounted = true;
+    // Direct I/O on the backing file: no second copy in the page cache, and an fsync inside costs
+    // what it costs on the host (buffered loop writes measured 1.3-2.5x slower). A data dir whose file system
+    // has no O_DIRECT (tmpfs) keeps buffered loop I/O.
+    const dev = await loopDeviceOf(d.mount);
+    if (dev) await hostRun('losetup', ['--direct-io=on', dev]).catch(() => undefined);
   }
   try {
     if (!mounted && (await stat(d.image)).size < bytes) await growDisk(dir, sizeMb);
