@@ -7,7 +7,8 @@
  *             quota: a new disk image (sparse copy of the template), loop
  *             mount, upper/work in it
  *   create    prepare + `runc run /bin/true` on that rootfs (a create's floor:
- *             the sandbox process itself) + teardown
+ *             the sandbox process itself)
+ *   teardown  unmount rootfs (and disk) after that run (a stop's share)
  *   write     100 MB written into the rootfs and fsynced (dd conv=fsync)
  *   read      the same 100 MB read back (page cache, as programs usually read)
  *   read_direct  and again with O_DIRECT (past every cache: the device path)
@@ -70,7 +71,7 @@ async function prepare(v: Variant, dir: string, lower: string[], templates: stri
     await mountOverlay(rootfs, { lower, upper: path.join(dir, 'upper'), work: path.join(dir, 'work') });
     return () => unmount(rootfs);
   }
-  await ensureDisk(dir, DISK_MB, templates);
+  await ensureDisk(dir, DISK_MB, templates, { directIo: true });
   const d = diskPaths(dir);
   await mountOverlay(rootfs, { lower, upper: d.upper, work: d.work });
   return async () => {
@@ -102,8 +103,10 @@ async function main(): Promise<void> {
         down = await prepare(v, dir, lower, templates);
         bundle(dir);
         execFileSync('runc', ['--root', runcRoot, 'run', '--bundle', dir, `disk-bench-${process.pid}-${n}`], { stdio: 'ignore' });
-        await down();
         record(`create.${v}`, performance.now() - t);
+        t = performance.now();
+        await down();
+        record(`teardown.${v}`, performance.now() - t);
         fs.rmSync(dir, { recursive: true, force: true });
         // I/O through the overlay rootfs
         dir = path.join(base, `ws${n++}`);
@@ -133,7 +136,7 @@ async function main(): Promise<void> {
     }
   }
   const out: Record<string, unknown> = { runs: RUNS, disk_mb: DISK_MB, cpus: os.cpus().length };
-  for (const k of ['prepare', 'create', 'write', 'read', 'read_direct']) {
+  for (const k of ['prepare', 'create', 'teardown', 'write', 'read', 'read_direct']) {
     const bare = percentiles(samples[`${k}.bare`]!);
     const quota = percentiles(samples[`${k}.quota`]!);
     out[k] = { bare, quota, ratio_p50: Math.round((quota.p50 / bare.p50) * 1000) / 1000, added_ms_p50: Math.round((quota.p50 - bare.p50) * 10) / 10 };

@@ -206,7 +206,7 @@ export class ContainerDriver implements Driver {
         if (await isMountpoint(rootfs)) await unmount(rootfs); // leftover of a crash: remount on the current layers
         // The writable layer lives on the workspace's own disk image: the kernel enforces disk_size_mb.
         undo.push('disk', () => unmountDisk(dir));
-        await ensureDisk(dir, spec.diskSizeMb, join(this.opts.workspacesRoot, '.disk-templates'));
+        await ensureDisk(dir, spec.diskSizeMb, join(this.opts.workspacesRoot, '.disk-templates'), { directIo: true });
         phase('disk');
         const disk = diskPaths(dir);
         await this.logs.capNow(disk.console);
