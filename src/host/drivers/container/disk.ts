@@ -69,7 +69,7 @@ export async function ensureDisk(dir: string, sizeMb: number, templates?: string
     const tmp = `${d.image}.new`;
     await rm(tmp, { force: true });
     try {
-      if (templates) await sparseCopy(await diskTemplate(templates, sizeMb), tmp);
+      if (templates) await takeSpare(templates, sizeMb, tmp);
       else await makeImage(tmp, bytes);
     } catch (e) {
       await rm(tmp, { force: true });
@@ -130,6 +130,23 @@ export async function diskTemplate(templates: string, sizeMb: number): Promise<s
     await rm(tmp, { force: true });
   }
   return file;
+}
+
+/**
+ * A new image of the size at `dst`: the spare copy made after the previous
+ * create when there is one (a rename), else a copy of the template now.
+ * Either way a spare for the next create is copied in the background, so
+ * the copy is off a create's critical path.
+ */
+async function takeSpare(templates: string, sizeMb: number, dst: string): Promise<void> {
+  const template = await diskTemplate(templates, sizeMb);
+  const spare = `${template}.spare`;
+  const took = await rename(spare, dst).then(() => true, () => false); // atomic: of two creates, one gets it
+  if (!took) await sparseCopy(template, dst);
+  const next = `${spare}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}`;
+  void sparseCopy(template, next)
+    .then(() => rename(next, spare))
+    .catch(() => rm(next, { force: true }).catch(() => undefined));
 }
 
 async function sparseCopy(src: string, dst: string): Promise<void> {
