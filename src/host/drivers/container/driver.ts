@@ -27,7 +27,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { UndoStack } from '../../exec.ts';
+import { hostRun, UndoStack } from '../../exec.ts';
 import type { HostNetwork } from '../../network/host-network.ts';
 import type { Capabilities, Driver, SandboxSpec, SandboxState, SandboxStats } from '../driver.ts';
 import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
@@ -150,7 +150,13 @@ export class ContainerDriver implements Driver {
     }
     const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
     if (!/\toverlay$/m.test(filesystems)) return no('overlayfs is not available (modprobe overlay)', details);
-    return { driver: 'container', available: true, reason: `runc ${version}, cgroups ${layout.mode}, overlayfs`, details };
+    // Workspace disks (disk.ts): ext4 images on loop devices, made and grown with e2fsprogs.
+    if (!/\text4$/m.test(filesystems) && !existsSync('/sys/module/ext4')) return no('ext4 is not available (modprobe ext4): workspace disks are ext4 images', details);
+    if (!existsSync('/dev/loop-control')) return no('no loop devices (/dev/loop-control; modprobe loop): workspace disks are loop-mounted images', details);
+    const e2fs = await Promise.all(['mkfs.ext4', 'resize2fs', 'e2fsck'].map((t) => hostRun(t, ['-V']).then(() => null, (e: Error) => (/ENOENT|not found/i.test(e.message) ? t : null))));
+    const missing = e2fs.filter((t): t is string => t !== null);
+    if (missing.length) return no(`${missing.join(', ')} not installed: workspace disks need e2fsprogs`, { ...details, hint: 'apt-get install e2fsprogs' });
+    return { driver: 'container', available: true, reason: `runc ${version}, cgroups ${layout.mode}, overlayfs, ext4 disks`, details };
   }
 
   /**
