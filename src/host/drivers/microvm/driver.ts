@@ -243,7 +243,10 @@ export class MicrovmDriver implements Driver {
   /** Workspaces with a VM run dir on this host (a live or crashed QEMU). */
   async list(): Promise<string[]> {
     const names = await readdir(join(this.opts.runDir, 'vm')).catch(() => [] as string[]);
-    return names.filter((n) => !n.startsWith('tpl-')).sort();
+    const ids = names.filter((n) => !n.startsWith('tpl-')).sort();
+    // A restarted hearthd finds its VMs here (reconcile): their serial logs are capped from now on.
+    for (const id of ids) if (/^[A-Za-z0-9_.-]+$/.test(id) && id !== '.' && id !== '..') this.logs.watch(this.ctx.files({ workspaceId: id, dir: join(this.opts.workspacesRoot, id) }).console);
+    return ids;
   }
 
   // ------------------------------------------------------------------ snapshots (snapshots.ts)
