@@ -1,7 +1,9 @@
 /**
  * The edge's access log: one JSON line per request (and per closed
  * WebSocket), appended to `<data dir>/logs/edge-access.log`. Buffered by the
- * file stream; a full disk loses log lines, never requests.
+ * file stream; a full disk loses log lines, never requests. Size-capped:
+ * past `capBytes` (64 MiB) the file becomes edge-access.log.1 (replacing
+ * the previous one) and a new one starts, so at most about 2 × cap stays.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,16 +29,36 @@ export interface AccessLog {
   close(): Promise<void>;
 }
 
-export function fileAccessLog(dataDir: string): AccessLog {
+export const ACCESS_LOG_CAP_BYTES = 64 * 1024 * 1024;
+
+export function fileAccessLog(dataDir: string, capBytes = ACCESS_LOG_CAP_BYTES): AccessLog {
   const dir = path.join(dataDir, 'logs');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stream = fs.createWriteStream(path.join(dir, 'edge-access.log'), { flags: 'a', mode: 0o600 });
-  stream.on('error', () => { /* logging must never take the edge down */ });
+  const file = path.join(dir, 'edge-access.log');
+  const openStream = () => {
+    const st = fs.createWriteStream(file, { flags: 'a', mode: 0o600 });
+    st.on('error', () => { /* logging must never take the edge down */ });
+    return st;
+  };
+  let stream = openStream();
+  let size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   // Lines are batched per event-loop turn: one write syscall for many requests under load.
   let batch: string[] = [];
   const flush = () => {
-    if (batch.length) stream.write(batch.join(''));
+    if (!batch.length) return;
+    const text = batch.join('');
     batch = [];
+    stream.write(text);
+    size += Buffer.byteLength(text);
+    if (size > capBytes) {
+      // Rotate: the old stream finishes its writes into the renamed file.
+      try {
+        fs.renameSync(file, `${file}.1`);
+      } catch { /* keep writing where we are */ }
+      stream.end();
+      stream = openStream();
+      size = 0;
+    }
   };
   return {
     write(e) {

@@ -48,6 +48,11 @@ export interface HostDriver {
   destroy(ws: SandboxRef): Promise<void>;
   state(ws: SandboxRef): Promise<SandboxState>;
   stats(ws: SandboxRef): Promise<SandboxStats | null>;
+  /**
+   * Grow the workspace's disk to its config.disk_size_mb (optional; never
+   * shrinks): at once where the driver can, else at its next start.
+   */
+  resizeDisk?(ws: SandboxRef): Promise<'grown' | 'next-start' | 'unchanged'>;
   /** Apply network settings (allow_internet, ingress, egress, outbound_ip) live. */
   applyNetwork(ws: SandboxRef): Promise<void>;
   /** Load the network policies of every workspace the store knows (after reconcile): idempotent, no duplicates, no gaps. */

@@ -26,6 +26,7 @@ import type { PullEvent } from './images/oci/pull.ts';
 import { HostSnapshots } from './snapshots/host.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
+import { readTail } from './log-cap.ts';
 
 /** Containers: a generous bound on the agent's first answer (node cold start). */
 const AGENT_READY_TIMEOUT_MS = 20_000;
@@ -220,7 +221,9 @@ export class LocalHost implements HostDriver {
       if (attempt % 50 === 49 && (await this.driver(ws.driver).state(spec)) !== 'running') break;
       await new Promise((res) => setTimeout(res, 3));
     }
-    const consoleTail = await readFile(path.join(spec.dir, 'console.log'), 'utf8').then((t) => t.slice(-800).trim(), () => '');
+    // Only a tail is read (the log may be megabytes): a running container's console is on its disk, a microVM's next to it.
+    const tails = await Promise.all([readTail(path.join(spec.dir, 'disk', 'console.log')), readTail(path.join(spec.dir, 'console.log'))]);
+    const consoleTail = (tails[0] || tails[1]).slice(-800).trim();
     throw new ProvisionFailed({
       stage: 'agent',
       message: `the guest agent did not answer on ${ip}:${port} (${last || 'sandbox exited'})${consoleTail ? `; console: ${consoleTail}` : ''}`,
@@ -261,6 +264,17 @@ export class LocalHost implements HostDriver {
         pidsLimit: DEFAULT_PIDS_LIMIT, slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
       };
     }
+  }
+
+  /** Grow a workspace's disk to its disk_size_mb: online where the driver and host allow it, else at its next start. */
+  async resizeDisk(ws: SandboxRef): Promise<'grown' | 'next-start' | 'unchanged'> {
+    const d = this.driver(ws.driver);
+    if (!d.resizeDisk) return 'next-start';
+    const how = await d.resizeDisk(await this.specForTeardown(ws)).catch((err: unknown) => {
+      throw new ProvisionFailed(driverFailure(err));
+    });
+    this.opts.log.info({ workspace: ws.id, disk_size_mb: ws.config.disk_size_mb, how }, 'workspace disk resized');
+    return how;
   }
 
   /** Apply ingress, egress, allow_internet and outbound IP live (no restart). */

@@ -30,6 +30,8 @@ export async function leftovers(o: { dataDir: string; linkPrefix: string; bridge
   }
   const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8');
   for (const l of mounts.split('\n')) if (l.includes(o.dataDir)) found.push(`mount ${l.split(' ')[4]}`);
+  // A workspace disk left attached (container disks are loop-mounted images in the data dir).
+  for (const l of await lines('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])) if (l.includes(o.dataDir)) found.push(`loop ${l.trim()}`);
   for (const l of await lines('ps', ['-eo', 'pid=,args='])) {
     // hearthd itself is not a leak while it runs; anything else naming the data dir is.
     if (l.includes(o.dataDir) && !l.includes('ps -eo') && !l.includes('hearth.mjs serve')) found.push(`process ${l.trim()}`);

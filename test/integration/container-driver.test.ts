@@ -11,9 +11,9 @@
  * namespaces or nft tables.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -156,8 +156,9 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
   const instance = `test-${rand}`;
   const network = new HostNetwork(plan, runDir);
   const events: string[] = [];
+  const CONSOLE_CAP = 1024 * 1024;
   const driver = new ContainerDriver({
-    network, runDir, workspacesRoot, instance, nameservers: ['192.0.2.53'],
+    network, runDir, workspacesRoot, instance, nameservers: ['192.0.2.53'], consoleLogCapBytes: CONSOLE_CAP,
     trace: (e) => events.push(`${e.op}.${e.phase}=${e.ms.toFixed(0)}`),
   });
   const phases = () => events.splice(0).join(' ');
@@ -187,8 +188,12 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
   const agent = (s: SandboxSpec) => httpGet(s.slot.ip, s.agentPort, s.agentSecret);
   const agentUp = (s: SandboxSpec) => waitUntil('the agent to answer', () => agent(s), (r) => r.status === 200, 15_000);
 
+  /** Loop devices whose backing file lies under `dir` (a leaked disk image). */
+  const loopsUnder = (dir: string) => execFileSync('losetup', ['-a', '-O', 'NAME,BACK-FILE', '-n', '-l'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
+
   async function assertNoTrace(s: SandboxSpec, opts: { dirGone: boolean }): Promise<void> {
     assert.deepEqual(await mountsUnder(s.dir), [], 'no mount under the workspace dir');
+    assert.deepEqual(loopsUnder(s.dir), [], 'no loop device on the workspace disk');
     for (const d of await driver.cgroupDirs(s.workspaceId)) assert.ok(!existsSync(d), `cgroup ${d} removed`);
     assert.ok(!existsSync(join(driver.runc.root, containerId(s.workspaceId))), 'no runc state');
     assert.ok(!existsSync(`/run/netns/${s.slot.hostIf}`), 'no netns');
@@ -218,6 +223,7 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
     assert.deepEqual(cgLeft, [], 'no /hearth/<instance> cgroups left');
     assert.deepEqual(await driver.list(), []);
     assert.deepEqual(await mountsUnder(base), []);
+    assert.deepEqual(loopsUnder(base), [], 'no loop device left');
     assert.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(plan.linkPrefix)), []);
     assert.doesNotMatch(execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }), new RegExp(tableName(plan)));
   });
@@ -232,7 +238,7 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
     await driver.run(spec);
     const runMs = performance.now() - t0;
     const r = await agentUp(spec).catch((e: Error) => {
-      consoleOnFailure = readFileSync(join(spec.dir, 'console.log'), 'utf8');
+      consoleOnFailure = readFileSync(join(spec.dir, 'disk/console.log'), 'utf8');
       throw e;
     });
     const readyMs = performance.now() - t0;
@@ -294,7 +300,7 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
 
   it('writes land in the upper dir and survive stop/start', async (t) => {
     assert.equal(rexec(spec, 'echo kept > /root/persist.txt && rm /etc/motd').code, 0);
-    assert.equal(readFileSync(join(spec.dir, 'upper/root/persist.txt'), 'utf8'), 'kept\n');
+    assert.equal(readFileSync(join(spec.dir, 'disk/upper/root/persist.txt'), 'utf8'), 'kept\n');
     const t0 = performance.now();
     await driver.stop(spec);
     t.diagnostic(`stop ms: ${(performance.now() - t0).toFixed(1)} (${phases()})`);
@@ -351,6 +357,93 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
     await assertNoTrace(other, { dirGone: true });
   });
 
+  it('disk_size_mb is enforced by the kernel: ENOSPC inside, df shows it, the host grows by at most the limit; it grows online', async (t) => {
+    const s = makeSpec(2, { diskSizeMb: 256 });
+    await driver.run(s);
+    await agentUp(s);
+    const dfTotalMb = () => {
+      const r = rexec(s, 'df -k / | tail -n 1');
+      return Number(r.out.trim().split(/\s+/)[1]) / 1024;
+    };
+    const total = dfTotalMb();
+    t.diagnostic(`df / inside: ${total.toFixed(0)} MiB for disk_size_mb 256`);
+    assert.ok(total > 200 && total <= 256, `df / shows about the limit: ${total} MiB`);
+    const hostUsed = () => { const f = statfsSync(base); return (f.blocks - f.bfree) * f.bsize; };
+    const before = hostUsed();
+    const dd = rexec(s, 'dd if=/dev/zero of=/root/big bs=1M count=600 2>&1; sync');
+    assert.match(dd.out, /No space left on device/, dd.out);
+    const grew = hostUsed() - before;
+    const img = statSync(join(s.dir, 'disk.img'));
+    t.diagnostic(`host file system grew by ${(grew / 1048576).toFixed(0)} MiB; image allocates ${(img.blocks * 512 / 1048576).toFixed(0)} MiB`);
+    assert.ok(img.blocks * 512 <= 257 * 1048576, 'the image holds at most the limit');
+    assert.ok(grew <= 300 * 1048576, `the host grew by at most about the limit (${grew} bytes)`);
+    assert.equal((await agent(s)).status, 200, 'the agent survives a full disk');
+    // Grow it while running: ext4 grows online where the host allows it (CAP_SYS_RESOURCE), else at the next start.
+    const bigger = { ...s, diskSizeMb: 512 };
+    const how = await driver.resizeDisk(bigger);
+    t.diagnostic(`resize while running: ${how}`);
+    assert.ok(how === 'grown' || how === 'next-start', how);
+    if (how === 'grown') assert.ok(dfTotalMb() > 450, 'grown online');
+    // Stop and start keep the data; the disk is unmounted while stopped, and a pending growth is done offline.
+    await driver.stop(s);
+    await assertNoTrace(s, { dirGone: false });
+    await driver.run(bigger);
+    const grown = dfTotalMb();
+    assert.ok(grown > 450 && grown <= 512, `df / after growing to 512: ${grown} MiB`);
+    assert.equal(rexec(s, 'rm /root/big; dd if=/dev/zero of=/root/more bs=1M count=400 2>&1').code, 0, 'room after growing');
+    assert.equal(await driver.resizeDisk(bigger), 'unchanged');
+    // A stopped workspace grows at its next start.
+    await driver.stop(s);
+    assert.equal(await driver.resizeDisk({ ...s, diskSizeMb: 768 }), 'next-start');
+    await driver.run({ ...s, diskSizeMb: 768 });
+    const third = dfTotalMb();
+    assert.ok(third > 700 && third <= 768, `df / after growing a stopped disk to 768: ${third} MiB`);
+    assert.match(rexec(s, 'ls -l /root/more').out, /419430400/);
+    await driver.destroy(s);
+    await assertNoTrace(s, { dirGone: true });
+  });
+
+  it('console log spam through /proc/1/fd/1 fills at most its own disk and is cut back under the cap', async (t) => {
+    const s = makeSpec(2, { diskSizeMb: 256 });
+    await driver.run(s);
+    await agentUp(s);
+    const log = join(s.dir, 'disk/console.log');
+    const hostUsed = () => { const f = statfsSync(base); return (f.blocks - f.bfree) * f.bsize; };
+    const before = hostUsed();
+    let max = 0;
+    let hostMax = 0;
+    const sampler = setInterval(() => {
+      // Allocated bytes: a writer that opened /proc/1/fd/1 itself (no O_APPEND) keeps its offset past a
+      // truncation, so the apparent size can pass the disk's while the blocks cannot.
+      max = Math.max(max, (statSync(log, { throwIfNoEntry: false })?.blocks ?? 0) * 512);
+      hostMax = Math.max(hostMax, hostUsed() - before);
+    }, 5);
+    // Asynchronously, so the driver's watcher (in this process) runs while the workspace spams.
+    const r = await new Promise<{ out: string }>((res) => {
+      const c = spawn('runc', ['--root', driver.runc.root, 'exec', containerId(s.workspaceId), '/bin/sh', '-c', 'timeout 3 yes spam > /proc/1/fd/1; true'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      c.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      c.on('close', () => res({ out }));
+    });
+    clearInterval(sampler);
+    const size = await waitUntil('the console log to be cut back', async () => statSync(log).blocks * 512, (n) => n <= CONSOLE_CAP);
+    const prev = statSync(`${log}.1`, { throwIfNoEntry: false })?.size ?? 0;
+    t.diagnostic(`console.log ${size} bytes allocated, .1 ${prev} bytes, largest allocation seen ${max} bytes (cap ${CONSOLE_CAP}); host fs grew by at most ${(hostMax / 1048576).toFixed(0)} MiB; ${r.out.trim()}`);
+    assert.ok(prev <= CONSOLE_CAP, `console.log.1 ${prev} <= cap`);
+    assert.ok(prev > 0, 'it was rotated');
+    assert.ok(max <= 256 * 1048576, `never larger than the workspace's disk (largest ${max})`);
+    assert.ok(hostMax <= 300 * 1048576, `the host file system grew by at most about the disk size (${hostMax})`);
+    assert.equal((await agent(s)).status, 200);
+    assert.equal(rexec(s, 'echo ok > /root/after-spam && cat /root/after-spam').out.trim(), 'ok', 'the disk has room again');
+    // Stopped, its tail is readable next to the disk.
+    await driver.stop(s);
+    const kept = statSync(join(s.dir, 'console.log'));
+    assert.ok(kept.size <= CONSOLE_CAP, `the kept tail ${kept.size} <= cap`);
+    await driver.destroy(s);
+    await assertNoTrace(s, { dirGone: true });
+  });
+
   it('destroy leaves nothing, twice', async () => {
     await driver.run(spec);
     await driver.destroy(spec);
@@ -384,7 +477,7 @@ else describe('ContainerDriver (root, runc, own netns)', () => {
     await driver.run(s);
     const runMs = performance.now() - t0;
     await waitUntil('the real agent to answer /health', () => agent(s), (r) => r.status === 200, 20_000).catch((e: Error) => {
-      consoleOnFailure = readFileSync(join(s.dir, 'console.log'), 'utf8');
+      consoleOnFailure = readFileSync(join(s.dir, 'disk/console.log'), 'utf8');
       throw e;
     });
     t.diagnostic(`real image run ms: ${runMs.toFixed(1)} (${phases()}); agent /health after ${(performance.now() - t0).toFixed(1)} ms`);

@@ -55,8 +55,10 @@ test('microvm: the isolation matrix holds for taps exactly as for veths', { skip
   assert.deepEqual(await probe(0, [['tcp', b.ip, 8080], ['udp', b.ip, 8081, 'legit'], ['tcp', b.ip, 9990]]), [`ok:${a.ip}`, `ok:${a.ip}`, 'timeout'], 'ingress live; never the agent');
   assert.deepEqual(await probe(1, [['tcp', a.ip, 8080]]), ['timeout'], 'one way');
 
-  // Forged source address (B accepts it: only anti-spoofing can stop it) and forged MAC.
-  const other = a.ip.replace(/\.\d+$/, '.200');
+  // Forged source address (B accepts it: only anti-spoofing can stop it) and forged MAC. The
+  // address A forges is a third workspace's: only a live workspace may be named in ingress.
+  const c = await client.workspaces.create({ image: 'python-3.11', driver: 'container', config: { ttl: '10m' } } as never) as unknown as { id: string; info: { internal_ip: string } };
+  const other = c.info.internal_ip;
   await client.workspaces.network.update(b.id, { ingress: [a.ip, other] } as never);
   await run(0, ['python3', '/tmp/probe.py', 'spoofip', other, b.ip, '8081', 'forged-ip']);
   const gwMac = ['02', '48', ...a.ip.split('.').map((p, i) => (i === 3 ? 1 : Number(p)).toString(16).padStart(2, '0'))].join(':');

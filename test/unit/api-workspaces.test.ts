@@ -211,3 +211,20 @@ test('TTL reaper removes expired remove_on_exit workspaces and stops others', as
   assert.equal(((await call('GET', `/workspace/${stays.id}`)).json.workspace as any).status, 'stopped');
   await call('DELETE', `/workspace/${stays.id}`);
 });
+
+test('disk_size_mb grows through PUT (the host grows the disk) and never shrinks', async () => {
+  const { json } = await call('POST', '/workspace', { image: 'node-20', config: { disk_size_mb: 1024 }, wait_ready: false });
+  const id = (json.workspace as Record<string, any>).id as string;
+  host.calls.length = 0;
+  const grown = await call('PUT', `/workspace/${id}`, { config: { disk_size_mb: 2048 } });
+  assert.equal(grown.status, 200);
+  assert.deepEqual(host.calls.filter((c) => c.startsWith('resize-disk')), [`resize-disk ${id} 2048`]);
+  const shrink = await call('PUT', `/workspace/${id}`, { config: { disk_size_mb: 512 } });
+  assert.equal(shrink.status, 400);
+  assert.equal(shrink.json.code, 'validation_error');
+  assert.match(String(shrink.json.message), /cannot shrink/);
+  assert.equal(((await call('GET', `/workspace/${id}`)).json.workspace as any).config.disk_size_mb, 2048);
+  host.calls.length = 0;
+  await call('PUT', `/workspace/${id}`, { config: { cpus: 2 } });
+  assert.deepEqual(host.calls.filter((c) => c.startsWith('resize-disk')), [], 'no resize without a disk change');
+});

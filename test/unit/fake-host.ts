@@ -48,6 +48,7 @@ export class FakeHost implements HostDriver {
   async state(ws: SandboxRef) { return this.sandboxes.get(ws.id) ?? 'missing'; }
   async stats() { return null; }
   async applyNetwork(ws: SandboxRef) { this.calls.push(`network ${ws.id}`); }
+  async resizeDisk(ws: SandboxRef) { this.calls.push(`resize-disk ${ws.id} ${ws.config.disk_size_mb}`); return 'grown' as const; }
   async syncNetwork(all: SandboxRef[]) { this.calls.push(`sync-network ${all.length}`); }
   /** Addresses the fake host "has" (for outbound IPs). */
   readonly hostAddresses = ['192.0.2.10', '192.0.2.11'];

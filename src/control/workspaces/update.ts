@@ -1,4 +1,4 @@
-/** Changing a workspace's name, slug and config: resizes pass namespace admission, new network lists pass reach, a live sandbox gets its new network policy at once. */
+/** Changing a workspace's name, slug and config: resizes pass namespace admission, new network lists pass reach, a live sandbox gets its new network policy at once, and a bigger disk_size_mb reaches the host (disks grow, never shrink). */
 import type { WorkspaceTable } from '../../store/db.ts';
 import { mergeConfig, validateSlug } from '../../core/workspace-spec.ts';
 import { AlreadyExists, ValidationFailed } from '../../core/errors.ts';
@@ -7,7 +7,7 @@ import type { WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
 import { applyIfChanged, checkLists, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
-import { current, now, type Workspace } from './row.ts';
+import { current, now, sandboxRef, type Workspace } from './row.ts';
 
 export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
   const found = await find(d, p, idOrSlug);
@@ -33,6 +33,9 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
     if (body.config !== undefined) {
       if (typeof body.config !== 'object' || body.config === null || Array.isArray(body.config)) throw new ValidationFailed('config', 'config must be an object');
       config = mergeConfig(ws.config, body.config as Record<string, unknown>, d.opts.bounds);
+      if (config.disk_size_mb < ws.config.disk_size_mb) {
+        throw new ValidationFailed('disk_size_mb', `disk_size_mb cannot shrink (${ws.config.disk_size_mb} → ${config.disk_size_mb}): a workspace's disk only grows`, 'create a new workspace with the smaller disk and copy what you need into it');
+      }
       const cfgIn = body.config as Record<string, unknown>;
       await checkLists(d, p, cfgIn.ingress !== undefined ? config.ingress : undefined, cfgIn.egress !== undefined ? config.egress : undefined);
       if (config.outbound_ip !== ws.config.outbound_ip) await checkOutboundAllotment(d, config.outbound_ip, { owner: ws.owner, namespace: ws.namespace, exceptId: ws.id });
@@ -48,6 +51,8 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
     await d.db.updateTable('workspaces').set(set).where('id', '=', ws.id).execute();
     const updated = await current(d, ws.id);
     await applyIfChanged(d, ws.config, config, updated);
+    // The disk grows now (online where the host allows it) or at the next start.
+    if (config.disk_size_mb > ws.config.disk_size_mb && d.host.resizeDisk) await d.host.resizeDisk(sandboxRef(updated));
     return updated;
   }));
 }

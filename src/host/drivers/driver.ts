@@ -96,6 +96,12 @@ export interface Driver {
    * not known; the host sweeps bridge ports no workspace holds. Idempotent.
    */
   removeOrphan?(workspaceId: string, dir: string): Promise<void>;
+  /**
+   * Grow the workspace's disk to spec.diskSizeMb (optional; never shrinks).
+   * Live where the driver can (container: ext4 grown online), else at the
+   * next start; the answer says which.
+   */
+  resizeDisk?(spec: SandboxSpec): Promise<'grown' | 'next-start' | 'unchanged'>;
 
   // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
   /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */

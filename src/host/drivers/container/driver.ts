@@ -9,27 +9,35 @@
  * hearthd can stop, inspect and destroy what an earlier one started.
  *
  * Per workspace, on the host:
- *   <spec.dir>/upper, work    overlay writable layer (created once, kept across stop/start)
+ *   <spec.dir>/disk.img       the workspace's disk: a sparse ext4 image of disk_size_mb (disk.ts)
+ *   <spec.dir>/disk           its mountpoint while running; holds upper/ and work/, overlay's
+ *                             writable layer (created once, kept across stop/start)
  *   <spec.dir>/rootfs         overlay mountpoint while running
  *   <spec.dir>/config.json    the OCI bundle config (the bundle dir is spec.dir)
  *   <spec.dir>/hostname, hosts, resolv.conf   bound into /etc
- *   <spec.dir>/console.log    stdout+stderr of the workspace's PID 1 (rotated at 8 MiB)
+ *   <spec.dir>/disk/console.log  stdout+stderr of the workspace's PID 1 while it runs: on the
+ *                             workspace's own disk, so even a writer faster than hearthd's cap
+ *                             (root inside can write it through /proc/1/fd/1) fills only its
+ *                             own disk; kept under 8 MiB (one previous generation in .1: log-cap.ts)
+ *   <spec.dir>/console.log    its last 8 MiB, copied out at stop (readable while stopped)
  *   <spec.dir>/runc.log       runc's own JSON log (errors of the last start)
  *   cgroups /hearth/<instance>/<workspaceId> in every hierarchy
  *   netns /run/netns/<slot.hostIf>, veth <slot.hostIf> on the bridge
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { UndoStack } from '../../exec.ts';
+import { hostRun, UndoStack } from '../../exec.ts';
 import type { HostNetwork } from '../../network/host-network.ts';
 import type { Capabilities, Driver, SandboxSpec, SandboxState, SandboxStats } from '../driver.ts';
 import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
 import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
+import { diskPaths, ensureDisk, growDisk, hasDisk, MIN_DISK_MB, unmountDisk } from './disk.ts';
 import { NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
 import { RUNC_ID_RE, Runc } from './runc.ts';
 import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from './snapshots.ts';
 import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver.ts';
+import { DEFAULT_LOG_CAP_BYTES, keepTail, LogCapper } from '../../log-cap.ts';
 
 export type ContainerStage = 'validate' | 'disk' | 'network' | 'vmm';
 
@@ -64,12 +72,13 @@ export interface ContainerDriverOptions {
   searchDomains?: string[];
   /** How long stop waits for the container's init to disappear after SIGKILL. Default 10 s. */
   stopTimeoutMs?: number;
+  /** The console log's cap in bytes (rotated to console.log.1 past it). Default 8 MiB. */
+  consoleLogCapBytes?: number;
   /** Called as each phase of run/stop completes, with ms since the operation began (bench/). */
   trace?: (event: { op: string; phase: string; ms: number }) => void;
 }
 
 const CONTAINER_PREFIX = 'hth-';
-const CONSOLE_ROTATE_BYTES = 8 * 1024 * 1024;
 
 /** The runc container id of a workspace. */
 export function containerId(workspaceId: string): string {
@@ -86,12 +95,15 @@ export class ContainerDriver implements Driver {
   private layoutP: Promise<CgroupLayout> | null = null;
   private dnsP: Promise<{ nameservers: string[]; search: string[] }> | null = null;
   private nofileP: Promise<number> | null = null;
+  /** Keeps running workspaces' console logs under their cap. */
+  readonly logs: LogCapper;
 
   constructor(private readonly opts: ContainerDriverOptions) {
     this.network = opts.network;
     this.instance = opts.instance ?? 'default';
     if (!/^[A-Za-z0-9_.-]+$/.test(this.instance)) throw new Error(`container driver instance ${JSON.stringify(this.instance)}: use [A-Za-z0-9_.-]`);
     this.runc = new Runc(join(opts.runDir, 'runc'), opts.runcPath ?? 'runc');
+    this.logs = new LogCapper(opts.consoleLogCapBytes ?? DEFAULT_LOG_CAP_BYTES);
   }
 
   /** The cgroup path of a workspace (absolute in every hierarchy). */
@@ -138,7 +150,13 @@ export class ContainerDriver implements Driver {
     }
     const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
     if (!/\toverlay$/m.test(filesystems)) return no('overlayfs is not available (modprobe overlay)', details);
-    return { driver: 'container', available: true, reason: `runc ${version}, cgroups ${layout.mode}, overlayfs`, details };
+    // Workspace disks (disk.ts): ext4 images on loop devices, made and grown with e2fsprogs.
+    if (!/\text4$/m.test(filesystems) && !existsSync('/sys/module/ext4')) return no('ext4 is not available (modprobe ext4): workspace disks are ext4 images', details);
+    if (!existsSync('/dev/loop-control')) return no('no loop devices (/dev/loop-control; modprobe loop): workspace disks are loop-mounted images', details);
+    const e2fs = await Promise.all(['mkfs.ext4', 'resize2fs', 'e2fsck'].map((t) => hostRun(t, ['-V']).then(() => null, (e: Error) => (/ENOENT|not found/i.test(e.message) ? t : null))));
+    const missing = e2fs.filter((t): t is string => t !== null);
+    if (missing.length) return no(`${missing.join(', ')} not installed: workspace disks need e2fsprogs`, { ...details, hint: 'apt-get install e2fsprogs' });
+    return { driver: 'container', available: true, reason: `runc ${version}, cgroups ${layout.mode}, overlayfs, ext4 disks`, details };
   }
 
   /**
@@ -171,8 +189,6 @@ export class ContainerDriver implements Driver {
 
     try {
       await Promise.all([
-        mkdir(join(dir, 'upper'), { recursive: true, mode: 0o755 }),
-        mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 }),
         mkdir(rootfs, { recursive: true }),
         mkdir(dirname(this.pidFile(id)), { recursive: true }),
       ]);
@@ -194,7 +210,13 @@ export class ContainerDriver implements Driver {
       })()],
       ['disk', (async () => {
         if (await isMountpoint(rootfs)) await unmount(rootfs); // leftover of a crash: remount on the current layers
-        await mountOverlay(rootfs, { lower: spec.image.layers, upper: join(dir, 'upper'), work: join(dir, 'work') });
+        // The writable layer lives on the workspace's own disk image: the kernel enforces disk_size_mb.
+        undo.push('disk', () => unmountDisk(dir));
+        await ensureDisk(dir, spec.diskSizeMb, join(this.opts.workspacesRoot, '.disk-templates'), { directIo: true });
+        phase('disk');
+        const disk = diskPaths(dir);
+        await this.logs.capNow(disk.console);
+        await mountOverlay(rootfs, { lower: spec.image.layers, upper: disk.upper, work: disk.work });
         undo.push('rootfs', () => unmount(rootfs));
         phase('rootfs');
       })()],
@@ -203,13 +225,13 @@ export class ContainerDriver implements Driver {
         writeFile(join(dir, 'hostname'), renderHostname(spec.hostname)),
         writeFile(join(dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
         writeFile(join(dir, 'resolv.conf'), renderResolvConf(nameservers, search)),
-        rotateConsole(join(dir, 'console.log')),
         writeFile(join(dir, 'runc.log'), ''), // runc appends: keep only this start's log
       ])],
     ]);
     if (first) return fail(first.reason, first.stage);
 
-    const consoleFd = openSync(join(dir, 'console.log'), 'a', 0o600);
+    const consoleLog = diskPaths(dir).console;
+    const consoleFd = openSync(consoleLog, 'a', 0o600);
     undo.push('container', () => this.stopContainer(spec.workspaceId, id));
     const second = await settle([
       ['vmm', this.runc.run(id, { bundle: dir, pidFile: this.pidFile(id), logFile: join(dir, 'runc.log'), consoleFd }).then(() => phase('runc'))],
@@ -217,6 +239,7 @@ export class ContainerDriver implements Driver {
     ]).finally(() => closeSync(consoleFd));
     if (second) return fail(second.reason, second.stage);
     undo.commit();
+    this.logs.watch(consoleLog);
   }
 
   /**
@@ -228,10 +251,11 @@ export class ContainerDriver implements Driver {
   async stop(spec: SandboxSpec): Promise<void> {
     const id = containerId(spec.workspaceId);
     const phase = this.phases('stop');
+    this.logs.unwatch(diskPaths(spec.dir).console);
     const killed = this.killInit(spec.workspaceId, id).then(() => phase('kill'));
     const failed = await settle([
       ['vmm', killed.then(() => this.stopContainer(spec.workspaceId, id)).then(() => phase('delete'))],
-      ['disk', killed.catch(() => undefined).then(() => unmount(join(spec.dir, 'rootfs'))).then(() => phase('umount'))],
+      ['disk', killed.catch(() => undefined).then(() => unmount(join(spec.dir, 'rootfs'))).then(() => this.releaseDisk(spec.dir)).then(() => phase('umount'))],
       ['network', this.network.detach(spec.slot).then(() => phase('detach'))],
     ]);
     if (failed) {
@@ -291,8 +315,16 @@ export class ContainerDriver implements Driver {
   }
 
   async removeOrphan(workspaceId: string, dir: string): Promise<void> {
+    this.logs.unwatch(diskPaths(dir).console);
     await this.stopContainer(workspaceId, containerId(workspaceId));
     await this.removeWorkspaceDir(dir);
+  }
+
+  /** Copy the console log's tail out of the disk (readable while stopped), then unmount the disk. */
+  private async releaseDisk(dir: string): Promise<void> {
+    const d = diskPaths(dir);
+    if (await isMountpoint(d.mount)) await keepTail(d.console, join(dir, 'console.log'), this.logs.cap).catch(() => undefined);
+    await unmountDisk(dir);
   }
 
   /** Delete a workspace directory under the root, its rootfs unmounted first; never one with anything else still mounted. */
@@ -300,6 +332,7 @@ export class ContainerDriver implements Driver {
     const dir = await this.safeWorkspaceDir(workspaceDir);
     if (!dir) return;
     await unmount(join(dir, 'rootfs'));
+    await this.releaseDisk(dir);
     const mounted = await mountsUnder(dir);
     if (mounted.length) throw new ContainerDriverError('destroy', 'disk', `refusing to delete ${dir}: still mounted: ${mounted.join(', ')}`, 'unmount them first (umount -R)');
     await rm(dir, { recursive: true, force: true });
@@ -311,7 +344,7 @@ export class ContainerDriver implements Driver {
       throw new ContainerDriverError('state', 'vmm', e.message, undefined, { cause: e });
     });
     if (st) return runcStatusToState(st.status);
-    return (await stat(join(spec.dir, 'upper')).then(() => true, () => false)) ? 'stopped' : 'missing';
+    return hasDisk(spec.dir) ? 'stopped' : 'missing';
   }
 
   async stats(spec: SandboxSpec): Promise<SandboxStats | null> {
@@ -324,10 +357,13 @@ export class ContainerDriver implements Driver {
 
   async listWithState(): Promise<{ id: string; state: SandboxState }[]> {
     try {
-      return (await this.runc.list())
+      const all = (await this.runc.list())
         .filter((c) => c.id.startsWith(CONTAINER_PREFIX))
         .map((c) => ({ id: c.id.slice(CONTAINER_PREFIX.length), state: runcStatusToState(c.status) }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      // A restarted hearthd finds running workspaces here (reconcile): their console logs are capped from now on.
+      for (const c of all) if (c.state !== 'stopped' && /^[A-Za-z0-9_.+-]+$/.test(c.id)) this.logs.watch(diskPaths(join(this.opts.workspacesRoot, c.id)).console);
+      return all;
     } catch (e) {
       throw new ContainerDriverError('list', 'vmm', (e as Error).message, undefined, { cause: e });
     }
@@ -340,6 +376,19 @@ export class ContainerDriver implements Driver {
    */
   async teardown(): Promise<string[]> {
     return removeEmptyParents(await this.layout(), `/hearth/${this.instance}`);
+  }
+
+  /**
+   * Grow the workspace's disk to spec.diskSizeMb: online (resize2fs) when it
+   * is running and the host allows online resizes, else at its next start.
+   * Never shrinks.
+   */
+  async resizeDisk(spec: SandboxSpec): Promise<'grown' | 'next-start' | 'unchanged'> {
+    try {
+      return await growDisk(spec.dir, spec.diskSizeMb);
+    } catch (e) {
+      throw new ContainerDriverError('run', 'disk', `growing the disk to ${spec.diskSizeMb} MB failed: ${(e as Error).message}`, 'check free space on the data dir', { cause: e });
+    }
   }
 
   // Snapshots: file-system snapshots of the writable layer (snapshots.ts).
@@ -398,6 +447,7 @@ function validateSpec(spec: SandboxSpec): void {
   if (!Number.isInteger(spec.pidsLimit) || spec.pidsLimit < 8) throw bad(`pidsLimit must be an integer >= 8 (got ${spec.pidsLimit})`);
   if (!spec.image.layers.length) throw bad(`image ${spec.image.id} has no layers`);
   if (!spec.dir.startsWith('/')) throw bad(`spec.dir must be absolute (got ${spec.dir})`);
+  if (!Number.isInteger(spec.diskSizeMb) || spec.diskSizeMb < MIN_DISK_MB) throw bad(`diskSizeMb must be an integer >= ${MIN_DISK_MB} (got ${spec.diskSizeMb})`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$/.test(spec.hostname) || spec.hostname.includes('..')) throw bad(`hostname ${JSON.stringify(spec.hostname)} is not a valid host name`);
 }
 
@@ -422,11 +472,6 @@ export async function nofileLimit(): Promise<number> {
   const limits = await readFile('/proc/self/limits', 'utf8').catch(() => '');
   const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1];
   return hard && hard !== 'unlimited' ? Math.min(NOFILE_LIMIT, Number(hard)) : NOFILE_LIMIT;
-}
-
-async function rotateConsole(file: string): Promise<void> {
-  const size = await stat(file).then((s) => s.size, () => 0);
-  if (size > CONSOLE_ROTATE_BYTES) await rename(file, `${file}.1`);
 }
 
 /** Poll until /proc/<pid> is gone or a zombie (its pid namespace is then empty). */

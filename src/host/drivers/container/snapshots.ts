@@ -1,6 +1,7 @@
 /**
  * Container snapshots: file-system snapshots of the workspace's writable
- * layer (`<workspace dir>/upper`). CRIU cannot checkpoint processes on this
+ * layer (`upper/` on the workspace's disk image, disk.ts; a stopped
+ * workspace's disk is mounted for the copy and unmounted again). CRIU cannot checkpoint processes on this
  * kernel (docs/host-facts.md), so running programs are not captured: a restore
  * restarts the workspace on the restored files.
  *
@@ -21,6 +22,7 @@ import type { DriverSnapshot, SandboxSpec, SandboxState, SnapshotRequest, Snapsh
 import { SnapshotError } from '../../snapshots/store.ts';
 import type { Runc } from './runc.ts';
 import { copyTree, treeBytes } from './layer-copy.ts';
+import { hasDisk, withDisk } from './disk.ts';
 
 export const CONTAINER_SNAPSHOT_FORMAT = 'overlay-upper';
 
@@ -38,8 +40,7 @@ async function runcState(runc: Runc, id: string): Promise<SandboxState> {
 }
 
 export async function snapshotContainer(runc: Runc, id: string, spec: SandboxSpec, req: SnapshotRequest): Promise<DriverSnapshot> {
-  const upper = path.join(spec.dir, 'upper');
-  if (!(await fs.stat(upper).then((s) => s.isDirectory(), () => false))) {
+  if (!hasDisk(spec.dir)) {
     throw new SnapshotError(`workspace ${spec.workspaceId} has no writable layer yet`, 'start it once before taking a snapshot');
   }
   const before = await runcState(runc, id);
@@ -47,7 +48,7 @@ export async function snapshotContainer(runc: Runc, id: string, spec: SandboxSpe
   if (freeze) await runc.pause(id);
   let state: SandboxState = before;
   try {
-    await copyTree(upper, path.join(req.dir, 'upper'));
+    await withDisk(spec.dir, spec.diskSizeMb, (d) => copyTree(d.upper, path.join(req.dir, 'upper')));
   } catch (e) {
     if (freeze) await runc.resume(id).catch(() => undefined);
     throw new SnapshotError(`copying the writable layer of ${spec.workspaceId} failed: ${(e as Error).message}`, 'check free space in the data dir');
@@ -71,23 +72,25 @@ export async function restoreContainer(runc: Runc, id: string, spec: SandboxSpec
   const mounted = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.split(' ')[4] === rootfs);
   if (mounted) throw new SnapshotError(`workspace ${spec.workspaceId}'s root file system is still mounted at ${rootfs}`);
   const tag = randomBytes(4).toString('hex');
-  const fresh = path.join(spec.dir, `upper.restore-${tag}`);
-  const old = path.join(spec.dir, `upper.old-${tag}`);
-  const upper = path.join(spec.dir, 'upper');
-  const work = path.join(spec.dir, 'work');
-  try {
-    await copyTree(path.join(dir, 'upper'), fresh);
-  } catch (e) {
-    await fs.rm(fresh, { recursive: true, force: true }).catch(() => undefined);
-    throw new SnapshotError(`copying the snapshot into ${spec.workspaceId} failed: ${(e as Error).message}`, 'check free space in the data dir');
-  }
-  const hadUpper = await fs.rename(upper, old).then(() => true, (e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return false;
-    throw e;
+  // The copy goes onto the workspace's disk, so it counts against disk_size_mb like anything written inside.
+  await withDisk(spec.dir, spec.diskSizeMb, async (d) => {
+    const fresh = path.join(d.mount, `upper.restore-${tag}`);
+    const old = path.join(d.mount, `upper.old-${tag}`);
+    try {
+      await copyTree(path.join(dir, 'upper'), fresh);
+    } catch (e) {
+      await fs.rm(fresh, { recursive: true, force: true }).catch(() => undefined);
+      const full = /No space left/i.test((e as Error).message);
+      throw new SnapshotError(`copying the snapshot into ${spec.workspaceId} failed: ${(e as Error).message}`, full ? `the snapshot does not fit in the workspace's disk (${spec.diskSizeMb} MB): raise disk_size_mb` : 'check free space in the data dir');
+    }
+    const hadUpper = await fs.rename(d.upper, old).then(() => true, (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return false;
+      throw e;
+    });
+    await fs.rename(fresh, d.upper);
+    await fs.rm(d.work, { recursive: true, force: true });
+    await fs.mkdir(d.work, { mode: 0o700 });
+    if (hadUpper) await fs.rm(old, { recursive: true, force: true });
   });
-  await fs.rename(fresh, upper);
-  await fs.rm(work, { recursive: true, force: true });
-  await fs.mkdir(work, { mode: 0o700 });
-  if (hadUpper) await fs.rm(old, { recursive: true, force: true });
   return { state: 'stopped' };
 }

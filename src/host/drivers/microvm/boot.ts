@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostRun, UndoStack } from '../../exec.ts';
 import type { SandboxSpec } from '../driver.ts';
 import { ensureBaseDisk } from './boot-media/disks.ts';
@@ -79,6 +79,12 @@ export async function bootVm(ctx: VmContext, templates: TemplateCache, spec: San
         if (ctx.opts.templates !== false) templates.schedule(key, spec, rec, base);
       }
       undo.push('disk', () => rm(f.disk, { force: true }));
+    } catch (e) {
+      return fail(e, 'disk');
+    }
+  } else {
+    try {
+      await growVmDisk(f.disk, spec.diskSizeMb);
     } catch (e) {
       return fail(e, 'disk');
     }
@@ -187,8 +193,31 @@ async function sendIdentity(ctx: VmContext, spec: SandboxSpec, timeoutMs: number
   }
 }
 
-/** Keep one previous console log, once it has grown past 8 MiB. */
+/**
+ * Keep one previous console log, once it has grown past 8 MiB, and start
+ * each boot on an empty one (QEMU appends: append=on, so hearthd can cap it
+ * while the VM runs; a fault check must not see an earlier boot's lines).
+ */
 async function rotate(file: string): Promise<void> {
   const size = await stat(file).then((s) => s.size, () => 0);
   if (size > 8 * 1024 * 1024) await rename(file, `${file}.1`);
+  await writeFile(file, '', { mode: 0o600 });
+}
+
+/**
+ * Grow a workspace's qcow2 disk to `sizeMb` (disk_size_mb raised; never
+ * shrinks). Done with the VM stopped, so the guest sees the bigger virtio
+ * disk at this boot; its file system grows when the guest resizes it. The
+ * size is recorded beside the disk, so a start costs a qemu-img call only
+ * when the size changed.
+ */
+export async function growVmDisk(disk: string, sizeMb: number): Promise<boolean> {
+  const record = `${disk}.size_mb`;
+  const known = Number(await readFile(record, 'utf8').catch(() => '0'));
+  if (known >= sizeMb) return false;
+  const info = JSON.parse((await hostRun('qemu-img', ['info', '--output=json', '-U', disk])).stdout) as { 'virtual-size': number };
+  const grew = info['virtual-size'] < sizeMb * 1024 * 1024;
+  if (grew) await hostRun('qemu-img', ['resize', '-q', disk, `${sizeMb}M`]);
+  await writeFile(record, String(Math.max(sizeMb, Math.floor(info['virtual-size'] / 1024 / 1024))));
+  return grew;
 }

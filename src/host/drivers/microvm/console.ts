@@ -4,7 +4,7 @@
  * thread survives) while the rest of the guest is wedged on a lock the dead
  * task held: the console is the only place that says so.
  */
-import { readFile } from 'node:fs/promises';
+import { readTail } from '../../log-cap.ts';
 
 /**
  * Kernel printk lines (they carry the `[ seconds.micros]` timestamp; the
@@ -19,7 +19,7 @@ export function guestKernelFault(console: string): string | null {
   return m ? m[1]!.trim() : null;
 }
 
-/** guestKernelFault of a console log file (a missing file has no fault). */
+/** guestKernelFault of a console log file's last MiB (a missing file has no fault). */
 export async function consoleLogFault(file: string): Promise<string | null> {
-  return guestKernelFault(await readFile(file, 'utf8').catch(() => ''));
+  return guestKernelFault(await readTail(file, 1024 * 1024));
 }

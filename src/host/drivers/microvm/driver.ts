@@ -29,7 +29,8 @@ import type {
 } from '../driver.ts';
 import type { VmArtifacts } from './boot-media/artifacts.ts';
 import { ensureGuestKernel } from './boot-media/kernel.ts';
-import { bootVm } from './boot.ts';
+import { bootVm, growVmDisk } from './boot.ts';
+import { LogCapper } from '../../log-cap.ts';
 import { removeVmCgroup } from './cgroup.ts';
 import { VmContext, type MicrovmDriverOptions } from './context.ts';
 import { MicrovmDriverError } from './errors.ts';
@@ -49,6 +50,8 @@ export class MicrovmDriver implements Driver {
   readonly instance: string;
   private readonly ctx: VmContext;
   private readonly templates: TemplateCache;
+  /** Keeps running VMs' serial console logs under 8 MiB (log-cap.ts). */
+  private readonly logs = new LogCapper();
 
   constructor(private readonly opts: MicrovmDriverOptions) {
     this.ctx = new VmContext(opts);
@@ -98,6 +101,12 @@ export class MicrovmDriver implements Driver {
   // ------------------------------------------------------------------ run
 
   async run(spec: SandboxSpec): Promise<void> {
+    await this.boot(spec);
+    // The serial console is capped while the VM runs (the guest's root can write it as fast as QEMU emulates).
+    this.logs.watch(this.ctx.files(spec).console);
+  }
+
+  private async boot(spec: SandboxSpec): Promise<void> {
     try {
       await bootVm(this.ctx, this.templates, spec, true);
     } catch (e) {
@@ -116,6 +125,17 @@ export class MicrovmDriver implements Driver {
     return this.templates.ensure(spec);
   }
 
+  /**
+   * disk_size_mb raised: a stopped VM's qcow2 grows now, a running one's at
+   * its next boot (the guest sees the bigger disk then).
+   */
+  async resizeDisk(spec: SandboxSpec): Promise<'grown' | 'next-start' | 'unchanged'> {
+    const f = this.ctx.files(spec);
+    if (!fs.existsSync(f.disk) || (await livePid(f.pid, this.ctx.qemuName(spec.workspaceId)))) return 'next-start';
+    await growVmDisk(f.disk, spec.diskSizeMb);
+    return 'next-start';
+  }
+
   // ------------------------------------------------------------------ stop / pause / destroy
 
   /**
@@ -125,6 +145,7 @@ export class MicrovmDriver implements Driver {
    * then SIGKILL. Then release tap, cgroup and run dir. Idempotent.
    */
   async stop(spec: SandboxSpec): Promise<void> {
+    this.logs.unwatch(this.ctx.files(spec).console);
     const pid = await livePid(this.ctx.files(spec).pid, this.ctx.qemuName(spec.workspaceId));
     if (pid) {
       const graceful = (await this.vmStatus(spec)) === 'running' && (await this.requestShutdown(spec));
@@ -175,6 +196,7 @@ export class MicrovmDriver implements Driver {
 
   /** Hard kill (the disk is thrown away, nothing to flush), release, delete spec.dir. Idempotent. */
   async destroy(spec: SandboxSpec): Promise<void> {
+    this.logs.unwatch(this.ctx.files(spec).console);
     const pid = await livePid(this.ctx.files(spec).pid, this.ctx.qemuName(spec.workspaceId));
     if (pid) await this.ctx.kill(pid, 'destroy');
     await this.ctx.release(spec, 'destroy');
@@ -183,6 +205,7 @@ export class MicrovmDriver implements Driver {
   }
 
   async removeOrphan(workspaceId: string, dir: string): Promise<void> {
+    this.logs.unwatch(this.ctx.files({ workspaceId, dir }).console);
     const pid = await livePid(this.ctx.files({ workspaceId, dir }).pid, this.ctx.qemuName(workspaceId));
     if (pid) await this.ctx.kill(pid, 'destroy');
     await this.ctx.releaseLocal(workspaceId);
@@ -220,7 +243,10 @@ export class MicrovmDriver implements Driver {
   /** Workspaces with a VM run dir on this host (a live or crashed QEMU). */
   async list(): Promise<string[]> {
     const names = await readdir(join(this.opts.runDir, 'vm')).catch(() => [] as string[]);
-    return names.filter((n) => !n.startsWith('tpl-')).sort();
+    const ids = names.filter((n) => !n.startsWith('tpl-')).sort();
+    // A restarted hearthd finds its VMs here (reconcile): their serial logs are capped from now on.
+    for (const id of ids) if (/^[A-Za-z0-9_.-]+$/.test(id) && id !== '.' && id !== '..') this.logs.watch(this.ctx.files({ workspaceId: id, dir: join(this.opts.workspacesRoot, id) }).console);
+    return ids;
   }
 
   // ------------------------------------------------------------------ snapshots (snapshots.ts)

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { readTail } from '../../log-cap.ts';
 import { readFile } from 'node:fs/promises';
 import { Qmp } from './qmp.ts';
 
@@ -63,9 +64,9 @@ export async function spawnQemu(argv: string[], o: { logFile: string; qmpSocket:
   }
 }
 
+/** The last `bytes` of a log (only those are read: a log may be megabytes). */
 export async function tail(file: string, bytes = 800): Promise<string> {
-  const t = await readFile(file, 'utf8').catch(() => '');
-  return t.slice(-bytes).trim() || '(no output)';
+  return (await readTail(file, bytes)).trim() || '(no output)';
 }
 
 /** The pid in `pidFile` if that process is alive, not a zombie, and is the QEMU named `name`. */

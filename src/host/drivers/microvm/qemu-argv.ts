@@ -105,7 +105,8 @@ export function qemuArgv(l: QemuLaunch): string[] {
     '-kernel', l.kernel,
     '-initrd', l.initrd,
     '-append', l.cmdline,
-    '-chardev', `file,id=console,path=${l.consoleLog}`,
+    // append=on: hearthd caps the log by truncating it (log-cap.ts); QEMU's next write lands at the new end.
+    '-chardev', `file,id=console,path=${l.consoleLog},append=on`,
     '-serial', 'chardev:console',
     '-qmp', `unix:${l.qmpSocket},server=on,wait=off`,
     '-chardev', `socket,id=identity,path=${l.identitySocket},server=on,wait=off`,
