@@ -121,8 +121,21 @@ async function makeImage(file: string, bytes: number): Promise<void> {
 export async function diskTemplate(templates: string, sizeMb: number): Promise<string> {
   const file = join(templates, `ext4-${sizeMb}m.img`);
   if (existsSync(file)) return file;
+  // Creates of one size at once in this process share one mkfs.
+  let making = templatesInFlight.get(file);
+  if (!making) {
+    making = makeTemplate(templates, file, sizeMb).finally(() => templatesInFlight.delete(file));
+    templatesInFlight.set(file, making);
+  }
+  return making;
+}
+
+const templatesInFlight = new Map<string, Promise<string>>();
+
+async function makeTemplate(templates: string, file: string, sizeMb: number): Promise<string> {
   await mkdir(templates, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${Date.now()}.new`;
+  // A name no other maker (another process, the same millisecond) can share.
+  const tmp = `${file}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 10)}.new`;
   try {
     await makeImage(tmp, diskBytes(sizeMb));
     await rename(tmp, file); // concurrent makers: the last rename wins, each result is a valid template
