@@ -5,10 +5,13 @@
  * claim's token (src/control/domain-proof.ts holds the pure rules). This
  * module owns the `domain_claims` table: opening claims, looking up their
  * TXT records, routing the names a proof covers, and putting unused or
- * pre-proof routes back to pending. It lives apart from PublicAccessService
- * so the routing table and the ownership rules can each be read whole;
- * the service constructs it, shares its database, per-workspace lock and
- * routing table with it, and delegates every proof question to it.
+ * pre-proof routes back to pending. Until proven a claim is `pending`: the
+ * edge answers "not routed" and no certificate is requested. Proof is
+ * checked on connect/expose, on every read, on checkDNS/verify and on a
+ * timer. It lives apart from PublicAccessService so the routing table and
+ * the ownership rules can each be read whole: the service constructs it,
+ * shares its database, per-workspace lock and routing table with it, and
+ * delegates every proof question to it.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -116,6 +119,16 @@ export class DomainClaims {
     const parent = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute())
       .filter((c) => covers(c.domain, domain)).sort((a, b) => b.domain.length - a.domain.length)[0];
     return parent ?? this.claimOf(workspaceId, domain);
+  }
+
+  /**
+   * A port's new hostname: whether it needs proof (then a name routed to another workspace is a 409) and
+   * whether it routes at once (a preview-domain name, or a custom one this workspace's proof already covers).
+   */
+  async admit(workspaceId: string, hostname: string): Promise<{ proof: boolean; routeNow: boolean }> {
+    const proof = this.needsProof(hostname);
+    if (proof) await this.refuseIfRoutedElsewhere(workspaceId, [hostname]);
+    return { proof, routeNow: !proof || (await this.provenDomains(this.db, workspaceId)).some((d) => covers(d, hostname)) };
   }
 
   /** A name routed to another workspace cannot be claimed (409); a pending claim elsewhere does not block. */

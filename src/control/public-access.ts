@@ -9,12 +9,9 @@
  * listeners hear which routes went away so the edge can cut their
  * connections at once.
  *
- * A custom hostname (anything outside the preview domain) routes only once
- * its workspace proved it controls the domain (src/control/domain-claims.ts):
- * until then the claim is `pending`, it holds no `edge_hosts` row (so a
- * pending claim cannot squat a name someone else can prove), the edge
- * answers "not routed" and no certificate is requested. Proof is checked on
- * connect/expose, on every read, on checkDNS/verify and on a timer.
+ * A custom hostname (outside the preview domain) routes only once its
+ * workspace proved it owns the domain (src/control/domain-claims.ts); until
+ * then it holds no `edge_hosts` row, so a pending claim cannot squat a name.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
@@ -156,19 +153,13 @@ export class PublicAccessService {
   // ------------------------------------------------------------ proof of ownership (src/control/domain-claims.ts)
 
   /** Check the workspace's pending claims and route what a proof now covers (DomainClaims.verifyWorkspace). */
-  async verifyWorkspace(workspaceId: string): Promise<void> {
-    return this.claims.verifyWorkspace(workspaceId);
-  }
+  async verifyWorkspace(workspaceId: string): Promise<void> { return this.claims.verifyWorkspace(workspaceId); }
 
   /** The timer's pass over every workspace with a pending claim or a proven name not routed yet. */
-  async verifyPending(): Promise<void> {
-    return this.claims.verifyPending();
-  }
+  async verifyPending(): Promise<void> { return this.claims.verifyPending(); }
 
   /** After an upgrade: unproven custom routes go back to pending; returns the names demoted. */
-  async demoteUnproven(): Promise<string[]> {
-    return this.claims.demoteUnproven();
-  }
+  async demoteUnproven(): Promise<string[]> { return this.claims.demoteUnproven(); }
 
   /** verifyWorkspace routed these names: open their ports and request their certificates. */
   private async announceRouted(workspaceId: string, activated: { hostname: string; port: number }[]): Promise<void> {
@@ -223,9 +214,7 @@ export class PublicAccessService {
       const previewHost = `${hash}.${this.opts.previewDomain}`;
       const fresh: PublicPortTable = { workspace_id: ws.id, port, hash, slug, domain, hostname, label, created_at: at, updated_at: at };
       // A custom name routes now only if already proven; else it waits (pending) and verifyWorkspace routes it.
-      const proof = hostname !== previewHost && this.claims.needsProof(hostname);
-      if (proof) await this.claims.refuseIfRoutedElsewhere(ws.id, [hostname]);
-      const routeNow = hostname !== previewHost && (!proof || (await this.claims.provenDomains(this.db, ws.id)).some((d) => covers(d, hostname)));
+      const { proof, routeNow } = hostname !== previewHost ? await this.claims.admit(ws.id, hostname) : { proof: false, routeNow: false };
       await this.claimAll(ws.id, [
         { hostname: previewHost, port, source: 'preview' },
         ...(routeNow ? [{ hostname, port, source: 'port' as const }] : []),
@@ -284,9 +273,7 @@ export class PublicAccessService {
     const previewHost = `${existing.hash}.${this.opts.previewDomain}`;
     const updated: PublicPortTable = { ...existing, slug, domain, hostname, updated_at: now() };
     const moved = hostname !== previewHost && hostname !== existing.hostname;
-    const proof = moved && this.claims.needsProof(hostname);
-    if (proof) await this.claims.refuseIfRoutedElsewhere(ws.id, [hostname]);
-    const routeNow = moved && (!proof || (await this.claims.provenDomains(this.db, ws.id)).some((d) => covers(d, hostname)));
+    const { proof, routeNow } = moved ? await this.claims.admit(ws.id, hostname) : { proof: false, routeNow: false };
     await this.claimAll(ws.id, routeNow ? [{ hostname, port: existing.port, source: 'port' }] : [], async (trx) => {
       // Only this workspace's row: a pending old name never held one, and another's must stay.
       if (existing.hostname !== previewHost && existing.hostname !== hostname) await trx.deleteFrom('edge_hosts').where('hostname', '=', existing.hostname).where('workspace_id', '=', ws.id).execute();
