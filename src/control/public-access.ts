@@ -9,14 +9,10 @@
  * listeners hear which routes went away so the edge can cut their
  * connections at once.
  *
- * A custom hostname (anything outside the preview domain) routes only once
- * its workspace proved it controls the domain (src/control/domain-proof.ts):
- * until then the claim is `pending`, it holds no `edge_hosts` row (so a
- * pending claim cannot squat a name someone else can prove), the edge
- * answers "not routed" and no certificate is requested. Proof is checked on
- * connect/expose, on every read, on checkDNS/verify and on a timer.
+ * A custom hostname (outside the preview domain) routes only once its
+ * workspace proved it owns the domain (src/control/domain-claims.ts); until
+ * then it holds no `edge_hosts` row, so a pending claim cannot squat a name.
  */
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -27,8 +23,9 @@ import { KeyedMutex } from '../core/keyed-mutex.ts';
 import {
   exposeHostname, isUnder, previewHash, publicUrl, validateDomain, validatePort, validatePreviewSlug, type EdgePorts,
 } from '../core/hostnames.ts';
-import { isUniqueViolation, publicDb, type DomainClaimTable, type EdgeHostTable, type PublicDb, type PublicPortTable } from './public-tables.ts';
-import { challengeHost, covers, domainStatus, nextClaimStatus, requiredTxt, tokenFromBytes, txtProves } from './domain-proof.ts';
+import { isUniqueViolation, publicDb, type EdgeHostTable, type PublicDb, type PublicPortTable } from './public-tables.ts';
+import { covers, requiredTxt } from './domain-proof.ts';
+import { DomainClaims } from './domain-claims.ts';
 
 export const MAX_PUBLIC_PORTS = 20;
 
@@ -94,6 +91,8 @@ export class PublicAccessService {
   private pendingHosts = new Set<string>();
   private readonly listeners = new Set<RoutesListener>();
   certs: CertificateIssuer | null = null;
+  /** Proof of ownership of custom domains: the `domain_claims` table and what routes once proven. */
+  private readonly claims: DomainClaims;
 
   constructor(
     db: Db,
@@ -102,6 +101,12 @@ export class PublicAccessService {
     readonly opts: PublicAccessOptions,
   ) {
     this.db = publicDb(db);
+    this.claims = new DomainClaims({
+      db: this.db, locks: this.locks, log, opts,
+      routedTo: (hostname) => this.table.get(hostname)?.workspaceId,
+      reload: () => this.reload(),
+      routed: (workspaceId, activated) => this.announceRouted(workspaceId, activated),
+    });
   }
 
   // ------------------------------------------------------------ the edge's view
@@ -128,14 +133,14 @@ export class PublicAccessService {
   /** Re-read the table; tell listeners which (workspace, port) pairs lost every hostname. */
   async reload(): Promise<void> {
     const rows = await this.db.selectFrom('edge_hosts').selectAll().execute();
-    const proven = await this.provenByWorkspace();
+    const proven = await this.claims.provenByWorkspace();
     const next = new Map<string, EdgeRoute>();
     for (const r of rows) {
       // Defence in depth: a custom name without a proven claim is never routed, however its row got here.
-      if (this.needsProof(r.hostname) && !(proven.get(r.workspace_id) ?? []).some((d) => covers(d, r.hostname))) continue;
+      if (this.claims.needsProof(r.hostname) && !(proven.get(r.workspace_id) ?? []).some((d) => covers(d, r.hostname))) continue;
       next.set(r.hostname, { hostname: r.hostname, workspaceId: r.workspace_id, port: r.port, source: r.source });
     }
-    this.pendingHosts = await this.wantedCustomHosts(next);
+    this.pendingHosts = await this.claims.wantedCustomHosts(next);
     const live = new Set([...next.values()].map(routeKey));
     const removed = [...this.table.values()].filter((r) => !next.has(r.hostname) || routeKey(next.get(r.hostname)!) !== routeKey(r));
     this.table = next;
@@ -145,201 +150,25 @@ export class PublicAccessService {
     if (this.certs && removed.length) for (const r of removed) if (!next.has(r.hostname)) await this.certs.release(r.hostname).catch(() => undefined);
   }
 
-  // ------------------------------------------------------------ proof of ownership
+  // ------------------------------------------------------------ proof of ownership (src/control/domain-claims.ts)
 
-  /** Names outside the preview domain are the caller's to prove; preview names are the platform's. */
-  private needsProof(hostname: string): boolean {
-    return !isUnder(hostname, this.opts.previewDomain);
-  }
+  /** Check the workspace's pending claims and route what a proof now covers (DomainClaims.verifyWorkspace). */
+  async verifyWorkspace(workspaceId: string): Promise<void> { return this.claims.verifyWorkspace(workspaceId); }
 
-  private async provenByWorkspace(): Promise<Map<string, string[]>> {
-    const rows = await this.db.selectFrom('domain_claims').select(['workspace_id', 'domain']).where('status', '=', 'verified').execute();
-    const out = new Map<string, string[]>();
-    for (const r of rows) out.set(r.workspace_id, [...(out.get(r.workspace_id) ?? []), r.domain]);
-    return out;
-  }
+  /** The timer's pass over every workspace with a pending claim or a proven name not routed yet. */
+  async verifyPending(): Promise<void> { return this.claims.verifyPending(); }
 
-  private async provenDomains(db: PublicDb, workspaceId: string): Promise<string[]> {
-    const rows = await db.selectFrom('domain_claims').select('domain').where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute();
-    return rows.map((r) => r.domain);
-  }
+  /** After an upgrade: unproven custom routes go back to pending; returns the names demoted. */
+  async demoteUnproven(): Promise<string[]> { return this.claims.demoteUnproven(); }
 
-  /** Every custom hostname a workspace asked for (connected domains, exposed ports), with its port and the domain whose proof covers it. */
-  private async wanted(db: PublicDb, workspaceId?: string): Promise<{ workspaceId: string; hostname: string; port: number; source: 'domain' | 'port'; domain: string }[]> {
-    let wd = db.selectFrom('workspace_domains').selectAll();
-    let pp = db.selectFrom('public_ports').selectAll().where('domain', 'is not', null);
-    if (workspaceId) { wd = wd.where('workspace_id', '=', workspaceId); pp = pp.where('workspace_id', '=', workspaceId); }
-    const out: { workspaceId: string; hostname: string; port: number; source: 'domain' | 'port'; domain: string }[] = [];
-    for (const r of await wd.execute()) {
-      for (const hostname of r.include_www && !r.domain.startsWith('www.') ? [r.domain, `www.${r.domain}`] : [r.domain]) {
-        out.push({ workspaceId: r.workspace_id, hostname, port: r.port, source: 'domain', domain: r.domain });
-      }
-    }
-    for (const r of await pp.execute()) {
-      if (this.needsProof(r.hostname)) out.push({ workspaceId: r.workspace_id, hostname: r.hostname, port: r.port, source: 'port', domain: r.domain! });
-    }
-    return out;
-  }
-
-  private async wantedCustomHosts(routed: Map<string, EdgeRoute>): Promise<Set<string>> {
-    return new Set((await this.wanted(this.db)).filter((w) => routed.get(w.hostname)?.workspaceId !== w.workspaceId).map((w) => w.hostname));
-  }
-
-  /** The workspace's claim of `domain`, opened (pending, fresh token) if it has none; an existing claim keeps its token. */
-  private async ensureClaim(db: PublicDb, workspaceId: string, domain: string): Promise<DomainClaimTable> {
-    await db.insertInto('domain_claims').values({
-      workspace_id: workspaceId, domain, token: tokenFromBytes(randomBytes(20)), status: 'pending',
-      verified_at: null, checked_at: null, last_error: null, created_at: now(),
-    }).onConflict((oc) => oc.columns(['workspace_id', 'domain']).doNothing()).execute();
-    return db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('domain', '=', domain).executeTakeFirstOrThrow();
-  }
-
-  private async claimOf(workspaceId: string, domain: string): Promise<DomainClaimTable | undefined> {
-    return this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('domain', '=', domain).executeTakeFirst();
-  }
-
-  /** The proof that counts for `domain`: a proven claim of it or of a parent (example.org for api.example.org), else its own claim. */
-  private async effectiveClaim(workspaceId: string, domain: string): Promise<DomainClaimTable | undefined> {
-    const parent = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute())
-      .filter((c) => covers(c.domain, domain)).sort((a, b) => b.domain.length - a.domain.length)[0];
-    return parent ?? this.claimOf(workspaceId, domain);
-  }
-
-  /** A name routed to another workspace cannot be claimed (409); a pending claim elsewhere does not block. */
-  private async refuseIfRoutedElsewhere(workspaceId: string, hostnames: string[]): Promise<void> {
-    for (const hostname of hostnames) {
-      const holder = await this.db.selectFrom('edge_hosts').select('workspace_id').where('hostname', '=', hostname).executeTakeFirst();
-      if (holder && holder.workspace_id !== workspaceId) throw new AlreadyExists('hostname', hostname);
-    }
-  }
-
-  /**
-   * Proven claims the workspace no longer uses (disconnected, revoked, moved)
-   * go back to pending, token kept (nextClaimStatus): a proof is not a
-   * permanent title to a domain that may since have changed hands.
-   */
-  private async relaxUnusedClaims(workspaceId: string): Promise<void> {
-    const wanted = await this.wanted(this.db, workspaceId);
-    for (const c of await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'verified').execute()) {
-      // In use = some name the workspace asks for is covered by it (its own domain or a name under it).
-      if (nextClaimStatus(c.status, { found: false, inUse: wanted.some((w) => covers(c.domain, w.hostname)) }) === 'verified') continue;
-      await this.db.updateTable('domain_claims').set({ status: 'pending', verified_at: null, last_error: null })
-        .where('workspace_id', '=', workspaceId).where('domain', '=', c.domain).execute();
-    }
-  }
-
-  /** Look up the TXT record of one claim; a pending claim whose record is found becomes verified. Idempotent. */
-  private async checkClaim(claim: DomainClaimTable): Promise<DomainClaimTable> {
-    if (claim.status === 'verified') return claim;
-    let found = false;
-    let error: string | null = null;
-    if (!this.opts.resolveDns) error = 'DNS checks are disabled on this server';
-    else {
-      try {
-        found = txtProves(await this.opts.resolveDns(challengeHost(claim.domain), 'TXT'), claim.token);
-        if (!found) error = `the TXT record at ${challengeHost(claim.domain)} does not carry this claim's token`;
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        error = code === 'ENODATA' || code === 'ENOTFOUND' ? `no TXT record at ${challengeHost(claim.domain)} yet` : `TXT lookup failed: ${code ?? (err as Error).message}`;
-      }
-    }
-    const status = nextClaimStatus(claim.status, { found });
-    const at = now();
-    const next: DomainClaimTable = { ...claim, status, checked_at: at, last_error: found ? null : error, verified_at: status === 'verified' ? at : null };
-    await this.db.updateTable('domain_claims').set({ status: next.status, checked_at: at, last_error: next.last_error, verified_at: next.verified_at })
-      .where('workspace_id', '=', claim.workspace_id).where('domain', '=', claim.domain).where('status', '=', 'pending').execute();
-    if (found) this.log.info({ workspace: claim.workspace_id, domain: claim.domain }, 'domain ownership proven');
-    return next;
-  }
-
-  /**
-   * Check the workspace's pending claims, then route every asked-for custom
-   * name a proof now covers (and request its certificate). A name meanwhile
-   * routed to another workspace stays unrouted here. Idempotent.
-   */
-  async verifyWorkspace(workspaceId: string): Promise<void> {
-    await this.relaxUnusedClaims(workspaceId);
-    // Only claims in use and not already covered by a proven parent are looked up: an unused one is not
-    // proven again behind its owner's back.
-    const used = new Set((await this.wanted(this.db, workspaceId)).map((w) => w.domain));
-    const provenNow = await this.provenDomains(this.db, workspaceId);
-    const pendingClaims = (await this.db.selectFrom('domain_claims').selectAll().where('workspace_id', '=', workspaceId).where('status', '=', 'pending').execute())
-      .filter((c) => used.has(c.domain) && !provenNow.some((d) => covers(d, c.domain)));
-    for (const c of pendingClaims) await this.checkClaim(c);
-    const activated = await this.locks.run(workspaceId, async () => {
-      const proven = await this.provenDomains(this.db, workspaceId);
-      if (!proven.length) return [];
-      const out: { hostname: string; port: number }[] = [];
-      for (const w of await this.wanted(this.db, workspaceId)) {
-        if (!proven.some((d) => covers(d, w.hostname))) continue;
-        const holder = await this.db.selectFrom('edge_hosts').select('workspace_id').where('hostname', '=', w.hostname).executeTakeFirst();
-        if (holder?.workspace_id === workspaceId) continue;
-        if (holder) {
-          await this.db.updateTable('domain_claims').set({ last_error: `${w.hostname} is routed to another workspace` })
-            .where('workspace_id', '=', workspaceId).where('domain', '=', w.domain).execute();
-          continue;
-        }
-        try {
-          await this.db.insertInto('edge_hosts').values({ hostname: w.hostname, workspace_id: workspaceId, port: w.port, source: w.source, created_at: now() }).execute();
-          out.push({ hostname: w.hostname, port: w.port });
-        } catch (err) {
-          if (!isUniqueViolation(err)) throw err;
-        }
-      }
-      return out;
-    });
-    if (!activated.length && !pendingClaims.length) return;
-    await this.reload();
-    if (!activated.length) return;
+  /** verifyWorkspace routed these names: open their ports and request their certificates. */
+  private async announceRouted(workspaceId: string, activated: { hostname: string; port: number }[]): Promise<void> {
     const ws = await this.workspaces.byId(workspaceId);
     for (const a of activated) {
       if (ws) await this.syncIngressPorts(adminPrincipal, ws, a.port);
       await this.certs?.request(a.hostname, workspaceId);
       this.log.info({ workspace: workspaceId, hostname: a.hostname }, 'custom hostname routed after proof of ownership');
     }
-  }
-
-  /** The timer's pass: every workspace with a pending claim or a proven name not routed yet. */
-  async verifyPending(): Promise<void> {
-    const ids = new Set<string>();
-    for (const w of await this.wanted(this.db)) if (this.table.get(w.hostname)?.workspaceId !== w.workspaceId) ids.add(w.workspaceId);
-    for (const id of ids) await this.verifyWorkspace(id).catch((err) => this.log.warn({ workspace: id, err }, 'domain verification failed'));
-  }
-
-  /**
-   * After an upgrade: custom names routed before proofs existed lose their
-   * route and get a pending claim, so nothing stays routed on a first-come
-   * basis (the secure default). Returns the names demoted.
-   */
-  async demoteUnproven(): Promise<string[]> {
-    const proven = await this.provenByWorkspace();
-    const wanted = await this.wanted(this.db);
-    const demoted: string[] = [];
-    for (const r of await this.db.selectFrom('edge_hosts').selectAll().execute()) {
-      if (!this.needsProof(r.hostname) || (proven.get(r.workspace_id) ?? []).some((d) => covers(d, r.hostname))) continue;
-      const w = wanted.find((x) => x.workspaceId === r.workspace_id && x.hostname === r.hostname);
-      await this.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('edge_hosts').where('hostname', '=', r.hostname).execute();
-        if (w) await this.ensureClaim(trx, r.workspace_id, w.domain);
-      });
-      demoted.push(r.hostname);
-    }
-    if (demoted.length) this.log.warn({ hostnames: demoted }, 'custom hostnames without proof of ownership are pending until their TXT record exists');
-    return demoted;
-  }
-
-  /** What the API shows about a claim: its status and the record to create. */
-  private async proofView(workspaceId: string, domain: string, hostnames: string[]): Promise<{ status: string; verification: Record<string, unknown> } | null> {
-    const claim = await this.effectiveClaim(workspaceId, domain);
-    if (!claim) return null;
-    const routed = hostnames.every((h) => this.table.get(h)?.workspaceId === workspaceId);
-    return {
-      status: domainStatus(claim.status, routed),
-      verification: {
-        ...requiredTxt(claim.domain, claim.token), status: claim.status, verified: claim.status === 'verified',
-        verified_at: claim.verified_at, checked_at: claim.checked_at, error: claim.last_error,
-      },
-    };
   }
 
   // ------------------------------------------------------------ §9 ports
@@ -385,21 +214,19 @@ export class PublicAccessService {
       const previewHost = `${hash}.${this.opts.previewDomain}`;
       const fresh: PublicPortTable = { workspace_id: ws.id, port, hash, slug, domain, hostname, label, created_at: at, updated_at: at };
       // A custom name routes now only if already proven; else it waits (pending) and verifyWorkspace routes it.
-      const proof = hostname !== previewHost && this.needsProof(hostname);
-      if (proof) await this.refuseIfRoutedElsewhere(ws.id, [hostname]);
-      const routeNow = hostname !== previewHost && (!proof || (await this.provenDomains(this.db, ws.id)).some((d) => covers(d, hostname)));
+      const { proof, routeNow } = hostname !== previewHost ? await this.claims.admit(ws.id, hostname) : { proof: false, routeNow: false };
       await this.claimAll(ws.id, [
         { hostname: previewHost, port, source: 'preview' },
         ...(routeNow ? [{ hostname, port, source: 'port' as const }] : []),
       ], async (trx) => {
         await trx.insertInto('public_ports').values(fresh).execute();
-        if (proof) await this.ensureClaim(trx, ws.id, domain!);
+        if (proof) await this.claims.ensureClaim(trx, ws.id, domain!);
       });
       if (custom && routeNow) await this.certs?.request(hostname, ws.id);
       return fresh;
     });
     await this.reload();
-    if (this.needsProof(row.hostname)) await this.verifyWorkspace(ws.id);
+    if (this.claims.needsProof(row.hostname)) await this.verifyWorkspace(ws.id);
     await this.syncIngressPorts(p, ws, port);
     this.log.info({ workspace: ws.id, port, hostname: row.hostname }, 'port exposed');
     return this.portView(row);
@@ -416,7 +243,7 @@ export class PublicAccessService {
       return this.rehost(ws, existing, slug, existing.domain);
     });
     await this.reload();
-    if (this.needsProof(row.hostname)) await this.verifyWorkspace(ws.id);
+    if (this.claims.needsProof(row.hostname)) await this.verifyWorkspace(ws.id);
     return this.portView(row);
   }
 
@@ -434,7 +261,7 @@ export class PublicAccessService {
     });
     // reload() tells the edge, which cuts open connections before this returns.
     await this.reload();
-    await this.relaxUnusedClaims(ws.id);
+    await this.claims.relaxUnusedClaims(ws.id);
     await this.syncIngressPorts(p, ws, port);
     this.log.info({ workspace: ws.id, port, hostname: removed.hostname }, 'port revoked');
     return { port, revoked: true };
@@ -446,15 +273,13 @@ export class PublicAccessService {
     const previewHost = `${existing.hash}.${this.opts.previewDomain}`;
     const updated: PublicPortTable = { ...existing, slug, domain, hostname, updated_at: now() };
     const moved = hostname !== previewHost && hostname !== existing.hostname;
-    const proof = moved && this.needsProof(hostname);
-    if (proof) await this.refuseIfRoutedElsewhere(ws.id, [hostname]);
-    const routeNow = moved && (!proof || (await this.provenDomains(this.db, ws.id)).some((d) => covers(d, hostname)));
+    const { proof, routeNow } = moved ? await this.claims.admit(ws.id, hostname) : { proof: false, routeNow: false };
     await this.claimAll(ws.id, routeNow ? [{ hostname, port: existing.port, source: 'port' }] : [], async (trx) => {
       // Only this workspace's row: a pending old name never held one, and another's must stay.
       if (existing.hostname !== previewHost && existing.hostname !== hostname) await trx.deleteFrom('edge_hosts').where('hostname', '=', existing.hostname).where('workspace_id', '=', ws.id).execute();
       await trx.updateTable('public_ports').set({ slug, domain, hostname, updated_at: updated.updated_at })
         .where('workspace_id', '=', ws.id).where('port', '=', existing.port).execute();
-      if (proof) await this.ensureClaim(trx, ws.id, domain!);
+      if (proof) await this.claims.ensureClaim(trx, ws.id, domain!);
     });
     if (existing.hostname !== previewHost && existing.hostname !== hostname) await this.certs?.release(existing.hostname).catch(() => undefined);
     if (custom && routeNow) await this.certs?.request(hostname, ws.id);
@@ -505,7 +330,7 @@ export class PublicAccessService {
       created_at: r.created_at, updated_at: r.updated_at,
     };
     if (custom && r.hostname !== `${r.slug}.${this.opts.previewDomain}`) view.ssl = await this.sslInfo(r.hostname);
-    if (custom && r.domain && this.needsProof(r.hostname)) Object.assign(view, await this.proofView(r.workspace_id, r.domain, [r.hostname]));
+    if (custom && r.domain && this.claims.needsProof(r.hostname)) Object.assign(view, await this.claims.proofView(r.workspace_id, r.domain, [r.hostname]));
     return view;
   }
 
@@ -524,7 +349,7 @@ export class PublicAccessService {
     return {
       customDomain: row.domain, port: row.port, sslStatus: ssl.status, sslExpiry: ssl.expiresAt, sslError: ssl.error ?? undefined,
       includeWww: row.include_www === 1, url: publicUrl(row.domain, this.opts.edgePorts()), created_at: row.created_at,
-      ...(await this.proofView(ws.id, row.domain, domainNames(row.domain, row.include_www === 1))),
+      ...(await this.claims.proofView(ws.id, row.domain, domainNames(row.domain, row.include_www === 1))),
     };
   }
 
@@ -538,8 +363,8 @@ export class PublicAccessService {
     const released = await this.locks.run(ws.id, async () => {
       const old = await this.db.selectFrom('workspace_domains').selectAll().where('workspace_id', '=', ws.id).executeTakeFirst();
       const oldNames = old ? domainNames(old.domain, old.include_www === 1) : [];
-      await this.refuseIfRoutedElsewhere(ws.id, names);
-      const proven = await this.provenDomains(this.db, ws.id);
+      await this.claims.refuseIfRoutedElsewhere(ws.id, names);
+      const proven = await this.claims.provenDomains(this.db, ws.id);
       // Names already proven route at once; the rest wait for the TXT record (verifyWorkspace below).
       const routeNow = names.filter((n) => !oldNames.includes(n) && proven.some((d) => covers(d, n)));
       await this.claimAll(ws.id, routeNow.map((hostname) => ({ hostname, port, source: 'domain' as const })), async (trx) => {
@@ -555,7 +380,7 @@ export class PublicAccessService {
         await trx.deleteFrom('workspace_domains').where('domain', '=', domain).where('workspace_id', '!=', ws.id).execute();
         await trx.deleteFrom('workspace_domains').where('workspace_id', '=', ws.id).execute();
         await trx.insertInto('workspace_domains').values({ workspace_id: ws.id, domain, port, include_www: includeWww ? 1 : 0, created_at: now() }).execute();
-        await this.ensureClaim(trx, ws.id, domain);
+        await this.claims.ensureClaim(trx, ws.id, domain);
       });
       for (const n of routeNow) await this.certs?.request(n, ws.id);
       return oldNames.filter((n) => !names.includes(n));
@@ -565,7 +390,7 @@ export class PublicAccessService {
     await this.verifyWorkspace(ws.id);
     await this.syncIngressPorts(p, ws, port);
     const ssl = await this.sslInfo(domain);
-    const proof = await this.proofView(ws.id, domain, names);
+    const proof = await this.claims.proofView(ws.id, domain, names);
     this.log.info({ workspace: ws.id, domain, port, status: proof?.status }, 'custom domain connected');
     return {
       domain, port, include_www: includeWww, url: publicUrl(domain, this.opts.edgePorts()),
@@ -587,7 +412,7 @@ export class PublicAccessService {
       return row;
     });
     await this.reload();
-    await this.relaxUnusedClaims(ws.id);
+    await this.claims.relaxUnusedClaims(ws.id);
     if (old) await this.syncIngressPorts(p, ws, old.port);
     if (!old) throw new NotFound('custom domain of workspace', ws.id);
     return { domain: old.domain };
@@ -614,13 +439,7 @@ export class PublicAccessService {
       workspaceId = (await this.workspaces.find(scope.principal, scope.workspace)).id;
       await this.verifyWorkspace(workspaceId);
     } else if (scope) {
-      const ids = (await this.db.selectFrom('domain_claims').innerJoin('workspaces', 'workspaces.id', 'domain_claims.workspace_id')
-        .select(['domain_claims.workspace_id', 'workspaces.namespace']).where('domain_claims.domain', '=', domain).execute())
-        .filter((r) => (scope.principal.workspaceId === null || scope.principal.workspaceId === r.workspace_id)
-          && (scope.principal.namespace === null || scope.principal.namespace === r.namespace))
-        .map((r) => r.workspace_id);
-      for (const id of ids) await this.verifyWorkspace(id);
-      workspaceId = ids[0];
+      workspaceId = await this.claims.verifyClaimants(scope.principal, domain);
     }
     return { domain, ...(await this.dnsStatus(domain, workspaceId)) };
   }
@@ -645,7 +464,7 @@ export class PublicAccessService {
     const cname = records.CNAME!.some((c) => c.replace(/\.$/, '') === target);
     const aOk = records.A!.length > 0 && (edgeIps.length === 0 || records.A!.every((a) => edgeIps.includes(a)));
     // ownership: true once the workspace's TXT proof was found, false while pending, null without a claim.
-    const claim = workspaceId ? await this.effectiveClaim(workspaceId, domain) : undefined;
+    const claim = workspaceId ? await this.claims.effectiveClaim(workspaceId, domain) : undefined;
     if (claim && claim.status !== 'verified' && claim.last_error) errors.push(claim.last_error);
     return {
       verified: (cname || aOk) && (!claim || claim.status === 'verified'), cname, ownership: claim ? claim.status === 'verified' : null, records, errors,
