@@ -5,6 +5,7 @@
  * past `capBytes` (64 MiB) the file becomes edge-access.log.1 (replacing
  * the previous one) and a new one starts, so at most about 2 × cap stays.
  */
+import { Writable } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -35,8 +36,16 @@ export function fileAccessLog(dataDir: string, capBytes = ACCESS_LOG_CAP_BYTES):
   const dir = path.join(dataDir, 'logs');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'edge-access.log');
-  const openStream = () => {
-    const st = fs.createWriteStream(file, { flags: 'a', mode: 0o600 });
+  // The file is opened now, not when the stream gets round to it: a rotation
+  // must rename the very file this stream writes, even under a burst.
+  const openStream = (): Writable => {
+    let st: Writable;
+    try {
+      st = fs.createWriteStream(file, { fd: fs.openSync(file, 'a', 0o600) });
+    } catch {
+      // Logging must never take the edge down: a file that cannot be opened loses lines.
+      st = new Writable({ write: (_chunk, _enc, done) => done() });
+    }
     st.on('error', () => { /* logging must never take the edge down */ });
     return st;
   };
