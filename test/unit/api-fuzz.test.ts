@@ -10,21 +10,12 @@ import assert from 'node:assert/strict';
 import { adminPrincipal } from '../../src/control/workspaces/index.ts';
 import type { RouteDecl } from '../../src/api/route-table.ts';
 import { startGrantsHarness, type GrantsHarness } from './grants-harness.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const SEED = Number(process.env.HEARTH_FUZZ_SEED ?? Date.now() % 1_000_000);
 const PER_ROUTE = Number(process.env.HEARTH_FUZZ_N ?? 6);
 
-/** mulberry32: small, seeded, good enough to pick fuzz inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 const FIELDS = [
   'image', 'name', 'slug', 'namespace', 'mode', 'config', 'cpus', 'memory_mb', 'disk_size_mb', 'ttl', 'ttl_action', 'ttl_seconds',

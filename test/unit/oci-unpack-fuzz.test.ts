@@ -20,6 +20,7 @@ import { DEFAULT_IMAGE_LIMITS } from '../../src/host/images/oci/limits.ts';
 import { ImageLimitError, UnsafeLayerError } from '../../src/host/images/errors.ts';
 import { tar, type TarSpec } from '../helpers/oci-images.ts';
 import { makeSandbox, removeSetfattrShim } from '../helpers/unpack-sandbox.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 after(removeSetfattrShim);
 
@@ -29,17 +30,7 @@ const CASES = Number(process.env.HEARTH_FUZZ_CASES ?? 100);
 const isRoot = process.getuid?.() === 0;
 const CAP = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
-/** mulberry32: small, seedable, good enough to pick entries. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function stream(r: () => number, canary: string): TarSpec[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
