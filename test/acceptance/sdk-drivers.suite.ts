@@ -127,6 +127,8 @@ const CASES: Record<string, Case> = {
       const s = await client.workspaces.workloads.get(ws.id, w.id) as Record<string, any>;
       return s.status === 'running' ? s : null;
     }, 30_000, 200);
+    // Running is not yet written: under TCG the shell's first line can come well after the start.
+    await waitUntil('the first run to write its line', async () => (/started-\d+/.test(JSON.stringify(await client.workspaces.workloads.logs(ws.id, w.id))) ? true : null), 30_000, 200);
     await client.workspaces.stop(ws.id);
     await client.workspaces.start(ws.id);
     await waitUntil('the workspace to be running again', async () => ((await client.workspaces.get(ws.id) as Record<string, any>).ready ? true : null), 120_000, 250);
