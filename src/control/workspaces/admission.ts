@@ -15,14 +15,14 @@ import type { WorkspaceDeps } from './deps.ts';
 import { pickFreeSlot } from '../../core/network-policy.ts';
 import { checkLists, checkReach, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
-import { isSnapshotImage } from '../../host/snapshots/store.ts';
+import { isSnapshotImage, SNAPSHOT_IMAGE_PREFIX } from '../../host/snapshots/store.ts';
 import { ImageNotFoundError } from '../../host/images/errors.ts';
 import { snapshotVisible } from '../snapshots.ts';
 import { decodeWorkspace, now, type Provisioning, type Workspace } from './row.ts';
 
 /** The snapshot `image` names is the caller's (the rule listing snapshots applies), else not found. */
 async function checkSnapshotVisible(d: WorkspaceDeps, p: Principal, image: string): Promise<void> {
-  const id = image.trim().slice('snapshot:'.length);
+  const id = image.trim().slice(SNAPSHOT_IMAGE_PREFIX.length);
   if (!(await snapshotVisible(d.db, p, id))) {
     throw new ImageNotFoundError(image, `there is no snapshot ${id} on this host`, 'list snapshots with GET /workspace/:id/snapshots');
   }
