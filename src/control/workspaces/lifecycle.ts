@@ -91,11 +91,12 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   const latest = await byId(d, id);
   if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
   const firstBoot = latest.generation === 1;
-  await transition(d, latest, 'running', {
+  const running = await transition(d, latest, 'running', {
     provisioning: { state: 'ready', phase: 'ready', message: 'workspace is ready', error: null, completed_at: now() },
   });
   // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
-  if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd)) await applyInitialWorkloads(d.host, latest, d.log);
+  // Through the row as it is now: the agent client serves only a running workspace.
+  if (firstBoot && (Array.isArray(running.config.workloads) || running.config.cmd)) await applyInitialWorkloads(d.host, running, d.log);
   d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
 }
 
