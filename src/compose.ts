@@ -26,6 +26,7 @@ import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
 import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
 import { SshGateway, loadHostKey } from './ssh/server.ts';
+import { listenForWorkspaces, type InternalListener } from './internal-listener.ts';
 
 export interface Listen {
   host: string;
@@ -57,6 +58,9 @@ export interface Endpoints {
   /** The edge's HTTPS listener and the preview base domain (issue 7). */
   edge_tls?: string | null;
   preview_domain?: string | null;
+  /** The control and data planes as workspaces reach them (src/core/internal-plane.ts); null: not published. */
+  api_internal?: string | null;
+  runtime_internal?: string | null;
 }
 
 /** Everything hearthd is made of, built and wired; nothing listens until `start`. */
@@ -127,6 +131,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   }
 
   let edge: EdgePlane | null = null;
+  let internal: InternalListener | null = null;
   let reaper: NodeJS.Timeout | undefined;
   let reaping = false;
 
@@ -159,6 +164,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
         gateway.server.listen(opts.runtime.port, opts.runtime.host, () => resolve());
       });
       runtimeUrl = url(gateway.server.address() as AddressInfo, opts.runtime.host);
+      internal = await listenForWorkspaces(host, api, gateway, log);
       edge = await startEdge(planeDeps, planeOpts, publicPlane);
       if (ssh && planeOpts.ssh) {
         await ssh.listen(planeOpts.ssh.host, planeOpts.ssh.port);
@@ -171,6 +177,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
         api: url(api.app.server.address() as AddressInfo, opts.api.host), runtime: runtimeUrl, edge: edge.edgeUrl,
         ssh: sshLive ? `ssh://${sshLive.host}:${sshLive.port}` : null,
         edge_tls: edge.edgeTlsUrl, preview_domain: publicPlane.services.publicAccess.opts.previewDomain,
+        api_internal: internal?.urls.api_internal ?? null, runtime_internal: internal?.urls.runtime_internal ?? null,
       };
     },
 
@@ -178,6 +185,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
       clearInterval(reaper);
       meter.stop();
       await edge?.close();
+      await internal?.close();
       await ssh?.close();
       await api.app.close();
       await gateway.close();

@@ -57,6 +57,14 @@ export interface HostDriver {
   applyNetwork(ws: SandboxRef): Promise<void>;
   /** Load the network policies of every workspace the store knows (after reconcile): idempotent, no duplicates, no gaps. */
   syncNetwork(all: SandboxRef[]): Promise<void>;
+  /**
+   * Publish hearthd to its workspaces (src/core/internal-plane.ts): the
+   * address its workspace-facing listener binds (the bridge's gateway), and
+   * once it listens, `publish(port)` opens the gateway's port 80 to it and
+   * makes Hearth's DNS answer the internal names. Absent or null: this host
+   * has no workspace network to publish on.
+   */
+  internalPlane?(): { address: string; publish(port: number): Promise<void> } | null;
   /** The outbound (SNAT) address in effect for a workspace; null = the host's outgoing interface address. */
   outboundIp(ws: Pick<SandboxRef, 'config'>): string | null;
   /** Throws ValidationFailed unless `ip` is an address of this host usable as an outbound IP. */

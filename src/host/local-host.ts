@@ -17,6 +17,7 @@ import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, Sandb
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
 import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
+import { INTERNAL_NAMES } from '../core/internal-plane.ts';
 import { DnsForwarder, hostUpstreams, parseUpstream } from './network/dns/forwarder.ts';
 import { buildPolicy, isIpv4, type NetworkPolicy } from '../core/network-policy.ts';
 import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
@@ -103,6 +104,7 @@ async function startDns(network: HostNetwork, opts: LocalHostOptions): Promise<D
     policyOf: (ip) => network.policyOf(ip),
     grant: (src, name, answers) => network.grantDns(src, name, answers),
     log: (msg, fields) => opts.log.warn({ component: 'dns', ...fields }, msg),
+    localNames: () => network.publishedNames,
   });
   try {
     await dns.start();
@@ -293,6 +295,10 @@ export class LocalHost implements HostDriver {
   }
 
   /** The SNAT address in effect for a workspace (null: the outgoing interface's address). */
+  internalPlane(): { address: string; publish(port: number): Promise<void> } {
+    return { address: this.network.gateway, publish: (port) => this.network.publishHearth(port, INTERNAL_NAMES) };
+  }
+
   outboundIp(ws: Pick<SandboxRef, 'config'>): string | null {
     return isIpv4(ws.config.outbound_ip) ? ws.config.outbound_ip : this.network.defaultOutboundIp;
   }

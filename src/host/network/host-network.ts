@@ -108,6 +108,19 @@ export class HostNetwork {
     }
   }
 
+  /** Hearth's own names the DNS forwarder answers (name → the gateway), while hearthd is published. */
+  publishedNames: ReadonlyMap<string, string> = new Map();
+
+  /**
+   * Open the gateway's port 80 to hearthd's workspace-facing listener on
+   * `port` (firewall.ts) and answer `names` with the gateway address; null
+   * closes it and forgets the names.
+   */
+  async publishHearth(port: number | null, names: readonly string[] = []): Promise<void> {
+    await this.firewall.publishHearth(port);
+    this.publishedNames = new Map(port === null ? [] : names.map((n) => [n, this.gateway]));
+  }
+
   /** Make the loaded policies exactly `policies` (every workspace the store knows), in one transaction (firewall.ts). */
   sync(policies: NetworkPolicy[]): Promise<{ policies: number; ports: number; dropped: { ports: string[]; dnsGrants: number } }> {
     return this.firewall.sync(policies);
