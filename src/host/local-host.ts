@@ -22,6 +22,7 @@ import { DnsForwarder, hostUpstreams, parseUpstream } from './network/dns/forwar
 import { buildPolicy, isIpv4, type NetworkPolicy } from '../core/network-policy.ts';
 import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
 import { MicrovmDriver, MicrovmDriverError } from './drivers/microvm/driver.ts';
+import { vmUidRange } from './drivers/microvm/context.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
 import type { PullEvent } from './images/oci/pull.ts';
 import { HostSnapshots } from './snapshots/host.ts';
@@ -61,7 +62,9 @@ export function runDirFor(dataDir: string): string {
 
 export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
   const runDir = runDirFor(opts.dataDir);
-  const network = new HostNetwork(opts.network, path.join(runDir, 'net'), { agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null });
+  const network = new HostNetwork(opts.network, path.join(runDir, 'net'), {
+    agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null, vmUids: vmUidRange(slotCapacity(opts.network)),
+  });
   if (opts.outboundIp) await checkHostAddress(network, opts.outboundIp, '--outbound-ip');
   // The bridge, firewall and DNS forwarder come first: drivers hand workspaces the forwarder as their resolver.
   await network.ensure();

@@ -183,3 +183,9 @@ test('renderRuleset: hearthd published to workspaces — port 80 of the gateway 
   assert.ok(lines.every((l) => !/accept/.test(l) || /established|dport (53|41234)/.test(l)), 'nothing else of the host opens');
   assert.ok(at(/tcp dport 41234/) < at(/^drop/), 'before the final drop');
 });
+
+test('renderRuleset: QEMU\'s uids are refused every socket in the output hook, only when given', () => {
+  assert.doesNotMatch(renderRuleset(state), /skuid/);
+  const out = /chain output \{([^}]*)\}/.exec(renderRuleset({ ...state, options: { ...options, vmUids: { first: 1_500_000, last: 1_565_535 } } }))![1]!;
+  assert.match(out, /meta skuid 1500000-1565535 reject with icmpx admin-prohibited comment /);
+});

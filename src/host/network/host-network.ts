@@ -35,6 +35,8 @@ export interface HostNetworkOptions {
   dns?: boolean;
   /** SNAT address for workspace egress without a per-workspace one (`--outbound-ip`). Default: masquerade. */
   outboundIp?: string | null;
+  /** Host uids of QEMU processes, whose sockets the output hook drops (nft.ts). Default: none. */
+  vmUids?: { first: number; last: number } | null;
   ipPath?: string;
   nftPath?: string;
   bridgePath?: string;
@@ -53,7 +55,7 @@ export class HostNetwork {
     this.ip = opts.ipPath ?? 'ip';
     this.nft = opts.nftPath ?? 'nft';
     this.bridge = new Bridge(plan, this.ip);
-    this.firewall = new Firewall(plan, runDir, this.nft, { agentPort: opts.agentPort ?? AGENT_PORT, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null });
+    this.firewall = new Firewall(plan, runDir, this.nft, { agentPort: opts.agentPort ?? AGENT_PORT, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null, vmUids: opts.vmUids ?? null });
     this.links = new WorkspaceLinks(plan, this.ip, opts.bridgePath ?? 'bridge', this.firewall);
     this.table = this.firewall.table;
   }

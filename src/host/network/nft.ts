@@ -71,6 +71,12 @@ export interface RulesetOptions {
    * port 80 of the gateway is redirected to it, reachable as the internet is. Absent: closed.
    */
   hearthPort?: number | null;
+  /**
+   * The host uids QEMU processes run as (one per slot, src/host/drivers/microvm/context.ts):
+   * their sockets reach nothing (no loopback, no agent, no internet). A VM's NIC is a tap and
+   * its QMP, serial and migration channels are unix sockets, none of which this hook sees.
+   */
+  vmUids?: { first: number; last: number } | null;
 }
 
 export interface RulesetState {
@@ -306,6 +312,7 @@ export function renderRuleset(state: RulesetState): string {
     '\tchain output {',
     '\t\ttype filter hook output priority filter; policy accept;',
     `\t\toifname ${br} icmp type redirect drop comment "traffic between workspaces stays routed through the host"`,
+    ...(options.vmUids ? [`\t\tmeta skuid ${options.vmUids.first}-${options.vmUids.last} reject with icmpx admin-prohibited comment "QEMU (a VM's uid) opens no socket to anything: not loopback, not an agent, not the internet"`] : []),
     '\t}',
     '',
     ...(options.hearthPort ? [
