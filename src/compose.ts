@@ -7,10 +7,10 @@
  * `close` takes them down in the reverse order.
  */
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
+import { getSetting, setSetting, type Db } from './store/db.ts';
+import { openStore } from './store/open.ts';
 import type { HostDriver } from './host/host-driver.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
@@ -35,6 +35,8 @@ export interface Listen {
 
 export interface HearthdOptions {
   dataDir: string;
+  /** `postgresql://…` for a store shared by several hearthd; absent = SQLite in the data dir. */
+  store?: string;
   api: Listen;
   runtime: Listen;
   host: HostDriver;
@@ -93,7 +95,8 @@ async function jwtSecret(db: Db): Promise<string> {
 export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const { host, log } = opts;
   await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openSqlite(path.join(opts.dataDir, 'hearth.db'));
+  const { db, store } = await openStore(opts.store, opts.dataDir, (message) => log.warn(message));
+  log.info({ store: store.kind, at: store.describe }, 'store open');
   const signer = new TokenSigner(await jwtSecret(db));
   const keys = new ApiKeys(db, signer);
 

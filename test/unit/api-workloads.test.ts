@@ -9,7 +9,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { Oblien, NotFoundError, ValidationError, ConflictError } from 'oblien';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -52,7 +53,7 @@ before(async () => {
   agent = await startTestAgent();
   host = new AgentBackedHost();
   host.port = agent.agent.port;
-  db = await openSqlite(':memory:');
+  db = await openTestStore();
   const log = pino({ level: 'silent' });
   const namespaces = new NamespaceService(db, log, () => service);
   service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });

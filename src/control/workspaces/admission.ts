@@ -11,7 +11,7 @@ import { AlreadyExists, LimitReached, ValidationFailed } from '../../core/errors
 import type { Principal } from '../../auth/principal.ts';
 import { randomId, randomToken } from '../../auth/secrets.ts';
 import { validateInitialWorkloads } from '../workloads.ts';
-import type { WorkspaceDeps } from './deps.ts';
+import { exclusive, type WorkspaceDeps } from './deps.ts';
 import { pickFreeSlot } from '../../core/network-policy.ts';
 import { checkLists, checkReach, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
@@ -45,16 +45,26 @@ export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateReq
   return { slug, driver };
 }
 
+/** Serializes every create: in this process, and on a shared store across every hearthd on it. */
+export const CREATE_LOCK = '__slots__';
+
 /**
  * Admit and insert. One lock for every create: counting and inserting cannot
- * interleave, so no two creates can both pass a namespace limit of one
- * (single hearthd per store).
+ * interleave, so no two creates can both pass a namespace limit of one, nor
+ * take one slot or one idempotency key, whichever hearthd on the store they
+ * reach (deps.ts `exclusive`). `fresh` is false when a create with the same
+ * idempotency key won the race: that workspace is the answer.
  */
-export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, namespace: string | null, slug: string | null, driver: DriverName): Promise<Workspace> {
-  return d.locks.run('__slots__', async () => {
+export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, namespace: string | null, slug: string | null, driver: DriverName): Promise<{ ws: Workspace; fresh: boolean }> {
+  return exclusive(d, CREATE_LOCK, async () => {
+    if (req.idempotencyKey) {
+      const prior = await d.db.selectFrom('workspaces').selectAll()
+        .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
+      if (prior && prior.state !== 'deleted') return { ws: decodeWorkspace(prior), fresh: false };
+    }
     const nsSlug = d.admission ? await d.admission.admitCreate(p, namespace, req.config) : namespace;
     // Names in network lists are checked, and the slot chosen, under the network lock with the insert (network.ts).
-    return d.locks.run(NETWORK_LOCK, () => insert(d, p, req, nsSlug, slug, driver));
+    return { ws: await exclusive(d, NETWORK_LOCK, () => insert(d, p, req, nsSlug, slug, driver)), fresh: true };
   });
 }
 

@@ -18,23 +18,26 @@ export async function create(d: WorkspaceDeps, p: Principal, req: CreateRequest)
   if (req.idempotencyKey) {
     const existing = await d.db.selectFrom('workspaces').selectAll()
       .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
-    if (existing && existing.state !== 'deleted') {
-      // Keys are unique per API key, and many namespace tokens share one key:
-      // a retry is answered only with what this caller may see.
-      const prior = decodeWorkspace(existing);
-      if (!canSeeWorkspace(p, prior)) {
-        throw new AlreadyExists('idempotency_key', req.idempotencyKey);
-      }
-      return awaitFastPath(d, prior);
-    }
+    if (existing && existing.state !== 'deleted') return answerRetry(d, p, req.idempotencyKey, decodeWorkspace(existing));
   }
   // A namespace-bound caller may name only its own namespace (admission refuses others).
   const namespace = req.namespace ?? p.namespace;
   const { slug, driver } = await checkCreate(d, p, req);
-  const ws = await reserve(d, p, req, namespace, slug, driver);
+  const { ws, fresh } = await reserve(d, p, req, namespace, slug, driver);
+  // A retry with the same key that raced this one got there first: answered as a retry is.
+  if (!fresh) return answerRetry(d, p, req.idempotencyKey!, ws);
   d.log.info({ workspace: ws.id, image: ws.image, driver, slot: ws.slotIndex }, 'workspace created');
   startProvisioning(d, ws);
   return awaitFastPath(d, ws);
+}
+
+/**
+ * Keys are unique per API key, and many namespace tokens share one key:
+ * a retry is answered only with what this caller may see.
+ */
+function answerRetry(d: WorkspaceDeps, p: Principal, key: string, prior: Workspace): Promise<Workspace> {
+  if (!canSeeWorkspace(p, prior)) throw new AlreadyExists('idempotency_key', key);
+  return awaitFastPath(d, prior);
 }
 
 /** Wait (bounded) for provisioning so the create answer can already say ready:true. */

@@ -3,7 +3,7 @@ import type { WorkspaceTable } from '../../store/db.ts';
 import { mergeConfig, validateSlug } from '../../core/workspace-spec.ts';
 import { AlreadyExists, ValidationFailed } from '../../core/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
-import type { WorkspaceDeps } from './deps.ts';
+import { exclusive, type WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
 import { applyIfChanged, checkLists, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
@@ -12,7 +12,7 @@ import { current, now, sandboxRef, type Workspace } from './row.ts';
 export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
   const found = await find(d, p, idOrSlug);
   // Names in network lists are checked, written and applied under the network lock (network.ts).
-  return d.locks.run(found.id, () => d.locks.run(NETWORK_LOCK, async () => {
+  return d.locks.run(found.id, () => exclusive(d, NETWORK_LOCK, async () => {
     const ws = await current(d, found.id);
     const set: Partial<WorkspaceTable> = { updated_at: now() };
     if (body.name !== undefined) {
