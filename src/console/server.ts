@@ -53,6 +53,7 @@ function page(script: string, style: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>Hearth console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${CONSOLE_PATH}/assets/${style}">
 <script type="module" src="${CONSOLE_PATH}/assets/${script}"></script>
 </head>

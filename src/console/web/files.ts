@@ -21,19 +21,27 @@ function toBase64(buf: ArrayBuffer): string {
 export function FilesTab(props: { id: string }) {
   const [dir, setDir] = useState('/root');
   const [entries, setEntries] = useState<Json[] | null>(null);
+  /** The directory the table shows (the path box may be mid-edit). */
+  const [listed, setListed] = useState('');
   const [err, setErr] = useState('');
   const [open, setOpen] = useState<{ path: string; content: string; dirty: boolean } | null>(null);
   const upload = useRef<HTMLInputElement>(null);
 
+  // Only the latest listing may land: a slow answer for an older path must not replace it.
+  const seq = useRef(0);
   const list = async (path = dir) => {
     setErr('');
+    const mine = ++seq.current;
     try {
       const rt = await runtime(props.id);
       const r = await rt.call('GET', `/files?path=${encodeURIComponent(path)}`);
+      if (mine !== seq.current) return;
       const rows = ((r.entries ?? []) as Json[]).slice().sort((a, b) => (a.type === 'directory' ? 0 : 1) - (b.type === 'directory' ? 0 : 1) || String(a.name).localeCompare(String(b.name)));
       setEntries(rows);
       setDir(String(r.path ?? path));
+      setListed(String(r.path ?? path));
     } catch (e) {
+      if (mine !== seq.current) return;
       setErr(message(e));
       if (path !== '/' && entries === null) void list('/');
     }
@@ -81,7 +89,7 @@ export function FilesTab(props: { id: string }) {
       h('label', { class: 'upload' }, 'Upload', h('input', { type: 'file', multiple: true, ref: upload, 'aria-label': 'Upload files', onChange: () => onUpload().catch((e) => setErr(message(e))) }))),
     h(ErrorLine, { error: err }),
     h('div', { class: 'files-body' },
-      entries === null ? h('p', { class: 'muted' }, 'Loading…') : h('table', { class: 'file-list' },
+      entries === null ? h('p', { class: 'muted' }, 'Loading…') : h('table', { class: 'file-list', 'data-listed': listed },
         h('thead', null, h('tr', null, h('th', null, 'Name'), h('th', null, 'Size'), h('th', null, ''))),
         h('tbody', null, entries.map((e) => h('tr', { key: e.path, 'data-name': e.name },
           h('td', null, h('button', {
@@ -89,7 +97,8 @@ export function FilesTab(props: { id: string }) {
             onClick: () => (e.type === 'directory' ? list(String(e.path)) : view(String(e.path), Number(e.size ?? 0))).catch((x) => setErr(message(x))),
           }, e.type === 'directory' ? `${e.name}/` : e.name)),
           h('td', null, e.type === 'directory' ? '' : bytes(e.size)),
-          h('td', null, e.type === 'file' ? h('button', { type: 'button', onClick: () => download(String(e.path)).catch((x) => setErr(message(x))) }, 'Download') : null))))),
+          h('td', null, e.type === 'file' ? h('button', { type: 'button', onClick: () => download(String(e.path)).catch((x) => setErr(message(x))) }, 'Download') : null)))),
+        entries.length === 0 ? h('tbody', null, h('tr', null, h('td', { colSpan: 3, class: 'muted' }, 'Empty directory.'))) : null),
       open ? h('div', { class: 'editor' },
         h('div', { class: 'toolbar' }, h('strong', null, open.path), open.dirty ? h('span', { class: 'muted' }, ' (modified)') : null,
           h(Action, { label: 'Save', kind: 'primary', run: save, disabled: !open.dirty }),
