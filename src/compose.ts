@@ -15,6 +15,9 @@ import type { HostDriver } from './host/host-driver.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
 import { ApiKeys } from './auth/keys.ts';
+import { ConsoleAwareKeys } from './console/keys.ts';
+import { ConsoleSessions } from './console/sessions.ts';
+import { CONSOLE_PATH, mountConsole } from './console/server.ts';
 import { WorkspaceService, DEFAULT_SERVICE_OPTIONS, adminPrincipal } from './control/workspaces/index.ts';
 import { sandboxRef } from './control/workspaces/row.ts';
 import { NamespaceService } from './control/namespaces.ts';
@@ -63,6 +66,8 @@ export interface Endpoints {
   /** The control and data planes as workspaces reach them (src/core/internal-plane.ts); null: not published. */
   api_internal?: string | null;
   runtime_internal?: string | null;
+  /** The web console (src/console/). */
+  console?: string;
 }
 
 /** Everything hearthd is made of, built and wired; nothing listens until `start`. */
@@ -98,7 +103,9 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const { db, store } = await openStore(opts.store, opts.dataDir, (message) => log.warn(message));
   log.info({ store: store.kind, at: store.describe }, 'store open');
   const signer = new TokenSigner(await jwtSecret(db));
-  const keys = new ApiKeys(db, signer);
+  // The console's sessions authenticate through the same keys as the API (src/console/keys.ts).
+  const consoleSessions = new ConsoleSessions(db);
+  const keys = new ConsoleAwareKeys(db, signer, consoleSessions);
 
   // The namespace service asks for the workspace service only when it acts, so it can be built first
   // and be the workspace service's admission.
@@ -120,6 +127,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
     workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
     signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
   });
+  mountConsole(api.app, { keys, sessions: consoleSessions, runtimeUrl: () => runtimeUrl });
   // The same ApiKeys as the API's: a revocation through one clears what the other believes about issuers.
   const gateway = new Gateway({ workspaces, host, signer, issuers: keys, log: log.child({ plane: 'gateway' }) });
 
@@ -181,6 +189,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
         ssh: sshLive ? `ssh://${sshLive.host}:${sshLive.port}` : null,
         edge_tls: edge.edgeTlsUrl, preview_domain: publicPlane.services.publicAccess.opts.previewDomain,
         api_internal: internal?.urls.api_internal ?? null, runtime_internal: internal?.urls.runtime_internal ?? null,
+        console: `${url(api.app.server.address() as AddressInfo, opts.api.host)}${CONSOLE_PATH}/`,
       };
     },
 

@@ -58,7 +58,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Last: endpoints.json is the "ready" signal (test/helpers/hearth.ts reads the credentials right after it).
   await fs.writeFile(path.join(dataDir, 'endpoints.json'), JSON.stringify(endpoints, null, 2) + '\n');
   log.info({ endpoints, driver: host.defaultDriver, dataDir }, 'hearthd ready');
-  process.stdout.write(readyBanner(endpoints.api, endpoints.runtime, credFile, key !== null, host.defaultDriver));
+  process.stdout.write(readyBanner(endpoints.api, endpoints.runtime, credFile, key !== null, host.defaultDriver, endpoints.console));
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => { log.info({ signal: sig }, 'stopping'); resolve(); };
@@ -79,12 +79,12 @@ function privateAllowedFlag(value: string): string[] {
   }
 }
 
-function readyBanner(api: string, runtime: string, credFile: string, fresh: boolean, driver: string): string {
+function readyBanner(api: string, runtime: string, credFile: string, fresh: boolean, driver: string, consoleUrl?: string): string {
   return `
 Hearth is running (driver: ${driver}).
   control plane  ${api}
   data plane     ${runtime}
-  credentials    ${credFile}${fresh ? '  (new admin key, created now)' : ''}
+${consoleUrl ? `  web console    ${consoleUrl}  (sign in with the credentials below, or: hearth console-link)\n` : ''}  credentials    ${credFile}${fresh ? '  (new admin key, created now)' : ''}
 
 Create a first workspace with the official SDK (npm i oblien):
 
