@@ -48,6 +48,8 @@ export interface ImageCatalogEntry {
   aliases: string[];
   /** What is really inside, e.g. `{ debian: '12.11', python: '3.11.2' }`. */
   versions: Record<string, string>;
+  /** Where each version comes from (catalog images): `{ go: 'Debian package golang-1.22-go from bookworm-backports' }`. */
+  origin?: Record<string, string>;
   /** Whether it can be used on this host now (built, pulled or imported; or pullable on first use). */
   available: boolean;
   /** Where it comes from: a catalog build, a seed alias, a registry pull or an imported archive. */
