@@ -303,12 +303,14 @@ export async function listCatalog(opts: StoreOptions = {}): Promise<ImageCatalog
   for (const m of records.values()) {
     const names = refsByImage.get(m.id) ?? [];
     const main = names[0] ?? m.id;
-    const from = m.source?.type === 'registry' ? `pulled from ${m.source.from}` : `imported from ${m.source?.from ?? 'an archive'}`;
-    out.push({
+    const from = m.source?.type === 'registry' ? `pulled from ${m.source.from}` : m.source?.type === 'build' ? 'built from a Dockerfile on this host' : `imported from ${m.source?.from ?? 'an archive'}`;
+    const entry: ImageCatalogEntry = {
       id: main, image: main, label: main, desc: `${from} (${m.digest.slice(0, 19)}…)`, category: 'runtime',
       aliases: [...names.slice(1), m.id], versions: ociVersions(m), available: complete.get(m.id) === true,
-      source: m.source?.type === 'registry' ? 'pulled' : 'imported', digest: m.digest, size: m.size ?? 0, config: imageConfigView(m),
-    });
+      source: m.source?.type === 'registry' ? 'pulled' : m.source?.type === 'build' ? 'built' : 'imported', digest: m.digest, size: m.size ?? 0, config: imageConfigView(m),
+    };
+    if (m.build) entry.build = { namespace: m.build.namespace, published: m.build.published };
+    out.push(entry);
   }
   return out;
 }
