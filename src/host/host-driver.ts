@@ -9,6 +9,17 @@ import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupp
 import type { PullEvent } from './images/oci/pull.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
+import type { BuildEvent } from './images/build/execute.ts';
+import type { ImageManifest } from './images/manifest.ts';
+
+/** A Dockerfile build as the control plane asks for it (control/image-builds.ts chose the ref and the owner). */
+export interface HostBuildRequest {
+  contextDir: string;
+  dockerfile: string;
+  ref: string;
+  buildArgs?: Record<string, string>;
+  owner: { namespace: string | null; published: boolean };
+}
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 
 /** What a reconcile sweep removed, and what it could not. */
@@ -39,6 +50,10 @@ export interface HostDriver {
   readonly slotCapacity: number;
   capabilities(): Promise<Capabilities[]>;
   resolveImage(name: string): Promise<ResolvedImage>;
+  /** Build an image from a Dockerfile (images/build/); absent on hosts that cannot build. */
+  buildImage?(req: HostBuildRequest, onEvent?: (e: BuildEvent) => void): Promise<ImageManifest>;
+  /** The namespace that built an image (by name or id) and whether it is published; null when it was not built here. */
+  imageBuildOwner?(name: string): Promise<{ namespace: string | null; published: boolean } | null>;
   catalog(): Promise<ImageCatalogEntry[]>;
   /** Start the sandbox and wait until its agent answers /health. Throws ProvisionFailed. */
   start(ws: SandboxRef): Promise<void>;

@@ -25,6 +25,12 @@ import { MicrovmDriver, MicrovmDriverError } from './drivers/microvm/driver.ts';
 import { vmUidRange } from './drivers/microvm/context.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
 import type { PullEvent } from './images/oci/pull.ts';
+import type { HostBuildRequest } from './host-driver.ts';
+import { buildImage, type BuildEvent } from './images/build/execute.ts';
+import { buildOwner } from './images/build/owner.ts';
+import { runLimits } from './images/build/sandbox.ts';
+import { artifactPaths } from './images/paths.ts';
+import type { ImageManifest } from './images/manifest.ts';
 import { HostSnapshots } from './snapshots/host.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
@@ -344,6 +350,19 @@ export class LocalHost implements HostDriver {
       },
       onFallback: (alias, reason) => log.warn({ image: alias, reason }, 'official image unavailable: using the offline image'),
     }));
+  }
+
+  async buildImage(req: HostBuildRequest, onEvent?: (e: BuildEvent) => void): Promise<ImageManifest> {
+    const record = await buildImage({
+      ...req, paths: artifactPaths(this.opts.artifactsDir), resolveBase: (n) => this.resolveImage(n), onEvent,
+      runcRoot: path.join(runDirFor(this.opts.dataDir), 'build-runc'), runLimits: runLimits(),
+    });
+    this.images.delete(req.ref);
+    return record;
+  }
+
+  imageBuildOwner(name: string): Promise<{ namespace: string | null; published: boolean } | null> {
+    return buildOwner(artifactPaths(this.opts.artifactsDir), name);
   }
 
   async pullImage(name: string, onEvent?: (e: PullEvent) => void): Promise<ResolvedImage> {

@@ -18,6 +18,7 @@ import { checkOutboundAllotment } from './host-facts.ts';
 import { isSnapshotImage, SNAPSHOT_IMAGE_PREFIX } from '../../host/snapshots/store.ts';
 import { ImageNotFoundError } from '../../host/images/errors.ts';
 import { snapshotVisible } from '../snapshots.ts';
+import { resolveBuiltName } from '../image-builds.ts';
 import { decodeWorkspace, now, type Provisioning, type Workspace } from './row.ts';
 
 /** The snapshot `image` names is the caller's (the rule listing snapshots applies), else not found. */
@@ -35,6 +36,8 @@ export async function checkCreate(d: WorkspaceDeps, p: Principal, req: CreateReq
   // A snapshot is the caller's data: only one it may see is an image for it.
   // Someone else's answers exactly as a snapshot that does not exist.
   if (isSnapshotImage(req.image)) await checkSnapshotVisible(d, p, req.image);
+  // A built image's short name becomes its ref; another namespace's built image is not found (image-builds.ts).
+  req.image = await resolveBuiltName(d.host, p, req.namespace ?? p.namespace, req.image);
   // Resolving the image first means a bad name creates nothing at all.
   await d.host.resolveImage(req.image);
   const slug = req.slug ?? (req.name ? slugFromName(req.name) : null);

@@ -7,6 +7,7 @@ import type { StopReason } from '../../core/lifecycle.ts';
 import type { CreateRequest } from '../../core/workspace-spec.ts';
 import { AlreadyExists, NotFound, ProvisionFailed } from '../../core/errors.ts';
 import { canSeeWorkspace, type Principal } from '../../auth/principal.ts';
+import { imageDefaultWorkload } from '../image-defaults.ts';
 import { applyInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkCreate, reserve } from './admission.ts';
@@ -99,7 +100,10 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   });
   // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
   // Through the row as it is now: the agent client serves only a running workspace.
-  if (firstBoot && (Array.isArray(running.config.workloads) || running.config.cmd)) await applyInitialWorkloads(d.host, running, d.log);
+  // The image's ENTRYPOINT/CMD is the default workload unless config.cmd replaces it (image-defaults.ts).
+  const image = firstBoot ? await d.host.resolveImage(running.image).catch(() => null) : null;
+  const fromImage = image ? imageDefaultWorkload(image, running.config) : null;
+  if (firstBoot && (Array.isArray(running.config.workloads) || running.config.cmd || fromImage)) await applyInitialWorkloads(d.host, running, d.log, fromImage ? [fromImage] : []);
   d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
 }
 
