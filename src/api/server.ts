@@ -24,6 +24,7 @@ import { workloadRoutes } from './routes/workloads.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { closeAllStreams } from './sse.ts';
+import { resourceRoutes } from './routes/resources.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
@@ -87,6 +88,7 @@ export function buildApi(ctx: ApiContext): ApiApp {
   workloadRoutes(routes, ctx);
   logRoutes(routes, ctx);
   metricsRoutes(routes, ctx);
+  resourceRoutes(routes, ctx);
   // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
   app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };

@@ -1,0 +1,96 @@
+/**
+ * The official SDK's workspace surface against a real `hearth serve`
+ * (container driver): every call answers for real, a field sent is a field
+ * honoured, and what Hearth does not do answers `not_implemented` with a
+ * reason, never a 404, a 500 or a silent 200.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Oblien, Runtime } from 'oblien';
+import { startHearth, type HearthInstance } from '../helpers/hearth.ts';
+import { needsRoot } from '../helpers/root.ts';
+
+let h: HearthInstance;
+let client: Oblien;
+
+before(async () => {
+  if (needsRoot) return;
+  h = await startHearth();
+  client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
+});
+after(async () => { if (h) await h.stop(); });
+
+type J = Record<string, any>;
+
+async function raw(method: string, path: string, body?: unknown): Promise<{ status: number; json: J }> {
+  const res = await fetch(`${h.api}${path}`, {
+    method, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    headers: { 'content-type': 'application/json', 'x-client-id': h.clientId, 'x-client-secret': h.clientSecret },
+  });
+  return { status: res.status, json: await res.json() as J };
+}
+
+async function runtimeOf(id: string): Promise<Runtime> {
+  const { token } = await client.workspaces.apiAccess.enable(id) as { token: string };
+  return new Runtime({ token, baseUrl: h.runtime });
+}
+
+test('resources: PUT and PATCH change cpus and memory of a running container at once, the disk grows, shrink is refused', { skip: needsRoot }, async () => {
+  const ws = await client.workspaces.create({ image: 'debian-12', mode: 'permanent', config: { cpus: 1, memory_mb: 256, disk_size_mb: 300 } } as never) as J;
+  const rt = await runtimeOf(ws.id);
+  const cgroupMem = async () => Number((await rt.exec.run(['sh', '-c', 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'])).stdout!.trim());
+  assert.equal(await cgroupMem(), 256 * 1048576);
+
+  const put = await client.workspaces.resources.update(ws.id, { memory_mb: 384, cpus: 2 } as never) as J;
+  assert.deepEqual(put.updated, { cpus: 2, memory_mb: 384, disk_size_mb: 300 });
+  assert.equal(put.applied.cpus_memory, 'applied', JSON.stringify(put));
+  assert.equal(await cgroupMem(), 384 * 1048576, 'the cgroup limit changed without a restart');
+  const quota = (await rt.exec.run(['sh', '-c', 'cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us'])).stdout!.trim();
+  assert.match(quota, /^200000/);
+
+  const patch = await client.workspaces.resources.patch(ws.id, { memory_mb: 320 } as never) as J;
+  assert.deepEqual(patch.updated, { cpus: 2, memory_mb: 320, disk_size_mb: 300 });
+  assert.equal(await cgroupMem(), 320 * 1048576);
+  const got = await client.workspaces.resources.get(ws.id) as J;
+  assert.equal(got.memory_mb, 320);
+
+  const empty = await raw('PATCH', `/workspace/${ws.id}/resources`, {});
+  assert.equal(empty.status, 400);
+  const unknown = await raw('PUT', `/workspace/${ws.id}/resources`, { gpus: 1 });
+  assert.equal(unknown.status, 400);
+  assert.match(unknown.json.message, /unknown resource field/);
+  const tooBig = await raw('PUT', `/workspace/${ws.id}/resources`, { memory_mb: 10_000_000 });
+  assert.equal(tooBig.status, 400);
+
+  // Disk: usage from the disk itself, grow, refuse shrink, sync.
+  await rt.exec.run(['sh', '-c', 'dd if=/dev/zero of=/root/blob bs=1M count=40 2>/dev/null; sync']);
+  const usage = (await raw('GET', `/workspace/${ws.id}/overlay/usage`)).json;
+  assert.equal(usage.success, true);
+  assert.equal(usage.source, 'statfs');
+  assert.ok(usage.used_mb >= 40, `usage counts the 40 MB written: ${JSON.stringify(usage)}`);
+  const files = (await raw('GET', `/workspace/${ws.id}/overlay`)).json;
+  assert.ok(files.files.some((f: J) => f.path === '/root/blob' && f.size === 40 * 1048576), JSON.stringify(files.files.slice(0, 20)));
+  const shrink = await raw('PUT', `/workspace/${ws.id}/overlay/resize`, { size_mb: 256 });
+  assert.equal(shrink.status, 400);
+  assert.match(shrink.json.message, /cannot shrink/);
+  const grow = await raw('PUT', `/workspace/${ws.id}/overlay/resize`, { size_mb: 400 });
+  assert.equal(grow.status, 200, JSON.stringify(grow.json));
+  assert.equal(grow.json.size_mb, 400);
+  assert.ok(['grown', 'next-start'].includes(grow.json.applied));
+  const sync = await raw('POST', `/workspace/${ws.id}/overlay/sync`, {});
+  assert.deepEqual({ s: sync.status, g: sync.json.guest, h: sync.json.host }, { s: 200, g: true, h: true });
+
+  // Stopped: usage from the image's superblock, listing mounts the disk briefly.
+  await client.workspaces.stop(ws.id);
+  const cold = (await raw('GET', `/workspace/${ws.id}/overlay/usage`)).json;
+  assert.equal(cold.source, 'superblock');
+  assert.ok(cold.used_mb >= 40);
+  const coldFiles = (await raw('GET', `/workspace/${ws.id}/overlay`)).json;
+  assert.ok(coldFiles.files.some((f: J) => f.path === '/root/blob'));
+  const stoppedResize = await client.workspaces.resources.update(ws.id, { memory_mb: 512 } as never) as J;
+  assert.equal(stoppedResize.applied.cpus_memory, 'next-start');
+  await client.workspaces.start(ws.id);
+  const rt2 = await runtimeOf(ws.id);
+  assert.equal(Number((await rt2.exec.run(['sh', '-c', 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'])).stdout!.trim()), 512 * 1048576);
+  await client.workspaces.delete(ws.id);
+});
