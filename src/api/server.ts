@@ -25,6 +25,7 @@ import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { closeAllStreams } from './sse.ts';
 import { resourceRoutes } from './routes/resources.ts';
+import { notSupportedRoutes } from './routes/not-supported.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
@@ -89,6 +90,7 @@ export function buildApi(ctx: ApiContext): ApiApp {
   logRoutes(routes, ctx);
   metricsRoutes(routes, ctx);
   resourceRoutes(routes, ctx);
+  notSupportedRoutes(app);
   // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
   app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };

@@ -6,16 +6,22 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
 import { Oblien, Runtime } from 'oblien';
 import { startHearth, type HearthInstance } from '../helpers/hearth.ts';
 import { needsRoot } from '../helpers/root.ts';
 
 let h: HearthInstance;
 let client: Oblien;
+let edge: number;
 
 before(async () => {
   if (needsRoot) return;
-  h = await startHearth();
+  h = await startHearth({ extraArgs: ['--edge-listen', '127.0.0.1:0', '--edge-tls-listen', '127.0.0.1:0', '--ssh-listen', 'off'] });
+  const ep = JSON.parse(await fs.readFile(path.join(h.dataDir, 'endpoints.json'), 'utf8')) as J;
+  edge = Number(new URL(ep.edge as string).port);
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
 });
 after(async () => { if (h) await h.stop(); });
@@ -92,5 +98,63 @@ test('resources: PUT and PATCH change cpus and memory of a running container at 
   await client.workspaces.start(ws.id);
   const rt2 = await runtimeOf(ws.id);
   assert.equal(Number((await rt2.exec.run(['sh', '-c', 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'])).stdout!.trim()), 512 * 1048576);
+  await client.workspaces.delete(ws.id);
+});
+
+/** GET / through the edge with a Host header (preview names need no DNS). */
+function viaEdge(hostname: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: edge, path: '/', headers: { host: hostname } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('network.update: public_access switches exposed ports off and on at once; BYOP and private links answer not_supported; unknown fields are refused', { skip: needsRoot }, async () => {
+  const ws = await client.workspaces.create({ image: 'node-20', mode: 'permanent' } as never) as J;
+  await client.workspaces.workloads.create(ws.id, { name: 'web', cmd: ['node', '-e', "require('http').createServer((q,s)=>s.end('hi')).listen(3000)"] } as never);
+  const exposed = await client.workspaces.publicAccess.expose(ws.id, { port: 3000 } as never) as J;
+  const host = new URL(((exposed.port as J | undefined)?.url ?? exposed.url) as string).hostname;
+  const served = async () => { for (let i = 0; i < 50; i++) { const r = await viaEdge(host); if (r.status === 200) return r; await new Promise((f) => setTimeout(f, 100)); } return viaEdge(host); };
+  assert.equal((await served()).body, 'hi');
+
+  const off = await client.workspaces.network.update(ws.id, { public_access: false }) as J;
+  assert.equal(off.public_access, false);
+  assert.notEqual((await viaEdge(host)).status, 200, 'no longer routed');
+  assert.equal(((await client.workspaces.network.get(ws.id)) as J).public_access, false);
+  const on = await client.workspaces.network.update(ws.id, { public_access: true }) as J;
+  assert.equal(on.public_access, true);
+  assert.equal((await served()).body, 'hi');
+
+  for (const body of [{ outbound_mode: 'custom', custom_proxy: { host: '203.0.113.7', port: 3128 } }, { custom_proxy: { host: '203.0.113.7', port: 3128 } }, { private_link_ids: ['ws_other'] }]) {
+    const r = await raw('PATCH', `/workspace/${ws.id}/network`, body);
+    assert.equal(r.status, 501, JSON.stringify(r.json));
+    assert.equal(r.json.code, 'not_supported');
+    assert.ok(r.json.hint);
+  }
+  await assert.rejects(client.workspaces.network.setCustomProxy(ws.id, { host: '203.0.113.7', port: 3128 }), /not offered/);
+  assert.equal(((await client.workspaces.network.clearCustomProxy(ws.id)) as J).outbound_mode, 'managed');
+  const unknown = await raw('PATCH', `/workspace/${ws.id}/network`, { firewall: 'on' });
+  assert.equal(unknown.status, 400);
+  await client.workspaces.delete(ws.id);
+});
+
+test('products other than workspaces, and the desktop, answer not_supported (never 404)', { skip: needsRoot }, async () => {
+  for (const [method, p] of [['GET', '/pages'], ['POST', '/pages/deploy'], ['GET', '/cdn/files'], ['GET', '/analytics/home/summary'], ['POST', '/billing/checkout'], ['GET', '/edge/proxies'], ['POST', '/edge/tunnels'], ['GET', '/edge/tunnels/t1'], ['GET', '/domain/routes/a.example.com'], ['POST', '/workspace/ws_x/desktop/install'], ['GET', '/workspace/ws_x/desktop/installation']] as const) {
+    const r = await raw(method, p, method === 'GET' ? undefined : {});
+    assert.equal(r.status, 501, `${method} ${p}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.code, 'not_supported');
+  }
+  await assert.rejects(client.workspaces.desktop.install('ws_x' as never), /not offered/);
+  const ws = await client.workspaces.create({ image: 'debian-12' } as never) as J;
+  const rt = await runtimeOf(ws.id);
+  const st = await rt.desktop.status() as J;
+  assert.equal(st.supported, false);
+  await assert.rejects(rt.desktop.enable(), /not offered/);
+  await assert.rejects(rt.desktop.credentials(), /not offered/);
   await client.workspaces.delete(ws.id);
 });
