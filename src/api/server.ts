@@ -71,6 +71,16 @@ export function buildApi(ctx: ApiContext): ApiApp {
   });
 
   const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip), (p, id) => ctx.workspaces.find(p, id), ctx.streamRecheckMs);
+  if (ctx.activity) {
+    const activity = ctx.activity;
+    routes.audit = ({ decl, principal, req, status, errorCode }) => {
+      const id = (req.params as Record<string, unknown>).id;
+      void activity.record({
+        principal, action: `${decl.method} ${decl.url}`, path: req.url.split('?')[0]!, status, errorCode, requestId: req.id, ip: req.ip,
+        workspaceId: decl.url.startsWith('/workspace/:id') && typeof id === 'string' ? decodeURIComponent(id) : null,
+      });
+    };
+  }
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
   const pub = ctx.publicServices;
   workspaceRoutes(routes, ctx, pub.publicAccess);

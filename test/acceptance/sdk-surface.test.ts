@@ -19,7 +19,7 @@ let edge: number;
 
 before(async () => {
   if (needsRoot) return;
-  h = await startHearth({ extraArgs: ['--edge-listen', '127.0.0.1:0', '--edge-tls-listen', '127.0.0.1:0', '--ssh-listen', 'off'] });
+  h = await startHearth({ extraArgs: ['--min-idle-seconds', '1', '--edge-listen', '127.0.0.1:0', '--edge-tls-listen', '127.0.0.1:0', '--ssh-listen', 'off'] });
   const ep = JSON.parse(await fs.readFile(path.join(h.dataDir, 'endpoints.json'), 'utf8')) as J;
   edge = Number(new URL(ep.edge as string).port);
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
@@ -156,5 +156,32 @@ test('products other than workspaces, and the desktop, answer not_supported (nev
   assert.equal(st.supported, false);
   await assert.rejects(rt.desktop.enable(), /not offered/);
   await assert.rejects(rt.desktop.credentials(), /not offered/);
+  await client.workspaces.delete(ws.id);
+});
+
+test('fields: a create without an image gets the default, logo and auto_stop_seconds are stored and auto-stop stops an idle workspace; usage.activity lists every state-changing call', { skip: needsRoot }, async () => {
+  const ws = await client.workspaces.create({ name: 'no-image' } as never) as J;
+  assert.equal(ws.image, 'debian-12');
+  const updated = await client.workspaces.update(ws.id, { logo: 'https://example.com/logo.png', auto_stop_seconds: 2 } as never) as J;
+  assert.equal(updated.logo ?? updated.workspace?.logo, 'https://example.com/logo.png');
+  const got = await client.workspaces.get(ws.id) as J;
+  assert.equal(got.logo, 'https://example.com/logo.png');
+  assert.equal(got.auto_stop_seconds, 2);
+  const bad = await raw('PUT', `/workspace/${ws.id}`, { logo: 'javascript:alert(1)' });
+  assert.equal(bad.status, 400);
+  const badStop = await raw('PUT', `/workspace/${ws.id}`, { auto_stop_seconds: -5 });
+  assert.equal(badStop.status, 400);
+  // Auto-stop: nothing touches the workspace, the reaper stops it.
+  let status = '';
+  for (let i = 0; i < 100 && status !== 'stopped'; i++) { await new Promise((f) => setTimeout(f, 200)); status = ((await client.workspaces.get(ws.id)) as J).status as string; }
+  assert.equal(status, 'stopped', 'auto_stop_seconds stopped the idle workspace');
+
+  const activity = await client.workspaces.usage.activity() as J;
+  const mine = (activity.data as J[]).filter((e) => e.workspace_id === ws.id);
+  const actions = mine.map((e) => `${e.action} ${e.status}`);
+  assert.ok(actions.includes('PUT /workspace/:id 200'), actions.join(', '));
+  assert.ok(actions.includes('PUT /workspace/:id 400'), 'refused calls are logged with their result');
+  assert.ok(mine.every((e) => e.actor === h.clientId && e.created_at && e.result), JSON.stringify(mine[0]));
+  assert.ok(!mine.some((e) => String(e.action).startsWith('GET ')), 'reads are not activity');
   await client.workspaces.delete(ws.id);
 });

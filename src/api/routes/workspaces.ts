@@ -11,15 +11,17 @@ import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
 import { codeBody, configTtlRemoves, removalBody, stopRemoves } from '../grant-rules.ts';
 import { parseNetworkUpdate } from './network-modes.ts';
+import { DEFAULT_IMAGE, normalizeWorkspaceBody } from './workspace-fields.ts';
 
 export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary' | 'setPublicAccess'>): void {
   const agent = ctx.agent;
   /** The network view with what is really exposed. */
   const network = async (ws: Workspace) => networkView(ws, ctx, (await publicAccess.summary(ws.id)).ports.length > 0);
   const view = (ws: Workspace) => workspaceView(ws, ctx.workspaces.endpoint(ws));
+  const fieldOpts = { defaultImage: ctx.defaultImage ?? DEFAULT_IMAGE, minIdleSeconds: ctx.minIdleSeconds ?? 120 };
 
   r.add('POST', '/workspace', 'workspace:create', { body: [...removalBody('config.'), ...codeBody('config.')] }, async (req, reply, p) => {
-    const spec = parseCreateRequest(bodyObject(req.body));
+    const spec = parseCreateRequest(normalizeWorkspaceBody(bodyObject(req.body), { create: true, ...fieldOpts }));
     const ws = await ctx.workspaces.create(p, spec);
     reply.code(201);
     return { success: true, workspace: view(ws) };
@@ -56,7 +58,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
   });
 
   r.add('PUT', '/workspace/:id', 'workspace:write', { body: [...removalBody('config.'), ...codeBody('config.')], state: [configTtlRemoves] }, async (req, _reply, p) => {
-    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), bodyObject(req.body));
+    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), normalizeWorkspaceBody(bodyObject(req.body), { create: false, ...fieldOpts }));
     return { success: true, workspace: view(ws) };
   });
 
