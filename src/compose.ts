@@ -6,6 +6,7 @@
  * them up in order (reconcile, network policies, listeners, timers) and
  * `close` takes them down in the reverse order.
  */
+import { ActivityLog } from './control/activity.ts';
 import fs from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -53,6 +54,8 @@ export interface HearthdOptions {
   meterIntervalMs?: number;
   /** Edge (preview URLs, custom domains) and SSH gateway listeners; absent = both off. */
   publicPlane?: PublicPlaneOptions;
+  /** The image of a create that names none (default debian-12). */
+  defaultImage?: string;
 }
 
 export interface Endpoints {
@@ -126,6 +129,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const api = buildApi({
     workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
     signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
+    activity: new ActivityLog(db, log.child({ component: 'activity' })), ...(opts.defaultImage ? { defaultImage: opts.defaultImage } : {}),
   });
   mountConsole(api.app, { keys, sessions: consoleSessions, runtimeUrl: () => runtimeUrl });
   // The same ApiKeys as the API's: a revocation through one clears what the other believes about issuers.

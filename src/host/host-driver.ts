@@ -5,7 +5,7 @@
  * interface (test/unit only); the product ships only LocalHost.
  */
 import type { AgentEndpoint } from '../core/agent-protocol.ts';
-import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
+import type { Capabilities, DiskUsage, DriverName, OverlayListing, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { PullEvent } from './images/oci/pull.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
@@ -68,6 +68,18 @@ export interface HostDriver {
    * shrinks): at once where the driver can, else at its next start.
    */
   resizeDisk?(ws: SandboxRef): Promise<'grown' | 'next-start' | 'unchanged'>;
+  /**
+   * Apply config.cpus and config.memory_mb to the running sandbox (optional):
+   * 'applied' at once (container cgroups), 'next-start' otherwise (microVM,
+   * or not running). Throws StateConflict when the sandbox refuses the limit.
+   */
+  resizeLive?(ws: SandboxRef): Promise<'applied' | 'next-start'>;
+  /** The disk's usage, read from the disk (optional; null: this driver cannot tell). */
+  diskUsage?(ws: SandboxRef): Promise<DiskUsage | null>;
+  /** Files of the writable layer (optional; null: this driver cannot list them from the host). */
+  overlayFiles?(ws: SandboxRef, limit: number, running: boolean): Promise<OverlayListing | null>;
+  /** Flush the disk's buffered writes (optional): true when something mounted was flushed. */
+  syncDisk?(ws: SandboxRef): Promise<boolean>;
   /** Apply network settings (allow_internet, ingress, egress, outbound_ip) live. */
   applyNetwork(ws: SandboxRef): Promise<void>;
   /** Load the network policies of every workspace the store knows (after reconcile): idempotent, no duplicates, no gaps. */

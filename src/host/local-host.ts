@@ -13,7 +13,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { HostDriver, OrphanSweep, SandboxRef } from './host-driver.ts';
-import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
+import type { Capabilities, DiskUsage, Driver, DriverName, OverlayListing, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
 import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
@@ -33,7 +33,7 @@ import { artifactPaths } from './images/paths.ts';
 import type { ImageManifest } from './images/manifest.ts';
 import { HostSnapshots } from './snapshots/host.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
-import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
+import { ProvisionFailed, StateConflict, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
 import { readTail } from './log-cap.ts';
 
 /** Containers: a generous bound on the agent's first answer (node cold start). */
@@ -286,6 +286,33 @@ export class LocalHost implements HostDriver {
     });
     this.opts.log.info({ workspace: ws.id, disk_size_mb: ws.config.disk_size_mb, how }, 'workspace disk resized');
     return how;
+  }
+
+  /** New cpus/memory: at once where the driver can (container cgroups), else at the next start. */
+  async resizeLive(ws: SandboxRef): Promise<'applied' | 'next-start'> {
+    const d = this.driver(ws.driver);
+    if (!d.resizeLive) return 'next-start';
+    const how = await d.resizeLive(await this.specForTeardown(ws)).catch((err: unknown) => {
+      // The kernel refuses a memory limit below what the workspace uses: the caller's choice, not a host failure.
+      throw new StateConflict(err instanceof Error ? err.message : String(err), 'free memory inside the workspace, pick a larger value, or restart it with the new size');
+    });
+    this.opts.log.info({ workspace: ws.id, cpus: ws.config.cpus, memory_mb: ws.config.memory_mb, how }, 'workspace resources changed');
+    return how;
+  }
+
+  async diskUsage(ws: SandboxRef): Promise<DiskUsage | null> {
+    const d = this.driver(ws.driver);
+    return d.diskUsage ? d.diskUsage(await this.specForTeardown(ws)) : null;
+  }
+
+  async overlayFiles(ws: SandboxRef, limit: number, running: boolean): Promise<OverlayListing | null> {
+    const d = this.driver(ws.driver);
+    return d.overlayFiles ? d.overlayFiles(await this.specForTeardown(ws), limit, running) : null;
+  }
+
+  async syncDisk(ws: SandboxRef): Promise<boolean> {
+    const d = this.driver(ws.driver);
+    return d.syncDisk ? d.syncDisk(await this.specForTeardown(ws)) : false;
   }
 
   /** Apply ingress, egress, allow_internet and outbound IP live (no restart). */

@@ -28,6 +28,7 @@ import * as meta from './metadata.ts';
 import { reconcile } from './reconcile.ts';
 import * as facts from './host-facts.ts';
 import type { AgentEndpoint } from '../../core/agent-protocol.ts';
+import * as resources from '../resources.ts';
 
 export { DEFAULT_SERVICE_OPTIONS, adminPrincipal, type Admission, type UsageMeter, type WorkspaceLinks, type WorkspaceServiceOptions } from './deps.ts';
 export type { Provisioning, Workspace } from './row.ts';
@@ -66,6 +67,12 @@ export class WorkspaceService implements NamespaceWorkspaces {
 
   // name, slug, config
   update(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> { return update(this.d, p, idOrSlug, body); }
+
+  // resources and disk (control/resources.ts)
+  resize(p: Principal, idOrSlug: string, body: Record<string, unknown>, partial: boolean): Promise<resources.ResizeResult> { return resources.resize(this.d, p, idOrSlug, body, partial); }
+  diskUsage(p: Principal, idOrSlug: string): ReturnType<typeof resources.diskUsage> { return resources.diskUsage(this.d, p, idOrSlug); }
+  overlay(p: Principal, idOrSlug: string, limit: number): ReturnType<typeof resources.overlay> { return resources.overlay(this.d, p, idOrSlug, limit); }
+  syncDisk(p: Principal, idOrSlug: string, guestSync: (ws: Workspace) => Promise<boolean>): ReturnType<typeof resources.syncDisk> { return resources.syncDisk(this.d, p, idOrSlug, guestSync); }
 
   // runtime access tokens
   setRuntimeEnabled(ws: Workspace, enabled: boolean): Promise<Workspace> { return access.setRuntimeEnabled(this.d, ws, enabled); }

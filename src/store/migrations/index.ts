@@ -10,6 +10,7 @@ import { m0003PublicAccess } from './0003_public_access.ts';
 import { m0004Snapshots } from './0004_snapshots.ts';
 import { m0005DomainClaims } from './0005_domain_claims.ts';
 import { m0008Console } from './0008_console.ts';
+import { m0009ActivityWebhooks } from './0009_activity_webhooks.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001Initial,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0004_snapshots': m0004Snapshots,
   '0005_domain_claims': m0005DomainClaims,
   '0008_console': m0008Console,
+  '0009_activity_webhooks': m0009ActivityWebhooks,
 };
