@@ -12,6 +12,7 @@ import { DEFAULT_BOUNDS, type ResourceBounds, type WorkspaceConfig } from '../..
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { ALL_GRANTS } from '../../core/grants.ts';
 import type { Workspace } from './row.ts';
+import type { WarmPool } from '../warm-pool/pool.ts';
 
 export interface WorkspaceServiceOptions {
   /** How long POST /workspace waits for readiness before answering "still provisioning". */
@@ -21,6 +22,8 @@ export interface WorkspaceServiceOptions {
   slotRestMs: number;
   /** Hard cap on workspaces on this host (beyond the slot capacity). */
   maxWorkspaces: number;
+  /** At most this many pooled sandboxes (`--warm-pool N`); 0 = no warm pools. */
+  warmPool?: number;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {
@@ -61,12 +64,14 @@ export interface WorkspaceDeps {
   /** Last activity per workspace (edge traffic, ping). In memory: a restart restarts idle timers, never shortens them. */
   readonly activity: Map<string, number>;
   readonly startedAt: number;
+  /** Pre-started sandboxes creates may claim (control/warm-pool); null when pools are off. */
+  pool: WarmPool | null;
 }
 
 export function workspaceDeps(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions, links: WorkspaceLinks): WorkspaceDeps {
   return {
     db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null,
-    locks: new KeyedMutex(), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(),
+    locks: new KeyedMutex(), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(), pool: null,
   };
 }
 

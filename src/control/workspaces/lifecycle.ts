@@ -30,8 +30,10 @@ export async function create(d: WorkspaceDeps, p: Principal, req: CreateRequest)
   }
   // A namespace-bound caller may name only its own namespace (admission refuses others).
   const namespace = req.namespace ?? p.namespace;
-  const { slug, driver } = await checkCreate(d, p, req);
-  const ws = await reserve(d, p, req, namespace, slug, driver);
+  const { slug, driver, shape } = await checkCreate(d, p, req);
+  const ws = await reserve(d, p, req, namespace, slug, driver, shape);
+  // After the take: this create's own demand refills the pool, it never competes for a sandbox with itself.
+  if (shape) d.pool?.note(shape);
   d.log.info({ workspace: ws.id, image: ws.image, driver, slot: ws.slotIndex }, 'workspace created');
   startProvisioning(d, ws);
   return awaitFastPath(d, ws);
@@ -72,7 +74,7 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   const started = Date.now();
   await setProvisioning(d, ws, { state: 'running', phase: 'starting', message: 'starting the sandbox' });
   try {
-    await d.host.start(sandboxRef(ws));
+    await startOrClaim(d, ws);
   } catch (err) {
     const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
     d.log.error({ workspace: id, failure }, 'workspace failed to start');
@@ -97,6 +99,25 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
   if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd)) await applyInitialWorkloads(d.host, latest, d.log);
   d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
+}
+
+/**
+ * Start the workspace's sandbox, or, when its create took a pooled one,
+ * apply the workspace's identity to that (HostDriver.claim). A claim that
+ * fails falls back to a cold start on the same id, slot and disk.
+ */
+async function startOrClaim(d: WorkspaceDeps, ws: Workspace): Promise<void> {
+  const pooled = d.pool?.claimOf(ws.id);
+  if (!pooled || !d.host.claim) return d.host.start(sandboxRef(ws));
+  try {
+    await d.host.claim(sandboxRef(ws), pooled.secret);
+  } catch (err) {
+    d.log.warn({ workspace: ws.id, err }, 'claim of a pooled sandbox failed: starting it cold');
+    await d.host.stop(sandboxRef(ws)).catch(() => undefined);
+    await d.host.start(sandboxRef(ws));
+  } finally {
+    await d.pool!.release(ws.id);
+  }
 }
 
 export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: string, reason: StopReason = 'request'): Promise<void> {

@@ -320,6 +320,28 @@ export class ContainerDriver implements Driver {
     await this.removeWorkspaceDir(dir);
   }
 
+  /**
+   * Claim of a pooled container: its /etc/hostname and /etc/hosts (files
+   * bound from spec.dir, rewritten in place so the bind mounts see them) and
+   * its UTS host name become the workspace's. The host name is set from the
+   * host (the agent lacks CAP_SYS_ADMIN), and only when it differs: a
+   * workspace without a slug has the host name its pooled sandbox was born with.
+   */
+  async claimIdentity(spec: SandboxSpec): Promise<void> {
+    validateSpec(spec);
+    const id = containerId(spec.workspaceId);
+    const hostnameFile = join(spec.dir, 'hostname');
+    const was = (await readFile(hostnameFile, 'utf8').catch(() => '')).trim();
+    await Promise.all([
+      writeFile(hostnameFile, renderHostname(spec.hostname)),
+      writeFile(join(spec.dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
+    ]);
+    if (was === spec.hostname) return;
+    const pid = await this.ownInitPid(spec.workspaceId, id);
+    if (!pid) throw new ContainerDriverError('run', 'vmm', `pooled container ${id} is not running`);
+    await hostRun('nsenter', ['--target', String(pid), '--uts', 'hostname', spec.hostname]);
+  }
+
   /** Copy the console log's tail out of the disk (readable while stopped), then unmount the disk. */
   private async releaseDisk(dir: string): Promise<void> {
     const d = diskPaths(dir);

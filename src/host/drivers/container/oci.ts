@@ -184,11 +184,12 @@ export function shmSizeMb(memoryMb: number): number {
 }
 
 /** The environment of the workspace's first process: the image's, then the agent's own settings. */
-export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId'>): string[] {
+export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId' | 'pooled'>): string[] {
   const env = spec.image.env.filter((e) => !e.startsWith('HEARTH_'));
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   env.push(`HEARTH_AGENT_SECRET=${spec.agentSecret}`, `HEARTH_AGENT_PORT=${spec.agentPort}`, `HEARTH_WORKSPACE_ID=${spec.workspaceId}`);
   if (spec.image.workingDir && spec.image.workingDir !== '/') env.push(`HEARTH_WORKDIR=${spec.image.workingDir}`);
+  if (spec.pooled) env.push('HEARTH_AGENT_POOLED=1');
   return env;
 }
 
