@@ -66,13 +66,14 @@ test('a create claims a pooled sandbox and, at ready, all of it is the new works
   const rt = await runtimeOf(ws.id);
   const r = await rt.exec.run(['sh', '-c', [
     'hostname', 'cat /etc/hostname', 'grep -c pooled-b /etc/hosts',
-    'cat /sys/fs/cgroup/memory/memory.limit_in_bytes', 'echo "root:$(ls -A /root | grep -v "^\\." | tr "\\n" " ")"', 'ip -4 -o addr show eth0 | tr -s " " | cut -d" " -f4',
+    'cat /sys/fs/cgroup/memory/memory.limit_in_bytes', 'cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us | tr "\\n" " "; echo', 'echo "root:$(ls -A /root | grep -v "^\\." | tr "\\n" " ")"', 'ip -4 -o addr show eth0 | tr -s " " | cut -d" " -f4',
   ].join('; ')]);
-  const [hostname, etcHostname, hostsCount, memLimit, rootLs, addr] = (r.stdout ?? '').split('\n');
+  const [hostname, etcHostname, hostsCount, memLimit, cpu, rootLs, addr] = (r.stdout ?? '').split('\n');
   assert.equal(hostname, 'pooled-b', 'the kernel host name is the workspace\'s');
   assert.equal(etcHostname, 'pooled-b');
   assert.equal(hostsCount, '1', '/etc/hosts names the workspace');
   assert.equal(Number(memLimit), 384 * 1024 * 1024, 'the memory limit is the shape\'s');
+  assert.equal(cpu, '1024 100000 ', 'the CPU weight is every workspace\'s again (a pooled sandbox waits at the lowest) and the quota the shape\'s');
   assert.equal(rootLs, 'root:', 'nothing of anyone in /root');
   assert.equal(addr?.split('/')[0], ws.info.internal_ip, 'the IP is the slot\'s');
   // The firewall policy is the workspace's (open egress), not the pool's air gap.

@@ -33,7 +33,7 @@ import type { Capabilities, Driver, SandboxSpec, SandboxState, SandboxStats } fr
 import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
 import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
 import { diskPaths, ensureDisk, growDisk, hasDisk, MIN_DISK_MB, unmountDisk } from './disk.ts';
-import { NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
+import { DEFAULT_CPU_SHARES, NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
 import { RUNC_ID_RE, Runc } from './runc.ts';
 import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from './snapshots.ts';
 import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver.ts';
@@ -335,11 +335,20 @@ export class ContainerDriver implements Driver {
     await Promise.all([
       writeFile(hostnameFile, renderHostname(spec.hostname)),
       writeFile(join(spec.dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
+      this.restoreCpuWeight(spec.workspaceId),
     ]);
     if (was === spec.hostname) return;
     const pid = await this.ownInitPid(spec.workspaceId, id);
     if (!pid) throw new ContainerDriverError('run', 'vmm', `pooled container ${id} is not running`);
     await hostRun('nsenter', ['--target', String(pid), '--uts', 'hostname', spec.hostname]);
+  }
+
+  /** The CPU weight every workspace has (a pooled sandbox waited at the lowest: oci.ts POOLED_CPU_SHARES). */
+  private async restoreCpuWeight(workspaceId: string): Promise<void> {
+    const layout = await this.layout();
+    const cg = this.cgroupsPath(workspaceId);
+    if (layout.v1.cpu) await writeFile(join(layout.v1.cpu, cg, 'cpu.shares'), String(DEFAULT_CPU_SHARES));
+    else if (layout.unified) await writeFile(join(layout.unified, cg, 'cpu.weight'), '100');
   }
 
   /** Copy the console log's tail out of the disk (readable while stopped), then unmount the disk. */

@@ -175,6 +175,9 @@ const ALLOWED_DEVICES: { major: number; minor?: number; what: string }[] = [
 ];
 
 export const CPU_PERIOD_US = 100_000;
+/** cgroup v1 cpu.shares of a pooled sandbox until its claim (the kernel's minimum is 2; the default 1024). */
+export const POOLED_CPU_SHARES = 2;
+export const DEFAULT_CPU_SHARES = 1024;
 export const NOFILE_LIMIT = 1_048_576;
 const MiB = 1024 * 1024;
 
@@ -242,7 +245,8 @@ export function ociConfig(spec: SandboxSpec, paths: OciPaths, limits: OciHostLim
         ],
         // swap is memory+swap in OCI: equal to the limit means no swap beyond it.
         memory: limits.swapAccounting === false ? { limit: spec.memoryMb * MiB } : { limit: spec.memoryMb * MiB, swap: spec.memoryMb * MiB },
-        cpu: { quota: Math.round(spec.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        // A pooled sandbox starts at the lowest CPU weight, so a refill yields to every create; its claim restores the default (claimIdentity).
+        cpu: { quota: Math.round(spec.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US, ...(spec.pooled ? { shares: POOLED_CPU_SHARES } : {}) },
         pids: { limit: spec.pidsLimit },
       },
       sysctl: {
