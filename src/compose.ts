@@ -56,6 +56,8 @@ export interface HearthdOptions {
   publicPlane?: PublicPlaneOptions;
   /** The image of a create that names none (default debian-12). */
   defaultImage?: string;
+  /** At most this many pre-started sandboxes (`--warm-pool N`, control/warm-pool); 0 or absent = off. */
+  warmPool?: number;
 }
 
 export interface Endpoints {
@@ -115,7 +117,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const namespaces = new NamespaceService(db, log.child({ component: 'namespaces' }), () => workspaces);
   const meter = new Meter(db, log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : host.egressBytes({ slotIndex: ws.slotIndex })) });
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
-    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), warmPool: opts.warmPool ?? 0,
   }, { admission: namespaces, meter });
   const usage = new UsageReports(db);
   const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
@@ -171,7 +173,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
       log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
       // The firewall's per-workspace policies, exactly the store's (no duplicates, no gaps).
       t0 = performance.now();
-      await host.syncNetwork((await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef));
+      await host.syncNetwork([...(await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef), ...workspaces.poolRefs()]);
       log.info({ ms: Math.round(performance.now() - t0) }, 'network policies in place');
       await api.app.listen({ host: opts.api.host, port: opts.api.port });
       await new Promise<void>((resolve, reject) => {
@@ -206,6 +208,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
       await api.app.close();
       await gateway.close();
       await workspaces.drain();
+      await workspaces.closePool();
       await host.close();
       await db.destroy();
     },

@@ -58,6 +58,20 @@ export interface HostDriver {
   /** Start the sandbox and wait until its agent answers /health. Throws ProvisionFailed. */
   start(ws: SandboxRef): Promise<void>;
   stop(ws: SandboxRef): Promise<void>;
+  /**
+   * Warm pools (optional; without both no pool runs): start a sandbox for a
+   * pool — `ws.agentSecret` is the pool's, its config neutral and
+   * air-gapped — and wait until its agent answers.
+   */
+  prestart?(ws: SandboxRef): Promise<void>;
+  /**
+   * Make a pooled sandbox (started by prestart with `poolSecret`) the
+   * workspace `ws`: host name, /etc/hosts, its firewall policy and its own
+   * agent secret (the agent forgets the pool's), then wait until the agent
+   * answers with the new secret. Throws ProvisionFailed; the caller then
+   * stops the sandbox and starts it cold.
+   */
+  claim?(ws: SandboxRef, poolSecret: string): Promise<void>;
   pause(ws: SandboxRef): Promise<void>;
   resume(ws: SandboxRef): Promise<void>;
   destroy(ws: SandboxRef): Promise<void>;

@@ -4,8 +4,8 @@
  * and turns a workspace into a SandboxSpec. Readiness means the agent
  * answers /health over the workspace's own network interface.
  */
-import { AGENT_PORT, type AgentEndpoint } from '../core/agent-protocol.ts';
-import { agentHealth } from './agent-client.ts';
+import { AGENT_PORT, CLAIM_ROUTE, type AgentEndpoint } from '../core/agent-protocol.ts';
+import { agentHealth, agentRequest, readAgentBody } from './agent-client.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
@@ -216,6 +216,51 @@ export class LocalHost implements HostDriver {
     const t1 = performance.now();
     await this.waitForAgent(ws, spec);
     this.opts.log.info({ workspace: ws.id, sandbox_ms: Math.round(t1 - t0), agent_ms: Math.round(performance.now() - t1) }, 'sandbox started');
+  }
+
+  /** A sandbox for a warm pool: started with its (air-gapped) policy, ready once its agent answers the pool's secret. */
+  async prestart(ws: SandboxRef): Promise<void> {
+    let spec: SandboxSpec;
+    try {
+      spec = { ...(await this.spec(ws)), pooled: true };
+    } catch (err) {
+      throw new ProvisionFailed({ stage: 'image', message: (err as Error).message });
+    }
+    const [run, pol] = await Promise.allSettled([this.driver(ws.driver).run(spec), this.network.setPolicy(spec.network!)]);
+    if (run.status === 'rejected') throw new ProvisionFailed(driverFailure(run.reason));
+    if (pol.status === 'rejected') throw new ProvisionFailed({ stage: 'network', message: (pol.reason as Error).message });
+    await this.waitForAgent(ws, spec);
+  }
+
+  /**
+   * A pooled sandbox becomes `ws`: the driver's part of its identity (host
+   * name, /etc/hosts), its firewall policy (replacing the air-gapped one)
+   * and its agent's secret, all at once; ready when the agent answers with
+   * the workspace's own secret. Limits and env came with the pool key.
+   */
+  async claim(ws: SandboxRef, poolSecret: string): Promise<void> {
+    const t0 = performance.now();
+    const spec = await this.spec(ws).catch((err: Error) => {
+      throw new ProvisionFailed({ stage: 'image', message: err.message });
+    });
+    const driver = this.driver(ws.driver);
+    if (!driver.claimIdentity) throw new ProvisionFailed({ stage: 'host', message: `the ${ws.driver} driver has no warm pools` });
+    const endpoint = this.agentEndpoint(ws);
+    const handover = async () => {
+      const { response } = agentRequest({ ...endpoint, secret: poolSecret }, { method: 'POST', path: CLAIM_ROUTE, body: { secret: ws.agentSecret }, agent: this.probeAgent, timeoutMs: 5000 });
+      const { status, json } = await readAgentBody(await response);
+      if (status !== 200) throw new Error(`the pooled agent refused the claim: HTTP ${status} ${JSON.stringify(json).slice(0, 200)}`);
+    };
+    const took: Record<string, number> = {};
+    const timed = <T>(name: string, p: () => Promise<T>) => p().finally(() => { took[name] = Math.round((performance.now() - t0) * 10) / 10; });
+    // The driver's part first gives the sandbox its CPU weight back (a pooled one waits at the lowest), so the agent answers the handover at full speed.
+    const identity = timed('identity', () => driver.claimIdentity!(spec));
+    const steps = await Promise.allSettled([identity, timed('policy', () => this.network.setPolicy(spec.network!)), identity.then(() => timed('handover', handover))]);
+    const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new ProvisionFailed({ ...driverFailure(failed.reason), stage: steps[1]!.status === 'rejected' ? 'network' : 'agent' });
+    const t1 = performance.now();
+    await this.waitForAgent(ws, spec);
+    this.opts.log.info({ workspace: ws.id, claim_ms: Math.round((t1 - t0) * 10) / 10, agent_ms: Math.round((performance.now() - t1) * 10) / 10, steps_ms: took }, 'pooled sandbox claimed');
   }
 
   /** Poll the agent's /health over the workspace network until it answers or the bound passes. */

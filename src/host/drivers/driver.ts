@@ -82,6 +82,8 @@ export interface SandboxSpec {
   allowInternet?: boolean;
   /** config.allow_ptrace: the container's seccomp filter lets ptrace and its kin through (debuggers). */
   allowPtrace?: boolean;
+  /** Started for a warm pool: the agent accepts one claim (a new secret) and the identity is applied then (claimIdentity). */
+  pooled?: boolean;
 }
 
 /** Host-side resource usage of a sandbox. */
@@ -149,6 +151,13 @@ export interface Driver {
   overlayFiles?(spec: SandboxSpec, limit: number, running: boolean): Promise<OverlayListing>;
   /** Flush the disk's buffered writes to its image; false when nothing is mounted (optional). */
   syncDisk?(spec: SandboxSpec): Promise<boolean>;
+  /**
+   * A pooled sandbox becomes the workspace `spec` describes (optional; no
+   * warm pools without it): what the driver holds of its identity (host
+   * name, /etc/hosts) is made the workspace's. The agent's secret and the
+   * firewall policy are LocalHost's (claim).
+   */
+  claimIdentity?(spec: SandboxSpec): Promise<void>;
 
   // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
   /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */

@@ -33,7 +33,7 @@ import type { Capabilities, DiskUsage, Driver, OverlayListing, SandboxSpec, Sand
 import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
 import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
 import { diskPaths, ensureDisk, growDisk, hasDisk, MIN_DISK_MB, unmountDisk } from './disk.ts';
-import { CPU_PERIOD_US, NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
+import { CPU_PERIOD_US, DEFAULT_CPU_SHARES, NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
 import { RUNC_ID_RE, Runc } from './runc.ts';
 import { containerDiskUsage, overlayFiles, syncContainerDisk } from './disk-usage.ts';
 import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from './snapshots.ts';
@@ -319,6 +319,37 @@ export class ContainerDriver implements Driver {
     this.logs.unwatch(diskPaths(dir).console);
     await this.stopContainer(workspaceId, containerId(workspaceId));
     await this.removeWorkspaceDir(dir);
+  }
+
+  /**
+   * Claim of a pooled container: its /etc/hostname and /etc/hosts (files
+   * bound from spec.dir, rewritten in place so the bind mounts see them) and
+   * its UTS host name become the workspace's. The host name is set from the
+   * host (the agent lacks CAP_SYS_ADMIN), and only when it differs: a
+   * workspace without a slug has the host name its pooled sandbox was born with.
+   */
+  async claimIdentity(spec: SandboxSpec): Promise<void> {
+    validateSpec(spec);
+    const id = containerId(spec.workspaceId);
+    const hostnameFile = join(spec.dir, 'hostname');
+    const was = (await readFile(hostnameFile, 'utf8').catch(() => '')).trim();
+    await Promise.all([
+      writeFile(hostnameFile, renderHostname(spec.hostname)),
+      writeFile(join(spec.dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
+      this.restoreCpuWeight(spec.workspaceId),
+    ]);
+    if (was === spec.hostname) return;
+    const pid = await this.ownInitPid(spec.workspaceId, id);
+    if (!pid) throw new ContainerDriverError('run', 'vmm', `pooled container ${id} is not running`);
+    await hostRun('nsenter', ['--target', String(pid), '--uts', 'hostname', spec.hostname]);
+  }
+
+  /** The CPU weight every workspace has (a pooled sandbox waited at the lowest: oci.ts POOLED_CPU_SHARES). */
+  private async restoreCpuWeight(workspaceId: string): Promise<void> {
+    const layout = await this.layout();
+    const cg = this.cgroupsPath(workspaceId);
+    if (layout.v1.cpu) await writeFile(join(layout.v1.cpu, cg, 'cpu.shares'), String(DEFAULT_CPU_SHARES));
+    else if (layout.unified) await writeFile(join(layout.unified, cg, 'cpu.weight'), '100');
   }
 
   /** Copy the console log's tail out of the disk (readable while stopped), then unmount the disk. */
