@@ -72,6 +72,13 @@ export interface HostDriver {
    * stops the sandbox and starts it cold.
    */
   claim?(ws: SandboxRef, poolSecret: string): Promise<void>;
+  /**
+   * Give the running agent of `ws` (which holds ws.agentSecret) the secret
+   * `next`: 'rekeyed' once only `next` is accepted; 'not-running' when no
+   * agent answers (the next start uses the stored secret); 'too-old' for an
+   * agent that predates the rotation route (it keeps the old one until restarted).
+   */
+  rekeyAgent?(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'too-old'>;
   pause(ws: SandboxRef): Promise<void>;
   resume(ws: SandboxRef): Promise<void>;
   destroy(ws: SandboxRef): Promise<void>;

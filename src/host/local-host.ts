@@ -4,7 +4,7 @@
  * and turns a workspace into a SandboxSpec. Readiness means the agent
  * answers /health over the workspace's own network interface.
  */
-import { AGENT_PORT, CLAIM_ROUTE, type AgentEndpoint } from '../core/agent-protocol.ts';
+import { AGENT_PORT, CLAIM_ROUTE, REKEY_ROUTE, type AgentEndpoint } from '../core/agent-protocol.ts';
 import { agentHealth, agentRequest, readAgentBody } from './agent-client.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -261,6 +261,22 @@ export class LocalHost implements HostDriver {
     const t1 = performance.now();
     await this.waitForAgent(ws, spec);
     this.opts.log.info({ workspace: ws.id, claim_ms: Math.round((t1 - t0) * 10) / 10, agent_ms: Math.round((performance.now() - t1) * 10) / 10, steps_ms: took }, 'pooled sandbox claimed');
+  }
+
+  async rekeyAgent(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'too-old'> {
+    if (ws.slotIndex === null || (await this.state(ws)) !== 'running') return 'not-running';
+    const endpoint = this.agentEndpoint(ws);
+    let status: number;
+    let json: unknown;
+    try {
+      const { response } = agentRequest({ ...endpoint, secret: ws.agentSecret }, { method: 'POST', path: REKEY_ROUTE, body: { secret: next }, agent: this.probeAgent, timeoutMs: 5000 });
+      ({ status, json } = await readAgentBody(await response));
+    } catch {
+      return 'not-running';
+    }
+    if (status === 404) return 'too-old';
+    if (status !== 200) throw new Error(`the agent refused the new secret: HTTP ${status} ${JSON.stringify(json).slice(0, 200)}`);
+    return 'rekeyed';
   }
 
   /** Poll the agent's /health over the workspace network until it answers or the bound passes. */
