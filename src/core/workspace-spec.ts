@@ -144,6 +144,16 @@ export function validateEgress(list: string[]): string[] {
   return list;
 }
 
+/** `base` with `over` on top (`K=V` lists): a key of `over` replaces the same key of `base`. */
+export function overlayEnv(base: readonly string[], over: readonly string[]): string[] {
+  const key = (e: string) => {
+    const i = e.indexOf('=');
+    return i < 0 ? e : e.slice(0, i);
+  };
+  const replaced = new Set(over.map(key));
+  return [...base.filter((e) => !replaced.has(key(e))), ...over];
+}
+
 /** `env` as `K=V` strings, `{key,value}` objects, or an object map — all become `K=V`. */
 export function normalizeEnv(v: unknown, field = 'env'): string[] {
   if (v === undefined || v === null) return [];

@@ -194,6 +194,7 @@ export class LocalHost implements HostDriver {
       diskSizeMb: ws.config.disk_size_mb, pidsLimit: Number.isInteger(pids) && pids >= 64 && pids <= 65536 ? pids : DEFAULT_PIDS_LIMIT,
       slot: slotFor(this.opts.network, ws.slotIndex), dir: path.join(this.opts.dataDir, 'workspaces', ws.id),
       allowInternet: ws.config.allow_internet, network: this.policy(ws), allowPtrace: ws.config.allow_ptrace === true,
+      env: Array.isArray(ws.config.env) ? ws.config.env : [],
     };
   }
 
@@ -247,7 +248,7 @@ export class LocalHost implements HostDriver {
     if (!driver.claimIdentity) throw new ProvisionFailed({ stage: 'host', message: `the ${ws.driver} driver has no warm pools` });
     const endpoint = this.agentEndpoint(ws);
     const handover = async () => {
-      const { response } = agentRequest({ ...endpoint, secret: poolSecret }, { method: 'POST', path: CLAIM_ROUTE, body: { secret: ws.agentSecret }, agent: this.probeAgent, timeoutMs: 5000 });
+      const { response } = agentRequest({ ...endpoint, secret: poolSecret }, { method: 'POST', path: CLAIM_ROUTE, body: { secret: ws.agentSecret, env: spec.env ?? [] }, agent: this.probeAgent, timeoutMs: 5000 });
       const { status, json } = await readAgentBody(await response);
       if (status !== 200) throw new Error(`the pooled agent refused the claim: HTTP ${status} ${JSON.stringify(json).slice(0, 200)}`);
     };

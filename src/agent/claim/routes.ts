@@ -16,6 +16,7 @@ import { CLAIM_ROUTE, REKEY_ROUTE } from '../../core/agent-protocol.ts';
 import type { Router } from '../router.ts';
 import type { Handler } from '../http/context.ts';
 import { readJson } from '../http/body.ts';
+import { isAgentVar } from '../env.ts';
 
 /** The secret the agent accepts now; a claim replaces it in place. */
 export interface AgentAuth {
@@ -27,8 +28,11 @@ export interface AgentAuth {
 export function registerClaimRoutes(router: Router<Handler>, auth: AgentAuth, log: (msg: string, fields?: Record<string, unknown>) => void): void {
   router.add('POST', CLAIM_ROUTE, async ({ req }) => {
     if (!auth.claimable) throw new AgentError('conflict', 'this agent is not a pooled one, or was claimed already');
-    auth.secret = newSecret(await readJson(req, 4096), auth.secret);
+    const body = await readJson(req, 256 * 1024);
+    const env = workspaceEnv(body.env);
+    auth.secret = newSecret(body, auth.secret);
     auth.claimable = false;
+    for (const [k, v] of env) process.env[k] = v;
     log('claimed', {});
     return { success: true };
   });
@@ -43,6 +47,20 @@ export function registerClaimRoutes(router: Router<Handler>, auth: AgentAuth, lo
     log('secret rotated', {});
     return { success: true };
   });
+}
+
+/**
+ * The claiming workspace's environment (config.env), checked before the
+ * claim changes anything, for every process the agent starts from then on
+ * (agent/env.ts reads process.env): a pooled agent was started before the
+ * workspace existed. Never a HEARTH_* variable.
+ */
+function workspaceEnv(env: unknown): Array<[string, string]> {
+  if (env === undefined) return [];
+  if (!Array.isArray(env) || !env.every((e) => typeof e === 'string' && e.indexOf('=') > 0)) {
+    throw new AgentError('bad_request', 'env must be a list of K=V strings');
+  }
+  return (env as string[]).map((e): [string, string] => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]).filter(([k]) => !isAgentVar(k));
 }
 
 function newSecret(body: Record<string, unknown>, current: string): string {

@@ -78,6 +78,8 @@ export interface SandboxSpec {
    * prepareTap) and unplugs it (detach).
    */
   network?: NetworkPolicy;
+  /** The workspace's own environment (config.env, `K=V`): every process inside sees it, over the image's. */
+  env?: string[];
   /** config.allow_internet, as stored (also in `network`). */
   allowInternet?: boolean;
   /** config.allow_ptrace: the container's seccomp filter lets ptrace and its kin through (debuggers). */

@@ -14,6 +14,7 @@
  * - /proc and /sys paths masked or read-only as Docker does;
  * - cgroup limits: memory (no swap beyond it), cpu quota, pids, devices.
  */
+import { overlayEnv } from '../../../core/workspace-spec.ts';
 import { AGENT_MOUNT, agentArgv } from '../../images/types.ts';
 import type { SandboxSpec } from '../driver.ts';
 
@@ -186,9 +187,9 @@ export function shmSizeMb(memoryMb: number): number {
   return Math.max(64, Math.floor(memoryMb / 2));
 }
 
-/** The environment of the workspace's first process: the image's, then the agent's own settings. */
-export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId' | 'pooled'>): string[] {
-  const env = spec.image.env.filter((e) => !e.startsWith('HEARTH_'));
+/** The environment of the workspace's first process: the image's, the workspace's over it, then the agent's own settings. */
+export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId' | 'pooled' | 'env'>): string[] {
+  const env = overlayEnv(spec.image.env, spec.env ?? []).filter((e) => !e.startsWith('HEARTH_'));
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   env.push(`HEARTH_AGENT_SECRET=${spec.agentSecret}`, `HEARTH_AGENT_PORT=${spec.agentPort}`, `HEARTH_WORKSPACE_ID=${spec.workspaceId}`);
   if (spec.image.workingDir && spec.image.workingDir !== '/') env.push(`HEARTH_WORKDIR=${spec.image.workingDir}`);

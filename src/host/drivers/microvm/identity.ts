@@ -12,6 +12,7 @@
  *
  * The protocol's messages are in src/core/vm-identity.ts.
  */
+import { overlayEnv } from '../../../core/workspace-spec.ts';
 import net from 'node:net';
 import type { GuestIdentity, GuestMessage } from '../../../core/vm-identity.ts';
 import type { SandboxSpec } from '../driver.ts';
@@ -32,7 +33,7 @@ export function identityFor(spec: SandboxSpec, nameservers: string[], now: numbe
     gateway: spec.slot.gateway,
     mac: spec.slot.mac,
     nameservers,
-    env: spec.image.env.filter((e) => !e.startsWith('HEARTH_')),
+    env: overlayEnv(spec.image.env, spec.env ?? []).filter((e) => !e.startsWith('HEARTH_')),
     workdir: spec.image.workingDir || '/',
     now,
     seed,
