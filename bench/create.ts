@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Oblien, Runtime } from 'oblien';
 import { inOwnNetns } from './netns.ts';
+import { stats } from './stats.ts';
 import { startHearth, type HearthInstance } from '../test/helpers/hearth.ts';
 import { waitUntil } from '../test/helpers/wait.ts';
 import { resolveImage } from '../src/host/images/index.ts';
@@ -31,14 +32,6 @@ const script = fileURLToPath(import.meta.url);
 const arg = (name: string, d: number) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const RUNS = arg('runs', 20);
 const BURST = arg('burst', 10);
-
-/** p50/p95/p99 (nearest rank) with min, max and mean, in ms. */
-export function stats(samples: number[]): { n: number; p50: number; p95: number; p99: number; min: number; max: number; mean: number } {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return { n: s.length, p50: r(at(0.5)), p95: r(at(0.95)), p99: r(at(0.99)), min: r(s[0]!), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
-}
 
 /** The floor: `runc run` of /bin/true on an overlay of the same image. */
 async function bareRuncFloor(runs: number): Promise<number[]> {

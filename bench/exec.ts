@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Oblien, Runtime } from 'oblien';
 import { inOwnNetns } from './netns.ts';
-import { stats } from './create.ts';
+import { stats } from './stats.ts';
 import { startHearth } from '../test/helpers/hearth.ts';
 
 const script = fileURLToPath(import.meta.url);
