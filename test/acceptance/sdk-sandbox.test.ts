@@ -152,3 +152,13 @@ test('hearth/sdk: seed code using client.workspaces.runtime(id) works unchanged'
   assert.equal((await rt2.exec.run(['echo', 'ok'])).stdout, 'ok\n');
   await c.workspaces.delete(ws.id);
 });
+
+test('the workspace env (config.env) is in every process: exec and terminals, over the image\'s, never HEARTH_*', { skip: needsRoot }, async () => {
+  const ws = await client.workspaces.create({
+    image: 'node-20', config: { ttl: '5m', cpus: 1, memory_mb: 256, env: { GREETING: 'hello', NODE_VERSION: 'mine', HEARTH_AGENT_SECRET: 'x' } },
+  } as never) as Record<string, any>;
+  const rt = await runtimeFor(ws.id);
+  const r = await rt.exec.run(['sh', '-c', 'echo "$GREETING|$NODE_VERSION|${HEARTH_AGENT_SECRET:-none}"']);
+  assert.equal(r.stdout, 'hello|mine|none\n');
+  await client.workspaces.delete(ws.id);
+});

@@ -67,8 +67,10 @@ test('a create claims a pooled sandbox and, at ready, all of it is the new works
   const r = await rt.exec.run(['sh', '-c', [
     'hostname', 'cat /etc/hostname', 'grep -c pooled-b /etc/hosts',
     'cat /sys/fs/cgroup/memory/memory.limit_in_bytes', 'cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us | tr "\\n" " "; echo', 'echo "root:$(ls -A /root | grep -v "^\\." | tr "\\n" " ")"', 'ip -4 -o addr show eth0 | tr -s " " | cut -d" " -f4',
+    'echo "env:$GREETING"',
   ].join('; ')]);
-  const [hostname, etcHostname, hostsCount, memLimit, cpu, rootLs, addr] = (r.stdout ?? '').split('\n');
+  const [hostname, etcHostname, hostsCount, memLimit, cpu, rootLs, addr, env] = (r.stdout ?? '').split('\n');
+  assert.equal(env, 'env:hello', 'the workspace env reaches processes of a claimed sandbox');
   assert.equal(hostname, 'pooled-b', 'the kernel host name is the workspace\'s');
   assert.equal(etcHostname, 'pooled-b');
   assert.equal(hostsCount, '1', '/etc/hosts names the workspace');

@@ -40,11 +40,14 @@ const GENERATION_2 = [
 /** Generation 3 adds the claim of a pooled agent (warm pools). */
 const GENERATION_3 = [...GENERATION_2, 'POST /_hearth/claim'];
 
+/** Generation 4 adds the rotation of a running agent's secret. */
+const GENERATION_4 = [...GENERATION_3, 'POST /_hearth/rekey'];
+
 test(`route surface of generation ${AGENT_GENERATION}`, async () => {
-  assert.equal(AGENT_GENERATION, 3, 'a new generation needs its own frozen list here');
+  assert.equal(AGENT_GENERATION, 4, 'a new generation needs its own frozen list here');
   const t = await startTestAgent();
   try {
-    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_3].sort());
+    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_4].sort());
   } finally {
     await t.close();
   }
@@ -74,5 +77,31 @@ test('claim: only a pooled agent, once, with the pool\'s secret; afterwards only
     assert.equal((await plain.call('POST', '/_hearth/claim', { secret: 'n'.repeat(40) })).status, 409, 'an agent that is not pooled is never claimed');
   } finally {
     await plain.close();
+  }
+});
+
+test('rekey: with the current secret only; afterwards only the new one works; a claim carries the workspace env', async () => {
+  const { startAgent } = await import('../../src/agent/server.ts');
+  const pool = 'p'.repeat(40);
+  const mine = 'm'.repeat(40);
+  const next = 'n'.repeat(40);
+  const agent = await startAgent({ port: 0, host: '127.0.0.1', secret: pool, pooled: true, log: () => {} });
+  const call = (secret: string, path: string, body?: unknown) => fetch(agent.url + path, {
+    method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  try {
+    assert.equal((await call(pool, '/_hearth/claim', { secret: mine, env: 'FOO=1' })).status, 400, 'a bad env is refused before anything changes');
+    assert.equal((await call(pool, '/health')).status, 200, 'still the pool secret');
+    assert.equal((await call(pool, '/_hearth/claim', { secret: mine, env: ['CLAIMED_ENV=from the workspace', 'HEARTH_AGENT_SECRET=x'] })).status, 200);
+    const out = await (await call(mine, '/exec', { cmd: ['sh', '-c', 'echo "$CLAIMED_ENV|${HEARTH_AGENT_SECRET:-none}"'] })).json() as { stdout: string };
+    assert.equal(out.stdout, 'from the workspace|none\n', 'the workspace env reaches processes; HEARTH_* never');
+    assert.equal((await call(next, '/_hearth/rekey', { secret: next })).status, 401, 'a rekey needs the current secret');
+    assert.equal((await call(mine, '/_hearth/rekey', { secret: mine })).status, 400, 'the same secret is no rotation');
+    assert.equal((await call(mine, '/_hearth/rekey', { secret: next })).status, 200);
+    assert.equal((await call(mine, '/health')).status, 401, 'the old secret is refused at once');
+    assert.equal((await call(next, '/health')).status, 200);
+  } finally {
+    await agent.close();
   }
 });
