@@ -162,7 +162,8 @@ export function renderHaproxy(spec: HaproxySpec): HaproxyFiles {
     '  option forwardfor',
     '  option http-keep-alive',
     '  timeout connect 2s',
-    '  timeout client 30s',
+    // Also the TLS handshake's deadline (HAProxy 2.6 has no separate one).
+    `  timeout client ${sec(l.headersTimeoutMs)}`,
     `  timeout http-request ${sec(l.headersTimeoutMs)}`,
     `  timeout http-keep-alive ${sec(l.keepAliveTimeoutMs)}`,
     `  timeout server ${sec(l.upstreamTimeoutMs)}`,

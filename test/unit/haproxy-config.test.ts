@@ -53,3 +53,13 @@ test('HAProxy accepts what is rendered (haproxy -c)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('doctor’s HAProxy probe: this host’s binary, and what it refuses', async () => {
+  const { judgeHaproxy, probeHaproxy } = await import('../../src/host/proxy/probe.ts');
+  const here = await probeHaproxy();
+  assert.equal(here.available, true, here.reason);
+  assert.match(here.version!, /^2\.6\./);
+  assert.deepEqual(judgeHaproxy('/x', 'HAProxy version 2.4.22 2023\nBuilt with OpenSSL version'), { available: false, binary: '/x', version: '2.4.22', reason: 'HAProxy 2.4.22 is older than 2.6 (dynamic servers and the certificate API are needed)' });
+  assert.equal(judgeHaproxy('/x', 'HAProxy version 2.8.1 x\n').available, false, 'no OpenSSL');
+  assert.equal((await probeHaproxy('/nonexistent/haproxy')).reason, '/nonexistent/haproxy not found: run `hearth setup` (installs Debian\'s haproxy)');
+});

@@ -14,6 +14,7 @@ test('the host package list is what Hearth needs', () => {
     'qemu-system-x86', 'qemu-utils', 'erofs-utils', 'iproute2', 'procps',
     'openssh-client', 'sshpass', 'pebble',
     'attr', 'docker-registry',
+    'haproxy',
   ]);
 });
 

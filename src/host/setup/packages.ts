@@ -14,6 +14,8 @@ export const HOST_PACKAGES = [
   // Images (issue 9): setfattr writes overlay's opaque-dir xattrs when layers are unpacked;
   // docker-registry is the loopback registry the image tests and bench/images.ts push to.
   'attr', 'docker-registry',
+  // The edge's data path (issue 17): HAProxy 2.6 serves preview URLs and custom domains under hearthd's control.
+  'haproxy',
 ];
 
 /** Pure: `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'` output → installed package names. */
