@@ -11,7 +11,11 @@
  *   - later changes are diffs applied through the runtime API, no reload:
  *     `add/set/del map`, `add server`/`enable server`, and for a route that
  *     goes: `del map`, `disable server`, `shutdown sessions server` (open
- *     connections cut now), `del server` once its idle connections are gone;
+ *     connections cut now). The server is then kept in maintenance, never
+ *     `del server`ed: HAProxy 2.6.12 (Debian 12) crashes on a later request
+ *     after deleting a server that had carried keep-alive traffic (seen here,
+ *     reproduced outside Hearth). A route exposed again reuses its server;
+ *     the next restart drops the rest (the files list only live servers);
  *     certificates by `new/set/commit ssl cert` and `add/del ssl crt-list`;
  *   - HAProxy found dead is started again from freshly rendered files.
  */
@@ -80,7 +84,7 @@ export class EdgeDataPath {
   http: Listen | null = null;
   https: Listen | null = null;
   private applied: Desired = { servers: new Map(), hosts: new Map() };
-  /** Servers of routes that went, kept in maintenance until HAProxy lets them be deleted (idle connections gone). */
+  /** Servers of routes that went, kept in maintenance (never deleted: see the header) until HAProxy restarts. */
   private draining = new Set<string>();
   private certFiles = new Map<string, string>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -277,15 +281,6 @@ export class EdgeDataPath {
       for (const name of gone) this.draining.add(name);
     }
     this.applied = d;
-    await this.reapDrained();
-  }
-
-  /** `del server` is refused while a server still has idle connections: try again on later syncs. */
-  private async reapDrained(): Promise<void> {
-    for (const name of [...this.draining]) {
-      const answer = await this.proc.api.raw(`del server ${ROUTES_BACKEND}/${name}`);
-      if (/deleted|No such server/i.test(answer)) this.draining.delete(name);
-    }
   }
 
   private async pushCert(hostname: string, file: string | null, pem: string | null): Promise<void> {

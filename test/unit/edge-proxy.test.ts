@@ -254,6 +254,11 @@ test('TLS: the preview wildcard from the Hearth CA by default; a certificate add
   await certs.request('shop.example.org', 'ws_a');
   await waitUntil('the new certificate', async () => (await peer('shop.example.org')).subjectaltname === 'DNS:shop.example.org', 3000, 20);
   assert.equal((await get('shop.example.org', '/', { secure: true })).status, 200);
+  // A renewal replaces the certificate in place (set + commit ssl cert).
+  const serial = (await peer('shop.example.org')).serialNumber;
+  await certs.renew('shop.example.org', 'ws_a');
+  await waitUntil('the renewed certificate', async () => (await peer('shop.example.org')).serialNumber !== serial, 3000, 20);
+  assert.equal((await get('shop.example.org', '/', { secure: true })).status, 200);
   await certs.release('shop.example.org');
   await waitUntil('the certificate to go', async () => (await peer('app.preview.test')).subjectaltname !== 'DNS:shop.example.org'
     && (await peer('shop.example.org').then((c) => c.subjectaltname, () => 'refused')) !== 'DNS:shop.example.org', 3000, 20);
@@ -282,6 +287,18 @@ test('removing a route cuts its open connections at once (WebSocket, a response 
   await closed;
   assert.ok(Date.now() - t0 < 1000, `cut within ${Date.now() - t0} ms`);
   assert.equal((await get('cut.preview.test', '/', { agent })).status, 404, 'the next request on a kept-alive connection reaches no workspace');
+  // Exposed again: its server comes back out of maintenance; HAProxy survives the churn (no del server, see data-path.ts).
+  const pid = dp.proc.pid;
+  addRoute('cut.preview.test', 'ws_a', upPort2);
+  await dp.sync();
+  for (let i = 0; i < 5; i++) assert.equal((await get('cut.preview.test', '/', { agent })).status, 200);
+  await removeRoute('cut.preview.test');
+  addRoute('cut2.preview.test', 'ws_a', upPort2);
+  await dp.sync();
+  for (let i = 0; i < 5; i++) assert.equal((await get('cut2.preview.test', '/', { agent })).status, 200);
+  assert.equal(dp.proc.pid, pid);
+  assert.equal(dp.restarts, 0);
+  await removeRoute('cut2.preview.test');
   agent.destroy();
 });
 
