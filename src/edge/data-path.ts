@@ -56,6 +56,10 @@ export interface DataPathDeps {
   certs: CertManager | null;
   log: Logger;
   binary?: string;
+  /** Traffic HAProxy carried to a workspace (§6: edge traffic is activity for idle sleep). */
+  touch?: (workspaceId: string) => void;
+  /** How often HAProxy's per-server counters are read for `touch` (ms). */
+  activityEveryMs?: number;
 }
 
 interface Desired {
@@ -94,6 +98,8 @@ export class EdgeDataPath {
   private logReceiver: { port: number; close(): Promise<void> } | null = null;
   /** Restarts after HAProxy was found dead (tests, doctor). */
   restarts = 0;
+  private activityTimer: NodeJS.Timeout | undefined;
+  private sessionsSeen = new Map<string, number>();
 
   constructor(private readonly deps: DataPathDeps) {
     this.limits = { ...DEFAULT_HAPROXY_LIMITS, ...deps.limits };
@@ -182,6 +188,32 @@ export class EdgeDataPath {
       this.https = this.deps.https && { host: this.deps.https.host, port: this.deps.https.port || await freePort(this.deps.https.host) };
       await this.startFresh();
     });
+    if (this.deps.touch) {
+      this.activityTimer = setInterval(() => { void this.readActivity().catch(() => undefined); }, this.deps.activityEveryMs ?? 5000);
+      this.activityTimer.unref();
+    }
+  }
+
+  /**
+   * Requests HAProxy routes itself never reach hearthd: its per-server
+   * counters (total sessions, current sessions) say which workspaces had
+   * traffic since the last look, and each of those is touched.
+   */
+  async readActivity(): Promise<void> {
+    if (!this.up || !this.deps.touch) return;
+    const csv = (await this.proc.api.raw(`show stat ${ROUTES_BACKEND} 4 -1`)).split('\n');
+    const header = (csv[0] ?? '').replace(/^# /, '').split(',');
+    const [name, total, current] = ['svname', 'stot', 'scur'].map((c) => header.indexOf(c));
+    if (name! < 0 || total! < 0 || current! < 0) return;
+    for (const line of csv.slice(1)) {
+      const f = line.split(',');
+      const server = f[name!];
+      if (!server || server === 'hearthd' || !server.includes('.')) continue;
+      const stot = Number(f[total!]);
+      const busy = Number(f[current!]) > 0 || stot > (this.sessionsSeen.get(server) ?? stot);
+      this.sessionsSeen.set(server, stot);
+      if (busy) this.deps.touch(server.slice(0, server.lastIndexOf('.')));
+    }
   }
 
   private async startFresh(): Promise<void> {
@@ -190,6 +222,7 @@ export class EdgeDataPath {
     await this.proc.start();
     this.applied = d;
     this.draining.clear();
+    this.sessionsSeen.clear();
     this.certFiles = new Map((this.deps.certs?.files() ?? []).map((c) => [c.hostname, c.file]));
     this.up = true;
   }
@@ -309,6 +342,7 @@ export class EdgeDataPath {
   /** Stop supervising; with `stopProxy`, stop HAProxy too (an orderly shutdown), else leave it serving. */
   async close(stopProxy = true): Promise<void> {
     this.closed = true;
+    clearInterval(this.activityTimer);
     this.unsubscribeCerts?.();
     await this.queue.catch(() => undefined);
     if (stopProxy) await this.proc.stop();

@@ -183,6 +183,7 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
       dir, accessLog: fileAccessLog(deps.dataDir), fallbackSocket, http: opts.edgeHttp, https: opts.edgeHttps,
       ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.haproxyBinary ? { binary: opts.haproxyBinary } : {}),
       routes: () => pa.routes(), targets: targetsFrom(deps), certs, log: deps.log.child({ plane: 'edge' }),
+      touch: (id) => deps.workspaces.noteActivity(id),
     });
     dataPath = dp;
     let pendingSync = false;

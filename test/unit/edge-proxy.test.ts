@@ -48,6 +48,7 @@ let ca: HearthCA;
 const routes = new Map<string, EdgeRoute>();
 const listeners = new Set<(r: EdgeRoute[]) => void>();
 const states = new Map<string, string>();
+const touched: string[] = [];
 let httpPort: number;
 let httpsPort: number;
 let haDir: string;
@@ -70,7 +71,7 @@ function newDataPath(): EdgeDataPath {
     limits: { maxBodyBytes: 1000, headersTimeoutMs: 1500 },
     routes: () => [...routes.values()],
     targets: async (ids) => new Map(ids.filter((id) => states.has(id)).map((id) => [id, { running: states.get(id) === 'running', ip: '127.0.0.1' }])),
-    certs, log,
+    certs, log, touch: (id) => touched.push(id), activityEveryMs: 60_000,
   });
 }
 
@@ -158,6 +159,16 @@ test('routes by Host; unknown hosts get the 404 page from hearthd, never another
   assert.match(miss.body, /Nothing here/);
   assert.equal((await get('garbage host!')).status, 404);
   assert.equal((await get('app.preview.test.')).status, 200, 'a trailing dot is the same name');
+});
+
+test('traffic HAProxy routes itself counts as activity (per-server counters → touch)', async () => {
+  await dp.readActivity();
+  touched.length = 0;
+  await dp.readActivity();
+  assert.deepEqual(touched, [], 'no traffic since the last look');
+  await get('app.preview.test');
+  await dp.readActivity();
+  assert.deepEqual(touched, ['ws_a']);
 });
 
 test('X-Forwarded-* are set by the edge, client copies are dropped', async () => {
