@@ -245,6 +245,19 @@ export class EdgeDataPath {
 
   /** What an adopted HAProxy holds: its map, its route servers, its certificates. */
   private async readBack(): Promise<void> {
+    await this.readBackRoutes();
+    const api = this.proc.api;
+    // Certificates are pushed again whole: cheap, and an adopted process may predate a renewal.
+    this.certFiles = new Map();
+    const loaded = new Set((await api.raw(`show ssl crt-list ${this.crtList}`)).split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((x): x is string => !!x && !x.startsWith('#')));
+    for (const c of this.deps.certs?.files() ?? []) {
+      if (loaded.has(c.file)) this.certFiles.set(c.hostname, c.file);
+      await this.pushCert(c.hostname, c.file, c.pem);
+    }
+  }
+
+  /** The map and route servers HAProxy really holds: the base of the next diff (after adoption, or a refused command). */
+  private async readBackRoutes(): Promise<void> {
     const api = this.proc.api;
     const hosts = new Map<string, string>();
     for (const line of (await api.raw(`show map ${this.mapFile}`)).split('\n')) {
@@ -262,13 +275,6 @@ export class EdgeDataPath {
       else servers.set(name, { ip: f[4]!, port: Number(f[18]) });
     }
     this.applied = { servers, hosts };
-    // Certificates are pushed again whole: cheap, and an adopted process may predate a renewal.
-    this.certFiles = new Map();
-    const loaded = new Set((await api.raw(`show ssl crt-list ${this.crtList}`)).split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((x): x is string => !!x && !x.startsWith('#')));
-    for (const c of this.deps.certs?.files() ?? []) {
-      if (loaded.has(c.file)) this.certFiles.set(c.hostname, c.file);
-      await this.pushCert(c.hostname, c.file, c.pem);
-    }
   }
 
   /** Bring HAProxy up to date with the store; resolves once applied (PublicAccessService awaits it after each change). */
@@ -305,14 +311,17 @@ export class EdgeDataPath {
       maps.push(had === undefined ? `add map ${this.mapFile} ${host} ${name}` : `set map ${this.mapFile} ${host} ${name}`);
     }
     for (const name of this.applied.servers.keys()) if (!d.servers.has(name)) gone.push(name);
-    // Order matters: names leave the map before their server goes, and a server exists before a name points at it.
-    if (before.length) await api.run(...before);
-    if (servers.length) await api.run(...servers);
-    if (maps.length) await api.run(...maps);
-    if (gone.length) {
-      await api.run(...gone.flatMap((name) => [`disable server ${ROUTES_BACKEND}/${name}`, `shutdown sessions server ${ROUTES_BACKEND}/${name}`]));
-      for (const name of gone) this.draining.add(name);
+    // One round trip, run in order: names leave the map before their server goes, and a server exists before a name points at it.
+    const cut = gone.flatMap((name) => [`disable server ${ROUTES_BACKEND}/${name}`, `shutdown sessions server ${ROUTES_BACKEND}/${name}`]);
+    const all = [...before, ...servers, ...maps, ...cut];
+    try {
+      if (all.length) await api.run(...all);
+    } catch (err) {
+      // Part of the batch may have run: diff against what HAProxy really holds next time.
+      await this.readBackRoutes().catch(() => undefined);
+      throw err;
     }
+    for (const name of gone) this.draining.add(name);
     this.applied = d;
   }
 
