@@ -90,6 +90,8 @@ export class PublicAccessService {
   /** Custom hostnames asked for whose proof of ownership is missing (the edge says so instead of a bare 404). */
   private pendingHosts = new Set<string>();
   private readonly listeners = new Set<RoutesListener>();
+  /** Awaited after every reload: the edge's data path brings its proxy up to date before a change returns. */
+  private readonly appliers = new Set<() => Promise<void>>();
   certs: CertificateIssuer | null = null;
   /** Proof of ownership of custom domains: the `domain_claims` table and what routes once proven. */
   private readonly claims: DomainClaims;
@@ -130,6 +132,12 @@ export class PublicAccessService {
     return () => this.listeners.delete(fn);
   }
 
+  /** `fn` runs (awaited) after every reload, so an expose or revoke returns once the proxy applied it. */
+  onRoutesReloaded(fn: () => Promise<void>): () => void {
+    this.appliers.add(fn);
+    return () => this.appliers.delete(fn);
+  }
+
   /** Re-read the table; tell listeners which (workspace, port) pairs lost every hostname. */
   async reload(): Promise<void> {
     const rows = await this.db.selectFrom('edge_hosts').selectAll().execute();
@@ -151,6 +159,7 @@ export class PublicAccessService {
     if (gone.length) for (const fn of this.listeners) fn(gone);
     // Certificates of hostnames that are no longer routed (e.g. the workspace was deleted).
     if (this.certs && removed.length) for (const r of removed) if (!next.has(r.hostname)) await this.certs.release(r.hostname).catch(() => undefined);
+    for (const fn of this.appliers) await fn().catch((err) => this.log.warn({ err }, 'applying routes to the edge failed'));
   }
 
   // ------------------------------------------------------------ proof of ownership (src/control/domain-claims.ts)

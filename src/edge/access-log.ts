@@ -1,41 +1,38 @@
 /**
- * The edge's access log: one JSON line per request (and per closed
- * WebSocket), appended to `<data dir>/logs/edge-access.log`. Buffered by the
- * file stream; a full disk loses log lines, never requests. Size-capped:
- * past `capBytes` (64 MiB) the file becomes edge-access.log.1 (replacing
- * the previous one) and a new one starts, so at most about 2 × cap stays.
+ * The edge's access log: HAProxy formats one JSON line per request (and per
+ * closed WebSocket; the format is in src/edge/haproxy-config.ts) and sends
+ * it as a datagram to hearthd on loopback; hearthd appends the lines to
+ * `<data dir>/logs/edge-access.log`. Why not let HAProxy write the file: it
+ * sets O_NONBLOCK on its stdout with F_SETFL, which drops O_APPEND, so a
+ * restarted HAProxy overwrites the file from its start and a truncating cap
+ * leaves holes; and Node has no Unix datagram sockets, hence UDP on
+ * 127.0.0.1 (a port chosen at HAProxy's first start, kept across restarts).
+ * While hearthd is down the lines of that time are lost, never requests.
+ *
+ * Buffered; a full disk loses log lines, never requests. Size-capped: past
+ * `capBytes` (64 MiB) the file becomes edge-access.log.1 (replacing the
+ * previous one) and a new one starts, so at most about 2 × cap stays.
  */
 import { Writable } from 'node:stream';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export interface AccessEntry {
-  status: number;
-  method: string;
-  host: string;
-  path: string;
-  remote: string;
-  ms: number;
-  bytes: number;
-  secure: boolean;
-  workspace?: string;
-  port?: number;
-  upgrade?: boolean;
-  aborted?: boolean;
-  error?: string;
+export const ACCESS_LOG_CAP_BYTES = 64 * 1024 * 1024;
+
+export function accessLogFile(dataDir: string): string {
+  return path.join(dataDir, 'logs', 'edge-access.log');
 }
 
 export interface AccessLog {
-  write(e: AccessEntry): void;
+  /** One line (without its newline). */
+  write(line: string): void;
   close(): Promise<void>;
 }
 
-export const ACCESS_LOG_CAP_BYTES = 64 * 1024 * 1024;
-
 export function fileAccessLog(dataDir: string, capBytes = ACCESS_LOG_CAP_BYTES): AccessLog {
-  const dir = path.join(dataDir, 'logs');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, 'edge-access.log');
+  const file = accessLogFile(dataDir);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // The file is opened now, not when the stream gets round to it: a rotation
   // must rename the very file this stream writes, even under a burst.
   const openStream = (): Writable => {
@@ -70,12 +67,28 @@ export function fileAccessLog(dataDir: string, capBytes = ACCESS_LOG_CAP_BYTES):
     }
   };
   return {
-    write(e) {
+    write(line) {
       if (batch.length === 0) setImmediate(flush);
-      batch.push(`${JSON.stringify({ time: new Date().toISOString(), ...e, ms: Math.round(e.ms * 100) / 100 })}\n`);
+      batch.push(line.endsWith('\n') ? line : `${line}\n`);
     },
     close: () => new Promise<void>((r) => { flush(); stream.end(() => r()); }),
   };
 }
 
-export const nullAccessLog: AccessLog = { write() {}, close: async () => {} };
+/** Receive HAProxy's log datagrams on 127.0.0.1:`port` (0 = pick one) into `log`. */
+export async function receiveAccessLog(log: AccessLog, port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+  sock.on('message', (msg) => log.write(msg.toString('utf8').trimEnd()));
+  sock.on('error', () => { /* logging must never take the edge down */ });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, '127.0.0.1', () => { sock.off('error', reject); resolve(); });
+  });
+  return {
+    port: sock.address().port,
+    close: async () => {
+      await new Promise<void>((r) => sock.close(() => r()));
+      await log.close();
+    },
+  };
+}

@@ -2,6 +2,9 @@
  * The edge's certificates: what SNI picks, where certificates are stored,
  * and when they are renewed.
  *
+ * HAProxy picks the certificate by SNI from the files this module writes
+ * (`haproxy.pem`: certificate + key) and is told of every change (onChange).
+ *
  *   - preview hostnames: one Hearth-CA wildcard `*.<preview domain>`
  *     (edge/certs/_preview/), re-issued when it nears expiry;
  *   - custom hostnames: a publicly trusted certificate from ACME
@@ -14,7 +17,6 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
@@ -22,20 +24,27 @@ import { publicDb, type EdgeCertificateTable, type PublicDb } from '../control/p
 import type { CertificateIssuer, SslInfo } from '../control/public-access.ts';
 import type { HearthCA } from './ca.ts';
 import type { AcmeIssuer } from './acme.ts';
-import { isUnder } from '../core/hostnames.ts';
 
 const RENEW_BEFORE_MS = 30 * 86400_000;
 const CHECK_EVERY_MS = 60 * 60_000;
 const MAX_BACKOFF_MS = 24 * 3600_000;
 
 interface Loaded {
-  ctx: tls.SecureContext;
-  pem?: { cert: string; key: string };
+  /** `haproxy.pem` in the hostname's directory: certificate then key, the form HAProxy loads. */
+  file: string;
+  pem: { cert: string; key: string };
   notAfter: Date;
   source: 'acme' | 'hearth-ca';
 }
 
+/** A certificate was installed or replaced (`file` set) or released (`file` null): the proxy loads or drops it. */
+export type CertListener = (hostname: string, file: string | null, pem: string | null) => void;
+
+export const PREVIEW_CERT = '_preview';
+
 const now = () => new Date().toISOString();
+
+const pemBundle = (p: { cert: string; key: string }) => `${p.cert.trim()}\n${p.key.trim()}\n`;
 
 export function certDir(dataDir: string, hostname: string): string {
   return path.join(dataDir, 'edge', 'certs', hostname);
@@ -47,6 +56,7 @@ export class CertManager implements CertificateIssuer {
   private readonly loaded = new Map<string, Loaded>();
   private readonly inflight = new Map<string, Promise<SslInfo>>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<CertListener>();
 
   constructor(
     private readonly dataDir: string,
@@ -74,44 +84,53 @@ export class CertManager implements CertificateIssuer {
     clearInterval(this.timer);
   }
 
-  /** The preview wildcard, for clients that send no SNI (the TLS server's default certificate). */
-  defaultPair(): { cert: string; key: string } {
-    if (!this.preview?.pem) throw new Error('CertManager.init() has not run');
-    return this.preview.pem;
+  onChange(fn: CertListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private announce(hostname: string, l: Loaded | null): void {
+    for (const fn of this.listeners) fn(hostname, l?.file ?? null, l ? pemBundle(l.pem) : null);
+  }
+
+  /** The preview wildcard's file: the default certificate (no SNI, or a name with no certificate of its own). */
+  previewFile(): string {
+    if (!this.preview) throw new Error('CertManager.init() has not run');
+    return this.preview.file;
+  }
+
+  /** Every certificate the proxy should load, the preview wildcard first (the default). */
+  files(): { hostname: string; file: string; pem: string }[] {
+    const out = this.preview ? [{ hostname: PREVIEW_CERT, file: this.preview.file, pem: pemBundle(this.preview.pem) }] : [];
+    for (const [hostname, l] of this.loaded) out.push({ hostname, file: l.file, pem: pemBundle(l.pem) });
+    return out;
   }
 
   challengeResponse(token: string): string | undefined {
     return this.acme?.challengeResponse(token);
   }
 
-  /** SNI: exact certificate, else the preview wildcard, else a Hearth-CA certificate for the name. */
-  async contextFor(servername: string): Promise<tls.SecureContext | undefined> {
-    const exact = this.loaded.get(servername);
-    if (exact) return exact.ctx;
-    if (this.preview && isUnder(servername, this.previewDomain)) {
-      // A wildcard covers one label only: deeper names get their own.
-      if (servername.split('.').length === this.previewDomain.split('.').length + 1) return this.preview.ctx;
-    }
-    return this.preview?.ctx;
-  }
-
   private async loadOrIssuePreview(): Promise<Loaded> {
     const names = [`*.${this.previewDomain}`, this.previewDomain];
-    const existing = await this.loadFiles('_preview', 'hearth-ca').catch(() => null);
+    const existing = await this.loadFiles(PREVIEW_CERT, 'hearth-ca').catch(() => null);
     if (existing && existing.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS) return existing;
     const issued = await this.ca.issue(names);
-    await this.writeFiles('_preview', issued.cert, issued.key);
-    return { ctx: tls.createSecureContext({ cert: issued.cert, key: issued.key }), pem: { cert: issued.cert, key: issued.key }, notAfter: issued.notAfter, source: 'hearth-ca' };
+    const file = await this.writeFiles(PREVIEW_CERT, issued.cert, issued.key);
+    return { file, pem: { cert: issued.cert, key: issued.key }, notAfter: issued.notAfter, source: 'hearth-ca' };
   }
 
   private async loadFiles(name: string, source: 'acme' | 'hearth-ca'): Promise<Loaded> {
     const dir = certDir(this.dataDir, name);
     const [cert, key] = await Promise.all([fs.readFile(path.join(dir, 'cert.pem'), 'utf8'), fs.readFile(path.join(dir, 'key.pem'), 'utf8')]);
     const notAfter = new Date(new X509Certificate(cert).validTo);
-    return { ctx: tls.createSecureContext({ cert, key }), pem: { cert, key }, notAfter, source };
+    const file = path.join(dir, 'haproxy.pem');
+    // Certificates written before the proxy edge have no bundle yet.
+    await fs.access(file).catch(() => fs.writeFile(file, pemBundle({ cert, key }), { mode: 0o600 }));
+    return { file, pem: { cert, key }, notAfter, source };
   }
 
-  private async writeFiles(name: string, cert: string, key: string): Promise<void> {
+  /** Writes cert.pem, key.pem and the bundle HAProxy loads; returns the bundle's path. */
+  private async writeFiles(name: string, cert: string, key: string): Promise<string> {
     const dir = certDir(this.dataDir, name);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     // Key then certificate, each by rename: a reader never sees a half-written pair.
@@ -119,6 +138,9 @@ export class CertManager implements CertificateIssuer {
     await fs.writeFile(path.join(dir, 'cert.pem.tmp'), cert, { mode: 0o644 });
     await fs.rename(path.join(dir, 'key.pem.tmp'), path.join(dir, 'key.pem'));
     await fs.rename(path.join(dir, 'cert.pem.tmp'), path.join(dir, 'cert.pem'));
+    await fs.writeFile(path.join(dir, 'haproxy.pem.tmp'), pemBundle({ cert, key }), { mode: 0o600 });
+    await fs.rename(path.join(dir, 'haproxy.pem.tmp'), path.join(dir, 'haproxy.pem'));
+    return path.join(dir, 'haproxy.pem');
   }
 
   // ------------------------------------------------------------ CertificateIssuer
@@ -138,8 +160,10 @@ export class CertManager implements CertificateIssuer {
     // HTTPS works at once with a Hearth-CA certificate while ACME runs.
     if (!this.loaded.has(hostname)) {
       const interim = await this.ca.issue([hostname]);
-      await this.writeFiles(hostname, interim.cert, interim.key);
-      this.loaded.set(hostname, { ctx: tls.createSecureContext({ cert: interim.cert, key: interim.key }), notAfter: interim.notAfter, source: 'hearth-ca' });
+      const file = await this.writeFiles(hostname, interim.cert, interim.key);
+      const l: Loaded = { file, pem: { cert: interim.cert, key: interim.key }, notAfter: interim.notAfter, source: 'hearth-ca' };
+      this.loaded.set(hostname, l);
+      this.announce(hostname, l);
       if (!this.acme) {
         await this.db.updateTable('edge_certificates').set({ status: 'active', source: 'hearth-ca', expires_at: interim.notAfter.toISOString(), last_attempt_at: at, last_error: null, updated_at: at })
           .where('hostname', '=', hostname).execute();
@@ -159,7 +183,7 @@ export class CertManager implements CertificateIssuer {
 
   async release(hostname: string): Promise<void> {
     await this.db.deleteFrom('edge_certificates').where('hostname', '=', hostname).execute();
-    this.loaded.delete(hostname);
+    if (this.loaded.delete(hostname)) this.announce(hostname, null);
     await fs.rm(certDir(this.dataDir, hostname), { recursive: true, force: true });
   }
 
@@ -221,8 +245,10 @@ export class CertManager implements CertificateIssuer {
   }
 
   private async install(hostname: string, cert: string, key: string, notAfter: Date, source: 'acme' | 'hearth-ca'): Promise<void> {
-    await this.writeFiles(hostname, cert, key);
-    this.loaded.set(hostname, { ctx: tls.createSecureContext({ cert, key }), notAfter, source });
+    const file = await this.writeFiles(hostname, cert, key);
+    const l: Loaded = { file, pem: { cert, key }, notAfter, source };
+    this.loaded.set(hostname, l);
+    this.announce(hostname, l);
     await this.db.updateTable('edge_certificates').set({
       status: 'active', source, expires_at: notAfter.toISOString(), last_error: null, renew_attempts: 0, updated_at: now(),
     }).where('hostname', '=', hostname).execute();
@@ -231,7 +257,10 @@ export class CertManager implements CertificateIssuer {
   /** Renew what nears expiry; retry failures with exponential backoff. */
   async sweep(): Promise<void> {
     try {
-      if (this.preview && this.preview.notAfter.getTime() - Date.now() < RENEW_BEFORE_MS) this.preview = await this.loadOrIssuePreview();
+      if (this.preview && this.preview.notAfter.getTime() - Date.now() < RENEW_BEFORE_MS) {
+        this.preview = await this.loadOrIssuePreview();
+        this.announce(PREVIEW_CERT, this.preview);
+      }
       for (const row of await this.db.selectFrom('edge_certificates').selectAll().where('auto_renew', '=', 1).execute()) {
         const expiring = !row.expires_at || Date.parse(row.expires_at) - Date.now() < RENEW_BEFORE_MS;
         const wantsAcme = this.acme !== null && row.source !== 'acme';

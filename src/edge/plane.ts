@@ -2,13 +2,16 @@
  * The public services and the edge: `publicServicesFor` builds the
  * services behind public access and SSH (the routes, the edge and the SSH
  * gateway share one PublicAccessService and one SshService), and
- * `startEdge` starts the edge (HTTP + HTTPS) with its CA, ACME and
- * certificate renewal once the control plane listens. The composition root
- * (src/compose.ts) calls both, and builds and starts the SSH gateway itself.
+ * `startEdge` starts the edge once the control plane listens: its CA, ACME
+ * and certificate renewal, hearthd's fallback backend on a Unix socket, and
+ * the data path — HAProxy serving HTTP and HTTPS, kept equal to the route
+ * table through its runtime API (src/edge/data-path.ts). The composition
+ * root (src/compose.ts) calls both, and builds and starts the SSH gateway
+ * itself.
  */
+import path from 'node:path';
 import dns from 'node:dns';
 import os from 'node:os';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.ts';
 import type { HostDriver } from '../host/host-driver.ts';
@@ -19,8 +22,10 @@ import type { EdgePorts } from '../core/hostnames.ts';
 import { HearthCA } from './ca.ts';
 import { AcmeIssuer } from './acme.ts';
 import { CertManager } from './certs.ts';
-import { Edge, type EdgeLifecycle, type EdgeLimits } from './server.ts';
-import { fileAccessLog, type AccessLog } from './access-log.ts';
+import { EdgeFallback, type EdgeLifecycle } from './fallback.ts';
+import { fileAccessLog } from './access-log.ts';
+import { EdgeDataPath, type RouteTarget } from './data-path.ts';
+import type { HaproxyLimits } from './haproxy-config.ts';
 
 export interface Listen {
   host: string;
@@ -40,7 +45,9 @@ export interface PublicPlaneOptions {
   dnsServers?: string[];
   /** How often pending domain claims are looked up again (ms); default 30 s. */
   domainRecheckMs?: number;
-  limits?: Partial<EdgeLimits>;
+  limits?: Partial<HaproxyLimits> & { wakeBudgetMs?: number };
+  /** The HAProxy binary (default /usr/sbin/haproxy). */
+  haproxyBinary?: string;
 }
 
 export interface PublicPlaneDeps {
@@ -88,7 +95,8 @@ export function publicServicesFor(deps: PublicPlaneDeps, opts: PublicPlaneOption
 }
 
 export interface EdgePlane {
-  edge: Edge | null;
+  dataPath: EdgeDataPath | null;
+  fallback: EdgeFallback | null;
   certs: CertManager | null;
   /** `http://host:port` of the edge's HTTP listener. */
   edgeUrl: string | null;
@@ -117,6 +125,20 @@ function cachedLookup(workspaces: WorkspaceService, ttlMs: number): (id: string)
   };
 }
 
+/** The internal address and state of every workspace with routes, in one query. */
+function targetsFrom(deps: PublicPlaneDeps): (ids: string[]) => Promise<Map<string, RouteTarget>> {
+  return async (ids) => {
+    const out = new Map<string, RouteTarget>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await deps.db.selectFrom('workspaces').select(['id', 'state', 'slot_index']).where('id', 'in', ids.slice(i, i + 500)).execute();
+      for (const r of rows) {
+        out.set(r.id, { running: r.state === 'running', ip: r.slot_index === null ? null : deps.host.agentEndpoint({ slotIndex: r.slot_index }).ip });
+      }
+    }
+    return out;
+  };
+}
+
 /** Reload the route table on a timer and, when a listener is asked for, start the edge. */
 export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions, handle: PublicPlaneHandle): Promise<EdgePlane> {
   const { services, live } = handle;
@@ -124,16 +146,18 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
   const previewDomain = opts.previewDomain ?? DEFAULT_PREVIEW_DOMAIN;
   const internalIp = (ws: Workspace) => (ws.slotIndex === null ? null : deps.host.agentEndpoint({ slotIndex: ws.slotIndex }).ip);
   const lookup = cachedLookup(deps.workspaces, 500);
-  let edge: Edge | null = null;
+  let dataPath: EdgeDataPath | null = null;
+  let fallback: EdgeFallback | null = null;
   let certs: CertManager | null = null;
-  let access: AccessLog | null = null;
+  let unsubscribe: (() => void) | null = null;
   const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   // Custom names routed before ownership proofs existed wait for theirs (pending) like any new claim.
   const demoted = await pa.demoteUnproven();
   await pa.reload();
-  // Rows vanish by cascade when a workspace is deleted: re-read the table so its routes (and connections) go too.
-  const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err }, 'route reload failed')); }, 2000);
+  // Rows vanish by cascade when a workspace is deleted, and workspaces sleep and wake: re-read the table and
+  // states so HAProxy follows (a stale entry is safe: a refused connection is redispatched to hearthd).
+  const reloader = setInterval(() => { pa.reload().catch((err) => deps.log.warn({ err }, 'route reload failed')); }, 1000);
   reloader.unref();
   // Pending claims are looked up again now and then, so a TXT record created later is noticed without a call.
   let verifying = false;
@@ -153,27 +177,43 @@ export async function startEdge(deps: PublicPlaneDeps, opts: PublicPlaneOptions,
       for (const h of demoted) await certs.release(h).catch(() => undefined);
       pa.certs = certs;
     }
-    access = fileAccessLog(deps.dataDir);
-    edge = new Edge({
-      routes: pa, workspace: lookup, internalIp, certs, lifecycle: lifecycleHook(deps.workspaces),
-      log: deps.log.child({ plane: 'edge' }), access, ...(opts.limits ? { limits: opts.limits } : {}),
+    const dir = path.join(deps.dataDir, 'edge', 'haproxy');
+    const fallbackSocket = path.join(deps.dataDir, 'edge', 'hearthd.sock');
+    const dp = new EdgeDataPath({
+      dir, accessLog: fileAccessLog(deps.dataDir), fallbackSocket, http: opts.edgeHttp, https: opts.edgeHttps,
+      ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.haproxyBinary ? { binary: opts.haproxyBinary } : {}),
+      routes: () => pa.routes(), targets: targetsFrom(deps), certs, log: deps.log.child({ plane: 'edge' }),
+      touch: (id) => deps.workspaces.noteActivity(id),
     });
-    await edge.listen(opts.edgeHttp, opts.edgeHttps);
-    live.edgePorts = {
-      http: opts.edgeHttp ? (edge.http.address() as AddressInfo).port : null,
-      https: opts.edgeHttps && edge.https ? (edge.https.address() as AddressInfo).port : null,
-    };
+    dataPath = dp;
+    let pendingSync = false;
+    fallback = new EdgeFallback({
+      routes: pa, workspace: lookup, internalIp, certs, lifecycle: lifecycleHook(deps.workspaces), log: deps.log.child({ plane: 'edge' }),
+      ...(opts.limits?.wakeBudgetMs ? { limits: { wakeBudgetMs: opts.limits.wakeBudgetMs } } : {}),
+      // Woken (or HAProxy's map lags): let HAProxy route this workspace itself from the next request on.
+      onRunning: () => {
+        if (pendingSync) return;
+        pendingSync = true;
+        setTimeout(() => { pendingSync = false; void dp.sync().catch(() => undefined); }, 50);
+      },
+    });
+    // The fallback first: HAProxy may send it requests as soon as it starts.
+    await fallback.listen(fallbackSocket);
+    await dp.start();
+    unsubscribe = pa.onRoutesReloaded(() => dp.sync());
+    live.edgePorts = { http: dp.http?.port ?? null, https: dp.https?.port ?? null };
   }
   return {
-    edge, certs,
+    dataPath, fallback, certs,
     edgeUrl: opts.edgeHttp && live.edgePorts.http !== null ? url('http', opts.edgeHttp.host, live.edgePorts.http) : null,
     edgeTlsUrl: opts.edgeHttps && live.edgePorts.https !== null ? url('https', opts.edgeHttps.host, live.edgePorts.https) : null,
     async close() {
       clearInterval(reloader);
       clearInterval(verifier);
-      await edge?.close();
+      unsubscribe?.();
+      await dataPath?.close();
+      await fallback?.close();
       certs?.close();
-      await access?.close();
     },
   };
 }

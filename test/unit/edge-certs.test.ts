@@ -43,8 +43,17 @@ test('a custom hostname gets a Hearth-CA certificate at once, stored in the data
   const leaf = new X509Certificate(pem);
   assert.equal(leaf.subjectAltName, 'DNS:shop.example.org');
   assert.ok(leaf.verify(new X509Certificate(ca.certPem).publicKey), 'signed by the Hearth CA');
-  assert.ok(await certs.contextFor('shop.example.org'));
+  const events: [string, string | null][] = [];
+  const off = certs.onChange((h, file) => events.push([h, file]));
+  const bundle = certs.files().find((f) => f.hostname === 'shop.example.org')!;
+  assert.equal(bundle.file, path.join(certDir(dir, 'shop.example.org'), 'haproxy.pem'));
+  assert.equal(await fs.readFile(bundle.file, 'utf8'), bundle.pem, 'the bundle HAProxy loads: certificate then key');
+  assert.match(bundle.pem, /BEGIN CERTIFICATE[\s\S]*PRIVATE KEY/);
+  assert.equal((await fs.stat(bundle.file)).mode & 0o777, 0o600);
+  assert.equal(certs.files()[0]!.file, certs.previewFile(), 'the preview wildcard is listed first: the default certificate');
   await certs.release('shop.example.org');
+  off();
+  assert.deepEqual(events, [['shop.example.org', null]], 'the proxy hears that the certificate is gone');
   assert.equal((await certs.info('shop.example.org')).status, 'none');
   await assert.rejects(fs.stat(certDir(dir, 'shop.example.org')));
 });

@@ -64,7 +64,7 @@ test('LogCapper keeps a watched log under its cap as it is written', async () =>
 test('edge access log rotates past its cap', async () => {
   const dir = tmp();
   const log = fileAccessLog(dir, 2000);
-  const entry = { status: 200, method: 'GET', host: 'a.example', path: '/', remote: '127.0.0.1', ms: 1, bytes: 2, secure: false };
+  const entry = JSON.stringify({ status: 200, method: 'GET', host: 'a.example', path: '/', remote: '127.0.0.1', ms: 1, bytes: 2, secure: false });
   for (let i = 0; i < 100; i++) {
     log.write(entry);
     await new Promise((r) => setImmediate(r));

@@ -8,6 +8,7 @@ import { MicrovmDriver } from '../../host/drivers/microvm/driver.ts';
 import { chooseDriver } from '../../host/local-host.ts';
 import { listCatalog } from '../../host/images/index.ts';
 import type { Capabilities } from '../../host/drivers/driver.ts';
+import { probeHaproxy } from '../../host/proxy/probe.ts';
 
 export async function doctorCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, { json: 'boolean', 'artifacts-dir': 'string' }, 'usage: hearth doctor [--json] [--artifacts-dir DIR]');
@@ -27,13 +28,14 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     chosen = `none: ${(err as Error).message}`;
   }
   const images = await listCatalog({ artifactsDir }).catch(() => []);
-  const report = { drivers: caps, auto: chosen, ip_forward: await ipForwardEnabled().catch(() => false), images: images.map((i) => ({ id: i.id, available: i.available, versions: i.versions })) };
+  const edge = await probeHaproxy();
+  const report = { drivers: caps, auto: chosen, ip_forward: await ipForwardEnabled().catch(() => false), edge_proxy: edge, images: images.map((i) => ({ id: i.id, available: i.available, versions: i.versions })) };
   if (f.json) {
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } else {
     const lines = ['isolation drivers:'];
     for (const c of caps) lines.push(`  ${c.available ? 'ok ' : 'no '} ${c.driver.padEnd(10)} ${c.reason}`);
-    lines.push(`auto picks: ${chosen}`, '', 'images:');
+    lines.push(`auto picks: ${chosen}`, '', 'edge proxy:', `  ${edge.available ? 'ok ' : 'no '} ${edge.binary} ${edge.reason}`, '', 'images:');
     for (const i of report.images) lines.push(`  ${i.available ? 'built  ' : 'missing'} ${i.id.padEnd(12)} ${Object.entries(i.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (report.images.some((i) => !i.available)) lines.push('', 'missing images: run `hearth setup`');
     process.stdout.write(lines.join('\n') + '\n');

@@ -16,6 +16,8 @@ export const HOST_PACKAGES = [
   'attr', 'docker-registry',
   // microVM clones: the guest's reseed helper is a static C program built with gcc.
   'gcc', 'libc6-dev',
+  // The edge's data path (issue 17): HAProxy 2.6 serves preview URLs and custom domains under hearthd's control.
+  'haproxy',
 ];
 
 /** Pure: `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'` output → installed package names. */

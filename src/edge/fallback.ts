@@ -1,26 +1,25 @@
 /**
- * The edge proxy: Hearth's public front door for exposed ports. Two
- * listeners (HTTP and HTTPS with SNI) share one handler that
+ * hearthd's own backend behind HAProxy (src/edge/haproxy-config.ts): every
+ * request HAProxy does not send straight to a workspace arrives here, over a
+ * Unix socket in the data dir, with X-Forwarded-* already set by HAProxy.
+ * It
  *
  *   1. answers ACME HTTP-01 challenges (HTTP only) before anything else;
- *   2. finds the route by Host header (unknown → 404 page, never another
- *      workspace);
- *   3. makes sure the workspace runs (the wake hook; 503 + Retry-After
- *      otherwise);
- *   4. streams the request to `<internal ip>:<port>` over the Hearth bridge
- *      (HTTP/1.1, keep-alive per route, WebSocket upgrades piped raw) with
- *      X-Forwarded-* headers, and the response back unbuffered;
- *   5. writes one access-log line.
+ *   2. finds the route by Host (unknown → 404 page, pending custom domain →
+ *      404 saying so, never another workspace);
+ *   3. wakes a sleeping workspace (the wake hook; 503 + Retry-After if it
+ *      does not come up within the wake budget) and tells the data path, so
+ *      HAProxy routes the next requests itself;
+ *   4. hands this one request on to `<internal ip>:<port>` (and the
+ *      WebSocket upgrade, piped raw), or answers 502 naming the port when
+ *      nothing listens — HAProxy redispatches a refused connection here.
  *
- * Every socket that carries traffic for a route is tracked under the route,
- * so revoking it (or deleting its workspace) destroys open connections at
- * once, idle keep-alive and upgraded ones included. Limits: header size
- * (431), header arrival time (slow-loris, 408), body size (413), time to
- * the upstream's response headers (504), idle keep-alive.
+ * Connections it carries for a route are tracked under the route and cut
+ * when the route goes (revoke, workspace deleted), like HAProxy's own.
  */
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
+import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { EdgeRoute } from '../control/public-access.ts';
@@ -28,47 +27,29 @@ import type { Workspace } from '../control/workspaces/row.ts';
 import type { CertManager } from './certs.ts';
 import { edgePageHtml, edgePageRaw, type EdgePage } from './pages.ts';
 import { normalizeHost } from '../core/hostnames.ts';
-import type { AccessLog } from './access-log.ts';
 
-export interface EdgeLimits {
-  maxHeaderBytes: number;
-  /** Time for a client to send its complete request headers (slow-loris). */
-  headersTimeoutMs: number;
-  /** Time for a TLS handshake to finish. */
-  handshakeTimeoutMs: number;
-  maxBodyBytes: number;
+export interface FallbackLimits {
   /** Time for the workspace to start answering (status line and headers). */
   upstreamTimeoutMs: number;
-  /** An idle keep-alive client connection is closed after this. */
-  keepAliveTimeoutMs: number;
   /** How long a request waits for a sleeping workspace to wake before 503 + Retry-After. */
   wakeBudgetMs: number;
 }
 
-export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
-  maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
-  handshakeTimeoutMs: 10_000,
-  maxBodyBytes: 100 * 1024 * 1024,
-  upstreamTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 65_000,
-  wakeBudgetMs: 30_000,
-};
+export const DEFAULT_FALLBACK_LIMITS: FallbackLimits = { upstreamTimeoutMs: 60_000, wakeBudgetMs: 30_000 };
 
 /**
- * How the edge meets the workspace lifecycle. `wake` runs before every
- * proxied request to a workspace that is not running and returns the
- * workspace as it is afterwards (a sleeping one is started and awaited;
- * a stopped one stays stopped → 503); `touch` records HTTP activity (§6:
- * edge traffic counts as activity for idle sleep). hearthd wires both to
- * the workspace service (`wake`, `noteActivity`).
+ * How the edge meets the workspace lifecycle. `wake` runs for a request to
+ * a workspace that is not running and returns the workspace as it is
+ * afterwards (a sleeping one is started and awaited; a stopped one stays
+ * stopped → 503); `touch` records HTTP activity (§6: edge traffic counts as
+ * activity for idle sleep). hearthd wires both to the workspace service.
  */
 export interface EdgeLifecycle {
   wake(ws: Workspace): Promise<Workspace | null>;
   touch(workspaceId: string): void;
 }
 
-export interface EdgeDeps {
+export interface FallbackDeps {
   routes: {
     route(hostname: string): EdgeRoute | undefined;
     /** A custom hostname asked for but not routed because its domain's ownership is not proven yet. */
@@ -79,11 +60,11 @@ export interface EdgeDeps {
   internalIp(ws: Workspace): string | null;
   certs: CertManager | null;
   lifecycle: EdgeLifecycle;
+  /** A request for a running workspace reached hearthd (woken now, or HAProxy's map lags): bring HAProxy up to date. */
+  onRunning(ws: Workspace): void;
   log: Logger;
-  access: AccessLog;
-  limits?: Partial<EdgeLimits>;
+  limits?: Partial<FallbackLimits>;
 }
-
 /** Hop-by-hop headers (RFC 9110 §7.6.1); never forwarded in either direction. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -107,58 +88,22 @@ interface Target {
 /** After a wake, a refused connection is retried this long (bodyless requests only) while the app starts listening. */
 const WAKE_LISTEN_GRACE_MS = 10_000;
 
-export class Edge {
-  readonly http: http.Server;
-  readonly https: https.Server | null;
-  readonly limits: EdgeLimits;
+export class EdgeFallback {
+  readonly server: http.Server;
+  readonly limits: FallbackLimits;
   private readonly sockets = new Map<string, Set<Duplex>>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly deps: EdgeDeps) {
-    this.limits = { ...DEFAULT_EDGE_LIMITS, ...deps.limits };
-    const serverOpts: http.ServerOptions = {
-      maxHeaderSize: this.limits.maxHeaderBytes,
-      headersTimeout: this.limits.headersTimeoutMs,
-      // Bodies may stream for long (uploads); the header timeout is what stops slow-loris.
-      requestTimeout: 0,
-      keepAliveTimeout: this.limits.keepAliveTimeoutMs,
-      // Node checks header/request timeouts on this period (default 30 s): make the limit real.
-      connectionsCheckingInterval: 1000,
-    };
-    this.http = http.createServer(serverOpts, (req, res) => this.onRequest(req, res, false));
-    this.wire(this.http, false);
-    if (deps.certs) {
-      const certs = deps.certs;
-      this.https = https.createServer({
-        ...serverOpts,
-        ...certs.defaultPair(),
-        handshakeTimeout: this.limits.handshakeTimeoutMs,
-        SNICallback: (servername, cb) => {
-          certs.contextFor(normalizeHost(servername) ?? servername).then((ctx) => cb(null, ctx), (err: Error) => cb(err));
-        },
-      }, (req, res) => this.onRequest(req, res, true));
-      this.wire(this.https, true);
-      this.https.on('tlsClientError', (_err, socket) => socket.destroy());
-    } else {
-      this.https = null;
-    }
+  constructor(private readonly deps: FallbackDeps) {
+    this.limits = { ...DEFAULT_FALLBACK_LIMITS, ...deps.limits };
+    // HAProxy enforces the client-facing limits; only it can reach this socket.
+    this.server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 120_000 }, (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onUpgrade(req, socket, head).catch((err) => this.rejectSocket(socket, err));
+    });
+    this.server.on('clientError', (_err, socket: Duplex) => socket.destroy());
     this.unsubscribe = deps.routes.onRoutesRemoved((removed) => { for (const r of removed) this.cut(routeKey(r)); });
-  }
-
-  private wire(server: http.Server, secure: boolean): void {
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.onUpgrade(req, socket, head, secure).catch((err) => this.rejectSocket(socket, err));
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      const code = err.code ?? '';
-      const status: EdgePage | null = code === 'HPE_HEADER_OVERFLOW' ? 431
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408
-        : code === 'ECONNRESET' || code === 'EPIPE' ? null : 400;
-      if (status && socket.writable && !(socket as net.Socket & { _httpMessage?: unknown })._httpMessage) socket.end(edgePageRaw(status));
-      socket.destroy();
-      if (status) this.deps.access.write({ status, method: '-', host: '-', path: '-', remote: (socket as net.Socket).remoteAddress ?? '', ms: 0, bytes: 0, secure, error: code });
-    });
   }
 
   /** Destroy every connection carrying traffic for a route (revoke, workspace gone). */
@@ -182,11 +127,6 @@ export class Edge {
     });
   }
 
-  /** Open connections per route (tests, metrics). */
-  openConnections(workspaceId: string, port: number): number {
-    return this.sockets.get(routeKey({ workspaceId, port }))?.size ?? 0;
-  }
-
   /**
    * Forget the keep-alive pools of a workspace whose sandbox was restarted
    * (a wake): its pooled sockets point at connections the new sandbox never
@@ -202,7 +142,7 @@ export class Edge {
 
   private agentFor(key: string): http.Agent {
     let a = this.agents.get(key);
-    if (!a) this.agents.set(key, (a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 })));
+    if (!a) this.agents.set(key, (a = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 })));
     return a;
   }
 
@@ -214,7 +154,6 @@ export class Edge {
     }
     if (!route) throw new EdgeReject(404);
     const key = routeKey(route);
-    this.track(key, req.socket);
     let ws = await this.deps.workspace(route.workspaceId);
     if (!ws) throw new EdgeReject(404);
     const woke = ws.state !== 'running';
@@ -230,38 +169,22 @@ export class Edge {
     const ip = this.deps.internalIp(ws);
     if (!ip) throw new EdgeReject(503, 'The workspace has no network address.', { 'retry-after': '1' });
     this.deps.lifecycle.touch(ws.id);
+    this.deps.onRunning(ws);
     return { route, ws, ip, key, woke };
   }
 
-  private forwardHeaders(req: http.IncomingMessage, secure: boolean): http.OutgoingHttpHeaders {
+  /** HAProxy set X-Forwarded-*; only hop-by-hop headers are dropped. */
+  private forwardHeaders(req: http.IncomingMessage): http.OutgoingHttpHeaders {
     const drop = new Set(HOP);
     for (const t of String(req.headers.connection ?? '').split(',')) if (t.trim()) drop.add(t.trim().toLowerCase());
     const out: http.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !drop.has(k) && !k.startsWith('x-forwarded-')) out[k] = v;
-    const remote = req.socket.remoteAddress ?? '';
-    // The edge is the first hop Hearth trusts: a client's own X-Forwarded-* is replaced, not extended.
-    out['x-forwarded-for'] = remote;
-    out['x-forwarded-proto'] = secure ? 'https' : 'http';
-    out['x-forwarded-host'] = req.headers.host ?? '';
-    out['x-forwarded-port'] = String(req.socket.localPort ?? '');
-    out['x-real-ip'] = remote;
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !drop.has(k)) out[k] = v;
     return out;
   }
 
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, secure: boolean): void {
-    const started = process.hrtime.bigint();
-    const host = req.headers.host ?? '';
-    let bytes = 0;
-    let target: Target | undefined;
-    res.once('close', () => {
-      this.deps.access.write({
-        status: res.statusCode, method: req.method ?? '-', host, path: req.url ?? '-', remote: req.socket.remoteAddress ?? '',
-        ms: Number(process.hrtime.bigint() - started) / 1e6, bytes, secure,
-        ...(target ? { workspace: target.ws.id, port: target.route.port } : {}),
-        ...(res.writableFinished ? {} : { aborted: true }),
-      });
-    });
-    // ACME HTTP-01, answered by the edge itself for any host.
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const secure = req.headers['x-forwarded-proto'] === 'https';
+    // ACME HTTP-01, answered by hearthd itself for any host.
     if (!secure && req.url?.startsWith('/.well-known/acme-challenge/')) {
       const token = req.url.slice('/.well-known/acme-challenge/'.length);
       const answer = this.deps.certs?.challengeResponse(token);
@@ -271,12 +194,6 @@ export class Edge {
         return;
       }
     }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > this.limits.maxBodyBytes) {
-      this.page(res, 413);
-      req.resume();
-      return;
-    }
     const bodyless = req.headers['transfer-encoding'] === undefined && !(Number(req.headers['content-length']) > 0);
     let wokeAt = 0;
     let staleRetried = false;
@@ -285,7 +202,7 @@ export class Edge {
     res.once('close', () => { if (!res.writableFinished) current?.destroy(); });
     const send = (t: Target) => {
       const up = http.request({
-        host: t.ip, port: t.route.port, method: req.method, path: req.url, headers: this.forwardHeaders(req, secure),
+        host: t.ip, port: t.route.port, method: req.method, path: req.url, headers: this.forwardHeaders(req),
         agent: this.agentFor(t.key), timeout: this.limits.upstreamTimeoutMs,
       });
       current = up;
@@ -298,10 +215,6 @@ export class Edge {
         for (const tkn of String(ur.headers.connection ?? '').split(',')) if (tkn.trim()) drop.add(tkn.trim().toLowerCase());
         for (const [k, v] of Object.entries(ur.headers)) if (v !== undefined && !drop.has(k)) headers[k] = v;
         res.writeHead(ur.statusCode ?? 502, ur.statusMessage, headers);
-        // Byte counting costs a listener per chunk: only when the length is not declared.
-        const declaredOut = Number(ur.headers['content-length']);
-        if (Number.isFinite(declaredOut)) bytes = declaredOut;
-        else ur.on('data', (c: Buffer) => { bytes += c.length; });
         ur.pipe(res);
         res.once('close', () => { if (!ur.complete) ur.destroy(); });
       });
@@ -324,29 +237,18 @@ export class Edge {
         else if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') this.page(res, 502, `Connection to port ${t.route.port} ${code === 'ECONNREFUSED' ? 'refused' : 'closed'}.`);
         else this.page(res, 502, `Could not reach port ${t.route.port} (${code || err.message}).`);
       });
-      // Body size limit for chunked bodies (Content-Length was checked above).
-      let received = 0;
-      if (req.headers['transfer-encoding'] !== undefined) req.on('data', (c: Buffer) => {
-        received += c.length;
-        if (received > this.limits.maxBodyBytes) {
-          up.destroy();
-          if (!res.headersSent) this.page(res, 413);
-          else res.destroy();
-          req.socket.destroy();
-        }
-      });
       if (bodyless) up.end();
       else req.pipe(up);
     };
     this.resolve(req).then((t) => {
-      target = t;
+      this.track(t.key, req.socket);
       wokeAt = Date.now();
       send(t);
     }, (err: unknown) => {
       req.resume();
       if (err instanceof EdgeReject) this.page(res, err.status, err.detail, err.headers);
       else {
-        this.deps.log.error({ err, host }, 'edge request failed');
+        this.deps.log.error({ err, host: req.headers.host }, 'edge request failed');
         this.page(res, 502);
       }
     });
@@ -359,19 +261,17 @@ export class Edge {
     res.end(body);
   }
 
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): Promise<void> {
-    const started = Date.now();
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const t = await this.resolve(req);
     const upstream = net.connect({ host: t.ip, port: t.route.port });
     this.track(t.key, socket);
     this.track(t.key, upstream);
     upstream.setNoDelay(true);
-    (socket as net.Socket).setNoDelay?.(true);
     let connected = false;
     upstream.once('connect', () => {
       connected = true;
-      const headers = this.forwardHeaders(req, secure);
+      const headers = this.forwardHeaders(req);
       headers.connection = 'Upgrade';
       headers.upgrade = req.headers.upgrade ?? 'websocket';
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
@@ -387,10 +287,7 @@ export class Edge {
       close();
     });
     upstream.on('close', close);
-    socket.on('close', () => {
-      upstream.destroy();
-      this.deps.access.write({ status: 101, method: req.method ?? 'GET', host: req.headers.host ?? '', path: req.url ?? '', remote: (socket as net.Socket).remoteAddress ?? '', ms: Date.now() - started, bytes: 0, secure, workspace: t.ws.id, port: t.route.port, upgrade: true });
-    });
+    socket.on('close', () => upstream.destroy());
   }
 
   private rejectSocket(socket: Duplex, err: unknown): void {
@@ -403,26 +300,24 @@ export class Edge {
     socket.destroy();
   }
 
-  async listen(httpAddr: { host: string; port: number } | null, httpsAddr: { host: string; port: number } | null): Promise<void> {
-    const listen = (s: net.Server, a: { host: string; port: number }) => new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen(a.port, a.host, () => { s.off('error', reject); resolve(); });
+  /** Listen on a Unix socket only HAProxy (same user) can reach. */
+  async listen(socketPath: string): Promise<void> {
+    fs.rmSync(socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(socketPath, () => { this.server.off('error', reject); resolve(); });
     });
-    if (httpAddr) await listen(this.http, httpAddr);
-    if (httpsAddr && this.https) await listen(this.https, httpsAddr);
+    fs.chmodSync(socketPath, 0o600);
   }
 
   async close(): Promise<void> {
     this.unsubscribe();
     for (const key of [...this.sockets.keys()]) this.cut(key);
     for (const a of this.agents.values()) a.destroy();
-    const closeServer = (s: net.Server & { closeAllConnections?: () => void }) => new Promise<void>((r) => {
-      if (!s.listening) { r(); return; }
-      s.closeAllConnections?.();
-      s.close(() => r());
+    await new Promise<void>((r) => {
+      if (!this.server.listening) { r(); return; }
+      this.server.closeAllConnections();
+      this.server.close(() => r());
     });
-    await closeServer(this.http);
-    if (this.https) await closeServer(this.https);
   }
 }
-
