@@ -26,6 +26,8 @@ import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
 import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
 import { SshGateway, loadHostKey } from './ssh/server.ts';
+import { HostsService } from './control/hosts.ts';
+import { defaultHostName, registerLocalHost } from './control/host-presence.ts';
 
 export interface Listen {
   host: string;
@@ -36,6 +38,8 @@ export interface HearthdOptions {
   dataDir: string;
   /** `postgresql://…` for a store shared by several hearthd; absent = SQLite in the data dir. */
   store?: string;
+  /** This machine's name among the store's hosts (default: its hostname). */
+  hostName?: string;
   api: Listen;
   runtime: Listen;
   host: HostDriver;
@@ -100,8 +104,10 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   // and be the workspace service's admission.
   const namespaces = new NamespaceService(db, log.child({ component: 'namespaces' }), () => workspaces);
   const meter = new Meter(db, log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : host.egressBytes({ slotIndex: ws.slotIndex })) });
+  const hostName = opts.hostName ?? defaultHostName();
+  const hosts = new HostsService(db);
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
-    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), hostName,
   }, { admission: namespaces, meter });
   const usage = new UsageReports(db);
   const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
@@ -113,7 +119,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   // Known once the gateway listens; the API hands it out with runtime tokens.
   let runtimeUrl: string | null = null;
   const api = buildApi({
-    workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
+    workspaces, namespaces, usage, snapshots, meter, hosts, agent: agentClientFor(host), publicServices: publicPlane.services,
     signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
   });
   // The same ApiKeys as the API's: a revocation through one clears what the other believes about issuers.
@@ -130,6 +136,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   }
 
   let edge: EdgePlane | null = null;
+  let presence: { stop(): void } | null = null;
   let reaper: NodeJS.Timeout | undefined;
   let reaping = false;
 
@@ -149,6 +156,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
     db, keys, workspaces, namespaces, api, gateway, publicPlane, ssh,
 
     async start() {
+      presence = await registerLocalHost(hosts, host, { name: hostName, dataDir: opts.dataDir, version: null, log });
       let t0 = performance.now();
       const reconciled = await workspaces.reconcile();
       log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
@@ -178,6 +186,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
     },
 
     async close() {
+      presence?.stop();
       clearInterval(reaper);
       meter.stop();
       await edge?.close();

@@ -23,6 +23,7 @@ import { sshRoutes } from './routes/ssh.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { hostRoutes } from './routes/hosts.ts';
 import { closeAllStreams } from './sse.ts';
 
 export interface ApiApp {
@@ -87,6 +88,7 @@ export function buildApi(ctx: ApiContext): ApiApp {
   workloadRoutes(routes, ctx);
   logRoutes(routes, ctx);
   metricsRoutes(routes, ctx);
+  hostRoutes(routes, ctx);
   // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
   app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };

@@ -44,6 +44,8 @@ export interface WorkspaceTable {
   /** Up to when this workspace's running time has been metered. */
   metered_at: string | null;
   metadata: string | null;
+  /** The host it was placed on (hosts.name); null for rows from before hosts. */
+  host_name?: string | null;
 }
 
 export interface NamespaceTable {
@@ -125,6 +127,24 @@ export interface SettingTable {
   value: string;
 }
 
+export interface HostTable {
+  name: string;
+  role: string;
+  address: string | null;
+  status: string;
+  cpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  cpu_overcommit: number;
+  memory_overcommit: number;
+  disk_overcommit: number;
+  drivers: string;
+  images: string;
+  version: string | null;
+  registered_at: string;
+  heartbeat_at: string;
+}
+
 export interface Database {
   api_keys: ApiKeyTable;
   workspaces: WorkspaceTable;
@@ -135,6 +155,7 @@ export interface Database {
   default_quotas: DefaultQuotaTable;
   usage_buckets: UsageBucketTable;
   revoked_tokens: { jti: string; expires_at: string };
+  hosts: HostTable;
 }
 
 class StaticMigrations implements MigrationProvider {

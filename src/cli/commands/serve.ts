@@ -9,13 +9,14 @@ import { Hearthd } from '../../hearthd.ts';
 import { createLocalHost } from '../../host/local-host.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 import { parsePrivateAllowed } from '../../core/network-policy.ts';
+import { validateHostName } from '../../control/hosts.ts';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--store postgresql://…] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--store postgresql://…] [--name HOST] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
-    'data-dir': 'string', store: 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
+    'data-dir': 'string', store: 'string', name: 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
     subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'egress-allow-private': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
   }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
@@ -40,10 +41,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     ...(f['no-dns'] ? { dns: false } : {}),
   });
   const publicPlane = parsePublicPlaneFlags(f, api);
+  if (f.name !== undefined) {
+    try { validateHostName(String(f.name)); } catch (e) { throw new ArgError(`--name: ${(e as Error).message}`, USAGE); }
+  }
   // --store wins over HEARTH_STORE; neither = SQLite in the data dir. A URL may carry a password: prefer the env.
   const store = f.store !== undefined ? String(f.store) : process.env.HEARTH_STORE || undefined;
   const d = await Hearthd.open({
-    dataDir, api, runtime, host, log, publicPlane, ...(store ? { store } : {}),
+    dataDir, api, runtime, host, log, publicPlane, ...(store ? { store } : {}), ...(f.name ? { hostName: String(f.name) } : {}),
     ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
     ...(f['meter-interval-ms'] ? { meterIntervalMs: Number(f['meter-interval-ms']) } : {}),
     ...(f['min-idle-seconds'] ? { minIdleSeconds: Number(f['min-idle-seconds']) } : {}),

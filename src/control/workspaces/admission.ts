@@ -98,7 +98,7 @@ async function insert(d: WorkspaceDeps, p: Principal, req: CreateRequest, nsSlug
     config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
     ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
     idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
-    state_changed_at: at, created_at: at, updated_at: at,
+    state_changed_at: at, created_at: at, updated_at: at, host_name: d.opts.hostName ?? null,
   };
   await d.db.insertInto('workspaces').values(row).execute();
   return decodeWorkspace(row);

@@ -22,6 +22,8 @@ export interface WorkspaceServiceOptions {
   slotRestMs: number;
   /** Hard cap on workspaces on this host (beyond the slot capacity). */
   maxWorkspaces: number;
+  /** The host new workspaces are placed on (hosts.name); absent = not recorded. */
+  hostName?: string;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {

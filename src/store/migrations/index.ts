@@ -9,6 +9,7 @@ import { m0002Namespaces } from './0002_namespaces.ts';
 import { m0003PublicAccess } from './0003_public_access.ts';
 import { m0004Snapshots } from './0004_snapshots.ts';
 import { m0005DomainClaims } from './0005_domain_claims.ts';
+import { m0010Hosts } from './0010_hosts.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001Initial,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0003_public_access': m0003PublicAccess,
   '0004_snapshots': m0004Snapshots,
   '0005_domain_claims': m0005DomainClaims,
+  '0010_hosts': m0010Hosts,
 };
