@@ -108,7 +108,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const hosts = new HostsService(db);
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
     ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), hostName,
-  }, { admission: namespaces, meter });
+  }, { admission: namespaces, meter, hosts });
   const usage = new UsageReports(db);
   const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
 

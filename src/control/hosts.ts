@@ -7,7 +7,7 @@
  * cached, so every API node on a PostgreSQL store sees the same hosts.
  */
 import type { Db, HostTable } from '../store/db.ts';
-import { NotFound, ValidationFailed } from '../core/errors.ts';
+import { LimitReached, NotFound, ValidationFailed } from '../core/errors.ts';
 import { DEFAULT_DOWN_AFTER_MS, DEFAULT_OVERCOMMIT, freeOf, isDown, type HostStatus, type HostView, type Overcommit, type Resources } from '../core/placement.ts';
 
 export interface HostRegistration {
@@ -89,6 +89,12 @@ export class HostsService {
     const res = await this.db.updateTable('hosts').set({ heartbeat_at: at.toISOString(), ...(images ? { images: JSON.stringify(images) } : {}) })
       .where('name', '=', name).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound('host', name);
+  }
+
+  /** A create may place on `name` unless it is draining (a host not registered yet takes creates, as before hosts). */
+  async assertAccepts(name: string): Promise<void> {
+    const h = await this.db.selectFrom('hosts').select('status').where('name', '=', name).executeTakeFirst();
+    if (h?.status === 'draining') throw new LimitReached('sandbox', `host ${name} is draining: it takes no new workspaces (undrain it with hearth hosts undrain ${name})`, 0, 0);
   }
 
   /** Draining: no new placements on the host; what runs there keeps running. */

@@ -5,7 +5,8 @@
  * exactly 5 (the limit holds across processes, each workspace on its own
  * slot); both hosts are registered and heartbeat, the admin endpoint on
  * either shows both with their load, and `hearth hosts` reads and drains
- * them from the store. Until the API-node/host split, each hearthd runs what
+ * them from the store, and a drained host's hearthd refuses creates while the
+ * other's still takes them. Until the API-node/host split, each hearthd runs what
  * it created, so the test deletes each workspace through its own hearthd.
  */
 import { test, before, after } from 'node:test';
@@ -76,6 +77,14 @@ test('20 parallel creates through two hearthd on one PostgreSQL against a namesp
     const seen = await (await fetch(`${a.api}/hearth/hosts`, { headers: headers(a) })).json() as { hosts: { name: string; status: string }[] };
     assert.equal(seen.hosts.find((h) => h.name === 'pg-host-b')!.status, 'draining', 'the other API sees the drain at once');
     assert.equal(cli('drain', 'no-such-host').status, 1);
+    // Drained, the host's hearthd takes no create; the other one still does.
+    const plain = (n: HearthInstance) => fetch(`${n.api}/workspace`, { method: 'POST', headers: headers(n), body: JSON.stringify({ image: 'debian-12', config: { ttl: '15m', cpus: 1, memory_mb: 256 } }) });
+    const onB = await plain(b);
+    assert.equal(onB.status, 409);
+    assert.equal((await onB.json() as { code: string }).code, 'SANDBOX_LIMIT_REACHED');
+    const onA = await plain(a);
+    assert.equal(onA.status, 201);
+    created.push({ node: a, status: 201, id: (await onA.json() as { workspace: { id: string } }).workspace.id, body: {} });
   } finally {
     // Each workspace runs on the hearthd that created it: delete it there.
     for (const r of created) await fetch(`${r.node.api}/workspace/${r.id}`, { method: 'DELETE', headers: headers(r.node) });

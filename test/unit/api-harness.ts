@@ -36,8 +36,8 @@ export async function startApi(secret = 'api-harness'): Promise<ApiHarness> {
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const namespaces = new NamespaceService(db, log, () => workspaces);
   // Workspaces are placed on the one host `local` (registered by a test that needs its row).
-  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, hostName: 'local' }, { admission: namespaces });
   const hosts = new HostsService(db);
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, hostName: 'local' }, { admission: namespaces, hosts });
   const signer = new TokenSigner(secret);
   const api = buildApi({
     workspaces, namespaces, usage: new UsageReports(db), meter: null, hosts, agent: agentClientFor(host),

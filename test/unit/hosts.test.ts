@@ -1,7 +1,8 @@
 /**
  * Hosts on the store (src/control/hosts.ts) and their admin endpoint, on
  * SQLite and PostgreSQL: a host registers its capacity and heartbeats, is
- * down once its heartbeat is stale, keeps `draining` across a restart, and
+ * down once its heartbeat is stale, keeps `draining` across a restart (and
+ * refuses creates while draining), and
  * shows the load of the workspaces placed on it; GET /hearth/hosts and
  * POST /hearth/hosts/:name/drain|undrain answer admin keys only.
  */
@@ -40,6 +41,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.deepEqual(row!.free, { cpus: 2 * 4 - 1, memory_mb: 4096 - 512, disk_mb: 20_000 - 2048 });
 
         await h.hosts.setDraining('local', true);
+        const refused = await h.call('POST', '/workspace', h.admin, { image: 'debian-12' });
+        assert.equal(refused.status, 409, 'a draining host takes no new workspace');
+        assert.equal(refused.json.code, 'SANDBOX_LIMIT_REACHED');
+        assert.match(refused.json.message, /draining/);
         await h.hosts.register(local({ capacity: { cpus: 4, memoryMb: 8192, diskMb: 20_000 } }));
         [row] = await h.hosts.list();
         assert.equal(row!.status, 'draining', 'a restart does not undo a drain');
@@ -47,6 +52,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const view = await h.hosts.placementView();
         assert.deepEqual(place({ cpus: 1, memoryMb: 256, diskMb: 1024, driver: 'container', image: 'debian-12', namespace: null }, view, { now: Date.now() }), { host: null, reasons: { local: 'draining' } });
         await assert.rejects(h.hosts.heartbeat('nope'), /host "nope" not found/);
+        await h.hosts.setDraining('local', false);
+        assert.equal((await h.call('POST', '/workspace', h.admin, { image: 'debian-12' })).status, 201, 'undrained, it takes creates again');
       } finally {
         await h.close();
         delete process.env.HEARTH_TEST_STORE;

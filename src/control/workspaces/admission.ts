@@ -62,6 +62,7 @@ export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, name
         .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
       if (prior && prior.state !== 'deleted') return { ws: decodeWorkspace(prior), fresh: false };
     }
+    if (d.hosts && d.opts.hostName) await d.hosts.assertAccepts(d.opts.hostName);
     const nsSlug = d.admission ? await d.admission.admitCreate(p, namespace, req.config) : namespace;
     // Names in network lists are checked, and the slot chosen, under the network lock with the insert (network.ts).
     return { ws: await exclusive(d, NETWORK_LOCK, () => insert(d, p, req, nsSlug, slug, driver)), fresh: true };

@@ -42,10 +42,16 @@ export interface Admission {
   admitResize(namespace: string | null, workspaceId: string, config: WorkspaceConfig): Promise<void>;
 }
 
-/** The collaborators a WorkspaceService is built with; absent = no admission, no metering. */
+/** Whether the host of `opts.hostName` takes new workspaces (control/hosts.ts: not while draining). */
+export interface HostAdmission {
+  assertAccepts(name: string): Promise<void>;
+}
+
+/** The collaborators a WorkspaceService is built with; absent = no admission, no metering, no host check. */
 export interface WorkspaceLinks {
   admission?: Admission | null;
   meter?: UsageMeter | null;
+  hosts?: HostAdmission | null;
 }
 
 export interface WorkspaceDeps {
@@ -55,6 +61,7 @@ export interface WorkspaceDeps {
   readonly opts: WorkspaceServiceOptions;
   readonly admission: Admission | null;
   readonly meter: UsageMeter | null;
+  readonly hosts: HostAdmission | null;
   /** Operations on one workspace are serialized; '__slots__' serializes every create. */
   readonly locks: KeyedMutex;
   /** The same keys across every hearthd on one PostgreSQL store (a pass-through on SQLite); taken through `exclusive`. */
@@ -70,7 +77,7 @@ export interface WorkspaceDeps {
 
 export function workspaceDeps(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions, links: WorkspaceLinks): WorkspaceDeps {
   return {
-    db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null,
+    db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null, hosts: links.hosts ?? null,
     locks: new KeyedMutex(), shared: sharedLocks(db), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(),
   };
 }
