@@ -61,7 +61,7 @@ function findTests(dir) {
 }
 const files = process.env.HEARTH_TEST_FILES
   ? process.env.HEARTH_TEST_FILES.split(/\s+/).filter(Boolean)
-  : [...findTests('test/unit'), ...findTests('test/integration'), ...findTests('test/acceptance')];
+  : [...findTests('test/unit'), ...findTests('test/integration'), ...findTests('test/acceptance'), ...findTests('test/browser')];
 
 const tapFile = path.join(os.tmpdir(), `hearth-test-${process.pid}.tap`);
 const nodeArgs = [

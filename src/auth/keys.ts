@@ -91,6 +91,18 @@ export async function authenticate(db: Db, signer: TokenSigner, headers: Headers
   return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null, grants: ALL_GRANTS, tokenId: null };
 }
 
+/**
+ * The principal of a live API key known by its id alone: what a web console
+ * session acts as (it holds the key's id, never its secret). The same checks
+ * as a key's authentication, minus the secret.
+ */
+export async function keyPrincipal(db: Db, clientId: string): Promise<Principal> {
+  const key = await db.selectFrom('api_keys').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+  if (!key || key.revoked_at) throw new Unauthenticated('the API key of this console session was revoked: sign in again');
+  if (await predatesNamespace(db, key.namespace, Date.parse(key.created_at), 0)) throw new Unauthenticated('this key belongs to a namespace that has since been deleted');
+  return { kind: 'key', clientId, admin: key.is_admin === 1, namespace: key.namespace, workspaceId: null, grants: ALL_GRANTS, tokenId: null };
+}
+
 /** A key as listed to admins: never its secret or hash. */
 export interface ApiKeyInfo {
   client_id: string;

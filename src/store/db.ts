@@ -122,6 +122,19 @@ export interface UsageBucketTable {
   records: number;
 }
 
+/** A pooled sandbox (migration 0006): never a workspace, so no tenant's. */
+export interface WarmPoolTable {
+  id: string;
+  pool_key: string;
+  /** The PoolShape (core/warm-pool.ts) as JSON. */
+  shape: string;
+  slot_index: number;
+  /** The agent secret of the pool: replaced by the workspace's at claim. */
+  secret: string;
+  state: string;
+  created_at: string;
+}
+
 export interface SettingTable {
   key: string;
   value: string;
@@ -155,6 +168,7 @@ export interface Database {
   default_quotas: DefaultQuotaTable;
   usage_buckets: UsageBucketTable;
   revoked_tokens: { jti: string; expires_at: string };
+  warm_pool: WarmPoolTable;
   hosts: HostTable;
 }
 

@@ -171,6 +171,27 @@ test('rotateToken: the old token stops at once, live sockets end, the workspace 
   assert.equal((await B.rt.exec.run(['echo', 'B fine'])).stdout, 'B fine\n');
 });
 
+test('rotateToken and disable also end the raw token: the agent takes a new secret, the old one is refused at once', { skip: needsRoot }, async () => {
+  const at = (raw: { token: string; ip: string; port: number }) => new Runtime({ token: raw.token, baseUrl: `http://${raw.ip}:${raw.port}` });
+  const before = await client.workspaces.apiAccess.rawToken(A.id) as { token: string; ip: string; port: number };
+  assert.equal((await at(before).exec.run(['echo', 'raw'])).stdout, 'raw\n');
+  const rotated = await client.workspaces.apiAccess.rotateToken(A.id) as { token: string };
+  A.rt = new Runtime({ token: rotated.token, baseUrl: h.runtime });
+  A.token = rotated.token;
+  await rejectsAuth(at(before).exec.run(['true']), 'the raw token from before the rotation');
+  const after = await client.workspaces.apiAccess.rawToken(A.id) as { token: string; ip: string; port: number };
+  assert.notEqual(after.token, before.token);
+  assert.equal((await at(after).exec.run(['echo', 'new raw'])).stdout, 'new raw\n');
+  assert.equal((await A.rt.exec.run(['echo', 'gateway'])).stdout, 'gateway\n', 'hearthd talks to the agent with the new secret');
+  await client.workspaces.apiAccess.disable(A.id);
+  await rejectsAuth(at(after).exec.run(['true']), 'the raw token after disable');
+  ({ rt: A.rt, token: A.token } = await runtimeFor(client, h, A.id));
+  assert.equal((await A.rt.exec.run(['echo', 'back'])).stdout, 'back\n');
+  // The new secret outlives a restart of the workspace (it is the stored one).
+  await client.workspaces.restart(A.id);
+  assert.equal((await A.rt.exec.run(['echo', 'restarted'])).stdout, 'restarted\n');
+});
+
 test('disable revokes, enable issues a working token; the disabled one stays dead', { skip: needsRoot }, async () => {
   const before = A.token;
   await client.workspaces.apiAccess.disable(A.id);

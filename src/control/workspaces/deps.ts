@@ -13,6 +13,7 @@ import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { sharedLocks, type SharedLocks } from '../../store/shared-locks.ts';
 import { ALL_GRANTS } from '../../core/grants.ts';
 import type { Workspace } from './row.ts';
+import type { WarmPool } from '../warm-pool/pool.ts';
 
 export interface WorkspaceServiceOptions {
   /** How long POST /workspace waits for readiness before answering "still provisioning". */
@@ -22,6 +23,8 @@ export interface WorkspaceServiceOptions {
   slotRestMs: number;
   /** Hard cap on workspaces on this host (beyond the slot capacity). */
   maxWorkspaces: number;
+  /** At most this many pooled sandboxes (`--warm-pool N`); 0 = no warm pools. */
+  warmPool?: number;
   /** The host new workspaces are placed on (hosts.name); absent = not recorded. */
   hostName?: string;
 }
@@ -73,12 +76,14 @@ export interface WorkspaceDeps {
   /** Last activity per workspace (edge traffic, ping). In memory: a restart restarts idle timers, never shortens them. */
   readonly activity: Map<string, number>;
   readonly startedAt: number;
+  /** Pre-started sandboxes creates may claim (control/warm-pool); null when pools are off. */
+  pool: WarmPool | null;
 }
 
 export function workspaceDeps(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions, links: WorkspaceLinks): WorkspaceDeps {
   return {
     db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null, hosts: links.hosts ?? null,
-    locks: new KeyedMutex(), shared: sharedLocks(db), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(),
+    locks: new KeyedMutex(), shared: sharedLocks(db), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(), pool: null,
   };
 }
 
