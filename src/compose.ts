@@ -31,6 +31,8 @@ import { Gateway } from './gateway/server.ts';
 import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
 import { SshGateway, loadHostKey } from './ssh/server.ts';
 import { listenForWorkspaces, type InternalListener } from './internal-listener.ts';
+import { HostsService } from './control/hosts.ts';
+import { defaultHostName, registerLocalHost } from './control/host-presence.ts';
 
 export interface Listen {
   host: string;
@@ -41,6 +43,8 @@ export interface HearthdOptions {
   dataDir: string;
   /** `postgresql://…` for a store shared by several hearthd; absent = SQLite in the data dir. */
   store?: string;
+  /** This machine's name among the store's hosts (default: its hostname). */
+  hostName?: string;
   api: Listen;
   runtime: Listen;
   host: HostDriver;
@@ -116,9 +120,11 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   // and be the workspace service's admission.
   const namespaces = new NamespaceService(db, log.child({ component: 'namespaces' }), () => workspaces);
   const meter = new Meter(db, log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : host.egressBytes({ slotIndex: ws.slotIndex })) });
+  const hostName = opts.hostName ?? defaultHostName();
+  const hosts = new HostsService(db);
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
-    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), warmPool: opts.warmPool ?? 0,
-  }, { admission: namespaces, meter });
+    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), warmPool: opts.warmPool ?? 0, hostName,
+  }, { admission: namespaces, meter, hosts });
   const usage = new UsageReports(db);
   const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
 
@@ -129,7 +135,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   // Known once the gateway listens; the API hands it out with runtime tokens.
   let runtimeUrl: string | null = null;
   const api = buildApi({
-    workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
+    workspaces, namespaces, usage, snapshots, meter, hosts, agent: agentClientFor(host), publicServices: publicPlane.services,
     signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
     activity: new ActivityLog(db, log.child({ component: 'activity' })), ...(opts.defaultImage ? { defaultImage: opts.defaultImage } : {}),
   });
@@ -149,6 +155,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
 
   let edge: EdgePlane | null = null;
   let internal: InternalListener | null = null;
+  let presence: { stop(): void } | null = null;
   let reaper: NodeJS.Timeout | undefined;
   let reaping = false;
 
@@ -168,6 +175,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
     db, keys, workspaces, namespaces, api, gateway, publicPlane, ssh,
 
     async start() {
+      presence = await registerLocalHost(hosts, host, { name: hostName, dataDir: opts.dataDir, version: null, log });
       let t0 = performance.now();
       const reconciled = await workspaces.reconcile();
       log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
@@ -200,6 +208,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
     },
 
     async close() {
+      presence?.stop();
       clearInterval(reaper);
       meter.stop();
       await edge?.close();

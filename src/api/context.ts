@@ -9,12 +9,15 @@ import type { PublicServices } from '../control/public-services.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { ApiKeys } from '../auth/keys.ts';
 import type { ActivityLog } from '../control/activity.ts';
+import type { HostsService } from '../control/hosts.ts';
 
 export interface ApiContext {
   workspaces: WorkspaceService;
   namespaces: NamespaceService;
   usage: UsageReports;
   snapshots: SnapshotService;
+  /** The store's hosts (admin endpoint /hearth/hosts); absent = the routes answer with no hosts known. */
+  hosts?: HostsService;
   /** Brings usage up to now before a report is read. */
   meter: { tick(): Promise<void> } | null;
   /** hearthd's client of the workspaces' guest agents (workload, log and metrics routes). */

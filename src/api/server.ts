@@ -23,6 +23,7 @@ import { sshRoutes } from './routes/ssh.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { hostRoutes } from './routes/hosts.ts';
 import { closeAllStreams } from './sse.ts';
 import { resourceRoutes } from './routes/resources.ts';
 import { notSupportedRoutes } from './routes/not-supported.ts';
@@ -101,6 +102,7 @@ export function buildApi(ctx: ApiContext): ApiApp {
   metricsRoutes(routes, ctx);
   resourceRoutes(routes, ctx);
   notSupportedRoutes(app);
+  hostRoutes(routes, ctx);
   // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
   app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };

@@ -44,6 +44,8 @@ export interface WorkspaceTable {
   /** Up to when this workspace's running time has been metered. */
   metered_at: string | null;
   metadata: string | null;
+  /** The host it was placed on (hosts.name); null for rows from before hosts. */
+  host_name?: string | null;
 }
 
 export interface NamespaceTable {
@@ -138,6 +140,24 @@ export interface SettingTable {
   value: string;
 }
 
+export interface HostTable {
+  name: string;
+  role: string;
+  address: string | null;
+  status: string;
+  cpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  cpu_overcommit: number;
+  memory_overcommit: number;
+  disk_overcommit: number;
+  drivers: string;
+  images: string;
+  version: string | null;
+  registered_at: string;
+  heartbeat_at: string;
+}
+
 export interface Database {
   api_keys: ApiKeyTable;
   workspaces: WorkspaceTable;
@@ -149,6 +169,7 @@ export interface Database {
   usage_buckets: UsageBucketTable;
   revoked_tokens: { jti: string; expires_at: string };
   warm_pool: WarmPoolTable;
+  hosts: HostTable;
 }
 
 class StaticMigrations implements MigrationProvider {

@@ -61,7 +61,11 @@ function drawUnique(draw: () => string): string {
  * `store`: where hearthd keeps its rows; default HEARTH_TEST_STORE (sqlite = the data dir's file,
  * postgres = a fresh database on the test process's throwaway cluster, passed as --store).
  */
-export async function startHearth(opts: { driver?: string; extraArgs?: string[]; store?: 'sqlite' | 'postgres' | { url: string } } = {}): Promise<HearthInstance> {
+export async function startHearth(opts: {
+  driver?: string; extraArgs?: string[]; store?: 'sqlite' | 'postgres' | { url: string };
+  /** The admin key of a store another hearthd made first (a second hearthd on it writes no credentials.json). */
+  credentials?: { clientId: string; clientSecret: string };
+} = {}): Promise<HearthInstance> {
   const store = opts.store ?? testDialect();
   const storeArgs = store === 'sqlite' ? [] : ['--store', store === 'postgres' ? await freshPostgresUrl() : store.url];
   const tag = drawUnique(() => 't' + randomBytes(2).toString('hex').slice(0, 3));
@@ -91,7 +95,7 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[];
   };
   const endpoints = await launch(['--listen', '127.0.0.1:0', '--runtime-listen', '127.0.0.1:0']);
   if (storeArgs.length) await waitUntil('hearthd to log that it opened the PostgreSQL store', async () => /"store":"postgres"/.test(logs.join('')), 5_000);
-  const creds = JSON.parse(await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { clientId: string; clientSecret: string };
+  const creds = opts.credentials ?? JSON.parse(await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { clientId: string; clientSecret: string };
 
   const inst: HearthInstance = {
     dataDir, api: endpoints.api, runtime: endpoints.runtime, ...creds, bridge, linkPrefix: tag, subnet, proc, logs,

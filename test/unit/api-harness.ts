@@ -17,11 +17,13 @@ import { buildApi, type ApiApp } from '../../src/api/server.ts';
 import { agentClientFor } from '../../src/control/workloads.ts';
 import { defaultPublicServices } from '../../src/control/public-services.ts';
 import { FakeHost } from './fake-host.ts';
+import { HostsService } from '../../src/control/hosts.ts';
 
 export interface ApiHarness {
   db: Db;
   api: ApiApp;
   host: FakeHost;
+  hosts: HostsService;
   /** Headers of the admin API key made at start. */
   admin: Record<string, string>;
   call(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: Record<string, any> }>;
@@ -33,16 +35,18 @@ export async function startApi(secret = 'api-harness'): Promise<ApiHarness> {
   const host = new FakeHost();
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const namespaces = new NamespaceService(db, log, () => workspaces);
-  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, DEFAULT_SERVICE_OPTIONS, { admission: namespaces });
+  // Workspaces are placed on the one host `local` (registered by a test that needs its row).
+  const hosts = new HostsService(db);
+  const workspaces: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, hostName: 'local' }, { admission: namespaces, hosts });
   const signer = new TokenSigner(secret);
   const api = buildApi({
-    workspaces, namespaces, usage: new UsageReports(db), meter: null, agent: agentClientFor(host),
+    workspaces, namespaces, usage: new UsageReports(db), meter: null, hosts, agent: agentClientFor(host),
     publicServices: defaultPublicServices({ db, workspaces, log }), signer, keys: new ApiKeys(db, signer),
     snapshots: new SnapshotService(db, host, workspaces, log), log, runtimeUrl: () => null,
   });
   const key = await createApiKey(db, { name: 'admin', admin: true });
   return {
-    db, api, host,
+    db, api, host, hosts,
     admin: { 'x-client-id': key.clientId, 'x-client-secret': key.clientSecret },
     async call(method, url, headers, body) {
       const res = await api.app.inject({ method, url, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });

@@ -45,6 +45,9 @@ const EXTENSIONS: Record<string, string> = {
   'GET /snapshots/:sid': 'one snapshot by id',
   'DELETE /snapshots/:sid': 'delete a snapshot by id',
   'POST /workspace/:id/workloads/:wid/restart': 'restart a workload in one call (the SDK has none: stop + start), §13 [REC]',
+  'GET /hearth/hosts': 'the store\'s hosts with health and load, admin only (issue 19)',
+  'POST /hearth/hosts/:name/drain': 'stop new placements on a host (issue 19)',
+  'POST /hearth/hosts/:name/undrain': 'take new placements on a host again (issue 19)',
 };
 
 function specRoutes(): Set<string> {

@@ -11,13 +11,14 @@ import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 import { parsePrivateAllowed } from '../../core/network-policy.ts';
 import { defaultPoolCap } from '../../core/warm-pool.ts';
 import os from 'node:os';
+import { validateHostName } from '../../control/hosts.ts';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--store postgresql://…] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] [--default-image NAME] [--warm-pool N] ' + PUBLIC_PLANE_USAGE;
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--store postgresql://…] [--name HOST] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] [--default-image NAME] [--warm-pool N] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
-    'data-dir': 'string', store: 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
+    'data-dir': 'string', store: 'string', name: 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
     subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'egress-allow-private': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string', 'default-image': 'string', 'warm-pool': 'string',
   }, USAGE);
   const warmPool = f['warm-pool'] === undefined ? defaultPoolCap(os.totalmem()) : Number(f['warm-pool']);
@@ -47,10 +48,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const defaultImage = f['default-image'] ? String(f['default-image']) : undefined;
   if (defaultImage) await host.resolveImage(defaultImage).catch((e: Error) => { throw new ArgError(`--default-image ${defaultImage}: ${e.message}`, USAGE); });
   const publicPlane = parsePublicPlaneFlags(f, api);
+  if (f.name !== undefined) {
+    try { validateHostName(String(f.name)); } catch (e) { throw new ArgError(`--name: ${(e as Error).message}`, USAGE); }
+  }
   // --store wins over HEARTH_STORE; neither = SQLite in the data dir. A URL may carry a password: prefer the env.
   const store = f.store !== undefined ? String(f.store) : process.env.HEARTH_STORE || undefined;
   const d = await Hearthd.open({
-    dataDir, api, runtime, host, log, publicPlane, warmPool, ...(store ? { store } : {}),
+    dataDir, api, runtime, host, log, publicPlane, warmPool, ...(store ? { store } : {}), ...(f.name ? { hostName: String(f.name) } : {}),
     ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
     ...(f['meter-interval-ms'] ? { meterIntervalMs: Number(f['meter-interval-ms']) } : {}),
     ...(f['min-idle-seconds'] ? { minIdleSeconds: Number(f['min-idle-seconds']) } : {}),

@@ -66,6 +66,7 @@ export function reserve(d: WorkspaceDeps, p: Principal, req: CreateRequest, name
         .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
       if (prior && prior.state !== 'deleted') return { ws: decodeWorkspace(prior), fresh: false };
     }
+    if (d.hosts && d.opts.hostName) await d.hosts.assertAccepts(d.opts.hostName);
     const nsSlug = d.admission ? await d.admission.admitCreate(p, namespace, req.config) : namespace;
     // Names in network lists are checked, and the slot chosen, under the network lock with the insert (network.ts).
     return { ws: await exclusive(d, NETWORK_LOCK, () => insert(d, p, req, nsSlug, slug, driver, shape)), fresh: true };
@@ -125,7 +126,7 @@ async function insert(d: WorkspaceDeps, p: Principal, req: CreateRequest, nsSlug
     config: JSON.stringify(req.config), provisioning: JSON.stringify(provisioning),
     ttl_expires_at: req.config.ttl_seconds ? new Date(Date.now() + req.config.ttl_seconds * 1000).toISOString() : null,
     idempotency_key: req.idempotencyKey, user_requested_stop: 0, metered_at: null, metadata: null,
-    state_changed_at: at, created_at: at, updated_at: at,
+    state_changed_at: at, created_at: at, updated_at: at, host_name: d.opts.hostName ?? null,
   };
   try {
     if (pooled) await d.pool!.markClaimed(pooled.id);

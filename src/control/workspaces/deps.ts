@@ -25,6 +25,8 @@ export interface WorkspaceServiceOptions {
   maxWorkspaces: number;
   /** At most this many pooled sandboxes (`--warm-pool N`); 0 = no warm pools. */
   warmPool?: number;
+  /** The host new workspaces are placed on (hosts.name); absent = not recorded. */
+  hostName?: string;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {
@@ -43,10 +45,16 @@ export interface Admission {
   admitResize(namespace: string | null, workspaceId: string, config: WorkspaceConfig): Promise<void>;
 }
 
-/** The collaborators a WorkspaceService is built with; absent = no admission, no metering. */
+/** Whether the host of `opts.hostName` takes new workspaces (control/hosts.ts: not while draining). */
+export interface HostAdmission {
+  assertAccepts(name: string): Promise<void>;
+}
+
+/** The collaborators a WorkspaceService is built with; absent = no admission, no metering, no host check. */
 export interface WorkspaceLinks {
   admission?: Admission | null;
   meter?: UsageMeter | null;
+  hosts?: HostAdmission | null;
 }
 
 export interface WorkspaceDeps {
@@ -56,6 +64,7 @@ export interface WorkspaceDeps {
   readonly opts: WorkspaceServiceOptions;
   readonly admission: Admission | null;
   readonly meter: UsageMeter | null;
+  readonly hosts: HostAdmission | null;
   /** Operations on one workspace are serialized; '__slots__' serializes every create. */
   readonly locks: KeyedMutex;
   /** The same keys across every hearthd on one PostgreSQL store (a pass-through on SQLite); taken through `exclusive`. */
@@ -73,7 +82,7 @@ export interface WorkspaceDeps {
 
 export function workspaceDeps(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions, links: WorkspaceLinks): WorkspaceDeps {
   return {
-    db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null,
+    db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null, hosts: links.hosts ?? null,
     locks: new KeyedMutex(), shared: sharedLocks(db), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(), pool: null,
   };
 }

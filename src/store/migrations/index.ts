@@ -12,6 +12,7 @@ import { m0005DomainClaims } from './0005_domain_claims.ts';
 import { m0006WarmPool } from './0006_warm_pool.ts';
 import { m0008Console } from './0008_console.ts';
 import { m0009ActivityWebhooks } from './0009_activity_webhooks.ts';
+import { m0010Hosts } from './0010_hosts.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001Initial,
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0006_warm_pool': m0006WarmPool,
   '0008_console': m0008Console,
   '0009_activity_webhooks': m0009ActivityWebhooks,
+  '0010_hosts': m0010Hosts,
 };
