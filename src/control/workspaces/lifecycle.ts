@@ -99,7 +99,10 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   // The image's ENTRYPOINT/CMD is the default workload unless config.cmd replaces it (image-defaults.ts).
   const image = firstBoot ? await d.host.resolveImage(latest.image).catch(() => null) : null;
   const fromImage = image ? imageDefaultWorkload(image, latest.config) : null;
-  if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd || fromImage)) await applyInitialWorkloads(d.host, latest, d.log, fromImage ? [fromImage] : []);
+  if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd || fromImage)) {
+    // The agent client serves running workspaces only: hand it the row as it is now.
+    await applyInitialWorkloads(d.host, (await byId(d, id)) ?? latest, d.log, fromImage ? [fromImage] : []);
+  }
   d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
 }
 
