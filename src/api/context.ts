@@ -9,6 +9,8 @@ import type { PublicServices } from '../control/public-services.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { ApiKeys } from '../auth/keys.ts';
 
+import type { ImageBuildService } from '../control/image-builds.ts';
+
 export interface ApiContext {
   workspaces: WorkspaceService;
   namespaces: NamespaceService;
@@ -28,6 +30,8 @@ export interface ApiContext {
   minIdleSeconds?: number;
   /** How often open SSE streams are re-authorized (default 30 s; tests shorten it). */
   streamRecheckMs?: number;
+  /** Dockerfile builds (absent: the build route says this hearthd does not build). */
+  imageBuilds?: ImageBuildService;
   /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
   runtimeUrl: () => string | null;
 }

@@ -54,7 +54,8 @@ export function builtRef(namespace: string | null, published: boolean, name: str
 export class ImageBuildService {
   constructor(private readonly host: HostDriver) {}
 
-  async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {
+  /** Everything that can be refused before the build starts (so an API caller gets a plain JSON error). */
+  prepare(p: Principal, req: Pick<BuildRequest, 'tag' | 'publish' | 'namespace'>): { name: string; tag: string; namespace: string | null; publish: boolean; ref: string } {
     if (!this.host.buildImage) throw new ValidationFailed('build', 'this host cannot build images');
     if (p.workspaceId) throw new Forbidden('a workspace-scoped token cannot build images');
     const publish = req.publish === true;
@@ -62,7 +63,12 @@ export class ImageBuildService {
     if (req.namespace !== undefined && req.namespace !== p.namespace && !p.admin) throw new Forbidden('a namespace principal builds only for its own namespace');
     const namespace = req.namespace !== undefined && p.admin ? req.namespace : p.namespace;
     const { name, tag } = parseTag(req.tag);
-    const ref = builtRef(namespace, publish, name, tag);
+    return { name, tag, namespace, publish, ref: builtRef(namespace, publish, name, tag) };
+  }
+
+  async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {
+    const { name, tag, namespace, publish, ref } = this.prepare(p, req);
+    if (!this.host.buildImage) throw new ValidationFailed('build', 'this host cannot build images');
     const record = await this.host.buildImage({ contextDir: req.contextDir, dockerfile: req.dockerfile, ref, buildArgs: req.buildArgs, owner: { namespace, published: publish } }, onEvent);
     return { image: record.id, ref, name: `${name}:${tag}`, digest: record.digest };
   }

@@ -169,3 +169,39 @@ test('an image built with `hearth images build` is usable at once as image: NAME
   assert.deepEqual(entry.build, { namespace: null, published: false });
   await client.workspaces.delete(ws.id);
 });
+
+/** POST /workspace/images/build with a tar of `dir`; the SSE events as parsed objects. */
+async function apiBuild(dir: string, query: string): Promise<{ status: number; events: Array<Record<string, any>>; json?: Record<string, any> }> {
+  const tarball = spawnSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 64 * 1024 * 1024 }).stdout;
+  const res = await fetch(`${h.api}/workspace/images/build?${query}`, {
+    method: 'POST', body: tarball,
+    headers: { 'content-type': 'application/x-tar', 'x-client-id': h.clientId, 'x-client-secret': h.clientSecret },
+  });
+  const text = await res.text();
+  if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) return { status: res.status, events: [], json: JSON.parse(text) };
+  const events = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Record<string, any>);
+  return { status: res.status, events };
+}
+
+test('the build endpoint takes a tar context, streams each step over SSE, and ends with the image or the error naming the line', { skip: skipBuild }, async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hearth-build-api-'));
+  scratch.push(dir);
+  await fs.writeFile(path.join(dir, 'hello.txt'), `api-${run}\n`);
+  await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM debian-12\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt && cp /hello.txt /copy\nCMD ["cat", "/copy"]\n');
+  const ok = await apiBuild(dir, `tag=${run}-api:1`);
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.events.filter((e) => e.type === 'step' && e.status !== 'running').map((e) => [e.line, e.status]), [[2, 'done'], [3, 'done']]);
+  assert.ok(ok.events.some((e) => e.type === 'log' && e.line === 3 && e.text === `api-${run}`), 'RUN output streamed');
+  const result = ok.events.at(-1)!;
+  assert.equal(result.type, 'result');
+  assert.equal(result.ref, `hearth.local/operator/${run}-api:1`);
+  const again = await apiBuild(dir, `tag=${run}-api:1`);
+  assert.deepEqual(again.events.filter((e) => e.type === 'step').map((e) => e.status), ['cached', 'cached']);
+
+  await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM debian-12\nRUN exit 7\n');
+  const failed = await apiBuild(dir, `tag=${run}-api:2`);
+  assert.deepEqual(failed.events.at(-1), { type: 'error', success: false, error: 'validation_error', code: 'validation_error', message: 'Dockerfile line 2: RUN failed with exit code 7', details: { field: 'dockerfile' }, hint: failed.events.at(-1)!.hint });
+  const bad = await apiBuild(dir, 'tag=Bad Name');
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json!.code, 'validation_error');
+});
