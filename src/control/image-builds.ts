@@ -9,7 +9,12 @@
  * unpublished image answers exactly as an image that does not exist, by
  * name, by ref and by id.
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
+import { receiveContext } from '../host/images/build/upload.ts';
+import { cleanContextPath } from '../host/images/build/context.ts';
 import { Forbidden, ValidationFailed } from '../core/errors.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { BuildEvent } from '../host/images/build/execute.ts';
@@ -64,6 +69,20 @@ export class ImageBuildService {
     const namespace = req.namespace !== undefined && p.admin ? req.namespace : p.namespace;
     const { name, tag } = parseTag(req.tag);
     return { name, tag, namespace, publish, ref: builtRef(namespace, publish, name, tag) };
+  }
+
+  /** An uploaded tar context, unpacked, and the Dockerfile read from it; `cleanup` removes it. */
+  async receive(body: Readable, dockerfilePath = 'Dockerfile'): Promise<{ contextDir: string; dockerfile: string; cleanup: () => Promise<void> }> {
+    const { dir, cleanup } = await receiveContext(body);
+    try {
+      const file = path.join(dir, cleanContextPath(dockerfilePath));
+      const st = await fs.lstat(file).catch(() => undefined);
+      if (!st?.isFile()) throw new ValidationFailed('dockerfile', `${dockerfilePath} is not a file in the build context`);
+      return { contextDir: dir, dockerfile: await fs.readFile(file, 'utf8'), cleanup };
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
   }
 
   async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {

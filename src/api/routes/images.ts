@@ -3,15 +3,11 @@
  * Catalog builds, the seed's short names (with what they run right now and
  * the versions really inside) and every pulled or imported image.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
 import { queryString, type Json } from '../parse.ts';
 import { ValidationFailed } from '../../core/errors.ts';
-import { receiveContext } from '../../host/images/build/upload.ts';
-import { cleanContextPath } from '../../host/images/build/context.ts';
 import { errorBody, toHttpError } from '../errors.ts';
 import { openSse } from '../sse.ts';
 
@@ -66,15 +62,11 @@ export function imageRoutes(r: RouteTable, ctx: ApiContext): void {
     builds.prepare(p, { tag, publish });
     if (!(req.body instanceof Readable)) throw new ValidationFailed('body', 'send the build context as a tar (Content-Type: application/x-tar)');
     const args = buildArgs(q);
-    const { dir, cleanup } = await receiveContext(req.body);
+    const { contextDir, dockerfile, cleanup } = await builds.receive(req.body, queryString(q, 'dockerfile') ?? 'Dockerfile');
     try {
-      const file = path.join(dir, cleanContextPath(queryString(q, 'dockerfile') ?? 'Dockerfile'));
-      const st = await fs.lstat(file).catch(() => undefined);
-      if (!st?.isFile()) throw new ValidationFailed('dockerfile', `${queryString(q, 'dockerfile') ?? 'Dockerfile'} is not a file in the build context`);
-      const dockerfile = await fs.readFile(file, 'utf8');
       const sse = openSse(reply);
       try {
-        const res = await builds.build(p, { tag, publish, contextDir: dir, dockerfile, buildArgs: args }, (e) => sse.send(e));
+        const res = await builds.build(p, { tag, publish, contextDir, dockerfile, buildArgs: args }, (e) => sse.send(e));
         sse.send({ type: 'result', success: true, ...res });
       } catch (e) {
         sse.send({ type: 'error', ...errorBody(toHttpError(e)) });
