@@ -88,7 +88,12 @@ export class ImageBuildService {
   async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {
     const { name, tag, namespace, publish, ref } = this.prepare(p, req);
     if (!this.host.buildImage) throw new ValidationFailed('build', 'this host cannot build images');
-    const record = await this.host.buildImage({ contextDir: req.contextDir, dockerfile: req.dockerfile, ref, buildArgs: req.buildArgs, owner: { namespace, published: publish } }, onEvent);
+    // FROM and COPY --from see what a create by this caller would see: its own and published builds, never another namespace's.
+    const resolveName = async (n: string) => {
+      if (/^snapshot:/i.test(n.trim()) && !p.admin) throw new ValidationFailed('dockerfile', `${n}: a snapshot base is available to operator builds only for now`, 'create a workspace from the snapshot and build from an image instead');
+      return resolveBuiltName(this.host, p, namespace, n);
+    };
+    const record = await this.host.buildImage({ contextDir: req.contextDir, dockerfile: req.dockerfile, ref, buildArgs: req.buildArgs, owner: { namespace, published: publish }, resolveName }, onEvent);
     return { image: record.id, ref, name: `${name}:${tag}`, digest: record.digest };
   }
 }
