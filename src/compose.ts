@@ -26,6 +26,7 @@ import { Meter } from './control/metering.ts';
 import { UsageReports } from './control/usage.ts';
 import { SnapshotService } from './control/snapshots.ts';
 import { agentClientFor } from './control/workloads.ts';
+import { ImageBuildService } from './control/image-builds.ts';
 import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
 import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
@@ -136,7 +137,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   let runtimeUrl: string | null = null;
   const api = buildApi({
     workspaces, namespaces, usage, snapshots, meter, hosts, agent: agentClientFor(host), publicServices: publicPlane.services,
-    signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
+    signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120, imageBuilds: new ImageBuildService(host),
     activity: new ActivityLog(db, log.child({ component: 'activity' })), ...(opts.defaultImage ? { defaultImage: opts.defaultImage } : {}),
   });
   mountConsole(api.app, { keys, sessions: consoleSessions, runtimeUrl: () => runtimeUrl });

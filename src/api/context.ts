@@ -11,6 +11,8 @@ import type { ApiKeys } from '../auth/keys.ts';
 import type { ActivityLog } from '../control/activity.ts';
 import type { HostsService } from '../control/hosts.ts';
 
+import type { ImageBuildService } from '../control/image-builds.ts';
+
 export interface ApiContext {
   workspaces: WorkspaceService;
   namespaces: NamespaceService;
@@ -32,6 +34,8 @@ export interface ApiContext {
   minIdleSeconds?: number;
   /** How often open SSE streams are re-authorized (default 30 s; tests shorten it). */
   streamRecheckMs?: number;
+  /** Dockerfile builds (absent: the build route says this hearthd does not build). */
+  imageBuilds?: ImageBuildService;
   /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
   runtimeUrl: () => string | null;
   /** Every state-changing call (usage.activity); absent: nothing is recorded. */

@@ -43,6 +43,8 @@ export function buildApi(ctx: ApiContext): ApiApp {
 
   // The SDK sends `Content-Type: application/json` on every request, bodyless
   // POSTs included (§1.2): an empty body means {}.
+  // A build context (POST /workspace/images/build) is streamed to the unpacker, which bounds it.
+  app.addContentTypeParser('application/x-tar', (_req, payload, done) => done(null, payload));
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();

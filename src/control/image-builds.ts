@@ -9,7 +9,12 @@
  * unpublished image answers exactly as an image that does not exist, by
  * name, by ref and by id.
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
+import { receiveContext } from '../host/images/build/upload.ts';
+import { cleanContextPath } from '../host/images/build/context.ts';
 import { Forbidden, ValidationFailed } from '../core/errors.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { BuildEvent } from '../host/images/build/execute.ts';
@@ -54,7 +59,8 @@ export function builtRef(namespace: string | null, published: boolean, name: str
 export class ImageBuildService {
   constructor(private readonly host: HostDriver) {}
 
-  async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {
+  /** Everything that can be refused before the build starts (so an API caller gets a plain JSON error). */
+  prepare(p: Principal, req: Pick<BuildRequest, 'tag' | 'publish' | 'namespace'>): { name: string; tag: string; namespace: string | null; publish: boolean; ref: string } {
     if (!this.host.buildImage) throw new ValidationFailed('build', 'this host cannot build images');
     if (p.workspaceId) throw new Forbidden('a workspace-scoped token cannot build images');
     const publish = req.publish === true;
@@ -62,8 +68,32 @@ export class ImageBuildService {
     if (req.namespace !== undefined && req.namespace !== p.namespace && !p.admin) throw new Forbidden('a namespace principal builds only for its own namespace');
     const namespace = req.namespace !== undefined && p.admin ? req.namespace : p.namespace;
     const { name, tag } = parseTag(req.tag);
-    const ref = builtRef(namespace, publish, name, tag);
-    const record = await this.host.buildImage({ contextDir: req.contextDir, dockerfile: req.dockerfile, ref, buildArgs: req.buildArgs, owner: { namespace, published: publish } }, onEvent);
+    return { name, tag, namespace, publish, ref: builtRef(namespace, publish, name, tag) };
+  }
+
+  /** An uploaded tar context, unpacked, and the Dockerfile read from it; `cleanup` removes it. */
+  async receive(body: Readable, dockerfilePath = 'Dockerfile'): Promise<{ contextDir: string; dockerfile: string; cleanup: () => Promise<void> }> {
+    const { dir, cleanup } = await receiveContext(body);
+    try {
+      const file = path.join(dir, cleanContextPath(dockerfilePath));
+      const st = await fs.lstat(file).catch(() => undefined);
+      if (!st?.isFile()) throw new ValidationFailed('dockerfile', `${dockerfilePath} is not a file in the build context`);
+      return { contextDir: dir, dockerfile: await fs.readFile(file, 'utf8'), cleanup };
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  async build(p: Principal, req: BuildRequest, onEvent?: (e: BuildEvent) => void): Promise<{ image: string; ref: string; name: string; digest: string }> {
+    const { name, tag, namespace, publish, ref } = this.prepare(p, req);
+    if (!this.host.buildImage) throw new ValidationFailed('build', 'this host cannot build images');
+    // FROM and COPY --from see what a create by this caller would see: its own and published builds, never another namespace's.
+    const resolveName = async (n: string) => {
+      if (/^snapshot:/i.test(n.trim()) && !p.admin) throw new ValidationFailed('dockerfile', `${n}: a snapshot base is available to operator builds only for now`, 'create a workspace from the snapshot and build from an image instead');
+      return resolveBuiltName(this.host, p, namespace, n);
+    };
+    const record = await this.host.buildImage({ contextDir: req.contextDir, dockerfile: req.dockerfile, ref, buildArgs: req.buildArgs, owner: { namespace, published: publish }, resolveName }, onEvent);
     return { image: record.id, ref, name: `${name}:${tag}`, digest: record.digest };
   }
 }

@@ -19,6 +19,8 @@ export interface HostBuildRequest {
   ref: string;
   buildArgs?: Record<string, string>;
   owner: { namespace: string | null; published: boolean };
+  /** Maps (and checks) a FROM / COPY --from name as the caller may use it; throws when it may not. */
+  resolveName?: (name: string) => Promise<string>;
 }
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 

@@ -443,7 +443,8 @@ export class LocalHost implements HostDriver {
 
   async buildImage(req: HostBuildRequest, onEvent?: (e: BuildEvent) => void): Promise<ImageManifest> {
     const record = await buildImage({
-      ...req, paths: artifactPaths(this.opts.artifactsDir), resolveBase: (n) => this.resolveImage(n), onEvent,
+      ...req, paths: artifactPaths(this.opts.artifactsDir), onEvent,
+      resolveBase: async (n) => this.resolveImage(req.resolveName ? await req.resolveName(n) : n),
       runcRoot: path.join(runDirFor(this.opts.dataDir), 'build-runc'), runLimits: runLimits(),
     });
     this.images.delete(req.ref);

@@ -44,6 +44,7 @@ const EXTENSIONS: Record<string, string> = {
   'GET /snapshots': 'all snapshots in the caller\'s scope (e.g. to create a workspace from one)',
   'GET /snapshots/:sid': 'one snapshot by id',
   'DELETE /snapshots/:sid': 'delete a snapshot by id',
+  'POST /workspace/images/build': 'build an image from a Dockerfile and a tar context, progress over SSE (issue 15)',
   'POST /workspace/:id/workloads/:wid/restart': 'restart a workload in one call (the SDK has none: stop + start), §13 [REC]',
   'GET /hearth/hosts': 'the store\'s hosts with health and load, admin only (issue 19)',
   'POST /hearth/hosts/:name/drain': 'stop new placements on a host (issue 19)',
