@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { describe: string; load: () => Promise<(argv: st
   setup: { describe: 'prepare this host: packages, agent drive, images', load: async () => (await import('./commands/setup.ts')).setupCommand },
   ca: { describe: 'print the Hearth CA certificate, or --install it into the system trust store', load: async () => (await import('./commands/ca.ts')).caCommand },
   doctor: { describe: 'which isolation drivers this host can run, and why not', load: async () => (await import('./commands/doctor.ts')).doctorCommand },
+  env: { describe: 'print the exports that point the oblien CLI, MCP and SDK here: eval "$(hearth env)"', load: async () => (await import('./commands/env.ts')).envCommand },
   images: { describe: 'list, pull, import (docker save / OCI archives) and gc images', load: async () => (await import('./commands/images.ts')).imagesCommand },
 };
 
