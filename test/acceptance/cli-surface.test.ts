@@ -94,3 +94,33 @@ test('every oblien ws subcommand, then a seed flow through the data plane, after
   const gone = sh(['ws', 'get', id, '--json']);
   assert.notEqual(gone.code, 0);
 });
+
+test('oblien login --base-url completes its browser sign-in on hearthd\'s approval page, and the stored login drives the CLI', { skip: needsRoot }, async () => {
+  const loginHome = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-cli-login-'));
+  try {
+    const { spawn } = await import('node:child_process');
+    const env = { PATH: process.env.PATH ?? '', HOME: loginHome };
+    const proc = spawn(oblien, ['login', '--base-url', h.api], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    proc.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+    const exited = new Promise<number>((f) => proc.on('exit', (code) => f(code ?? -1)));
+    let url = '';
+    for (let i = 0; i < 100 && !url; i++) { url = /(http:\/\/\S+\/auth\/approve\/login_[0-9a-f]+)/.exec(out)?.[1] ?? ''; if (!url) await new Promise((f) => setTimeout(f, 100)); }
+    assert.ok(url, `the CLI printed the approval URL: ${out}`);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<form method="post"/);
+    const wrong = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: h.clientId, client_secret: 'wrong' }).toString() });
+    assert.equal(wrong.status, 401);
+    const ok = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: h.clientId, client_secret: h.clientSecret }).toString() });
+    assert.match(await ok.text(), /Signed in/);
+    assert.equal(await exited, 0, out);
+    assert.match(out, /Logged in/);
+    const listed = spawnSync(oblien, ['ws', 'list', '--json'], { env, encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.ok(JSON.parse(listed.stdout).success);
+  } finally {
+    fs.rmSync(loginHome, { recursive: true, force: true });
+  }
+});
