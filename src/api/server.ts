@@ -2,7 +2,7 @@
  * The control plane: a fastify app serving the contract's routes at the
  * origin root (the SDK drops any base-URL path, §1.1).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { ApiContext } from './context.ts';
 import { RouteTable } from './route-table.ts';
@@ -27,6 +27,7 @@ import { hostRoutes } from './routes/hosts.ts';
 import { closeAllStreams } from './sse.ts';
 import { resourceRoutes } from './routes/resources.ts';
 import { notSupportedRoutes } from './routes/not-supported.ts';
+import { LoginSessions } from './routes/login.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
@@ -73,7 +74,12 @@ export function buildApi(ctx: ApiContext): ApiApp {
     reply.code(404).send(errorBody(e, req.id));
   });
 
-  const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip), (p, id) => ctx.workspaces.find(p, id), ctx.streamRecheckMs);
+  // `oblien login`: a session token approved on hearthd's page authenticates as the key that approved it.
+  const login = new LoginSessions();
+  const byKey = (headers: Record<string, string | string[] | undefined>, ip: string) => ctx.keys.authenticate(headers, ip);
+  login.routes(app, byKey);
+  const authenticate = async (req: FastifyRequest) => (await login.principal(req, byKey)) ?? ctx.keys.authenticate(req.headers, req.ip);
+  const routes = new RouteTable(app, authenticate, (p, id) => ctx.workspaces.find(p, id), ctx.streamRecheckMs);
   if (ctx.activity) {
     const activity = ctx.activity;
     routes.audit = ({ decl, principal, req, status, errorCode }) => {

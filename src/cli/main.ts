@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { describe: string; load: () => Promise<(argv: st
   doctor: { describe: 'which isolation drivers this host can run, and why not', load: async () => (await import('./commands/doctor.ts')).doctorCommand },
   'console-link': { describe: 'print a one-time sign-in link to the web console', load: async () => (await import('./commands/console-link.ts')).consoleLinkCommand },
   hosts: { describe: 'list the store\'s hosts with health and load; drain or undrain one', load: async () => (await import('./commands/hosts.ts')).hostsCommand },
+  env: { describe: 'print the exports that point the oblien CLI, MCP and SDK here: eval "$(hearth env)"', load: async () => (await import('./commands/env.ts')).envCommand },
   images: { describe: 'list, pull, import (docker save / OCI archives) and gc images', load: async () => (await import('./commands/images.ts')).imagesCommand },
 };
 

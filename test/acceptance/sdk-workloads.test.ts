@@ -190,7 +190,8 @@ test('durability: workloads survive a kill -9 of hearthd untouched and come back
   assert.equal(after.pid, keep.pid, 'the same process: hearthd is not in the workloads\' path');
 
   await client.workspaces.stop(ws.id);
-  await assert.rejects(client.workspaces.workloads.list(ws.id), (e: any) => e instanceof ConflictError && e.code === 'invalid_state', 'a stopped workspace has no live workloads: 409 invalid_state');
+  assert.deepEqual(await client.workspaces.workloads.list(ws.id), [], 'a stopped workspace has no live workloads: the list is empty');
+  await assert.rejects(client.workspaces.workloads.start(ws.id, parked.id), (e: any) => e instanceof ConflictError && e.code === 'invalid_state', 'a change needs it running: 409 invalid_state');
   await client.workspaces.start(ws.id);
   const back = await waitUntil('the always workload to be back', async () => {
     const s = await client.workspaces.workloads.get(ws.id, keep.id) as any;

@@ -8,6 +8,7 @@
  */
 import { ValidationFailed } from '../../core/errors.ts';
 import type { Json } from '../parse.ts';
+import { HttpError } from '../errors.ts';
 
 export const DEFAULT_IMAGE = 'debian-12';
 const MAX_AUTO_STOP_SECONDS = 30 * 86_400;
@@ -43,6 +44,11 @@ export function normalizeWorkspaceBody(body: Json, opts: { create: boolean; defa
     delete out[key];
     if (v === undefined) continue;
     config[key] = key === 'logo' ? logo(v) : autoStop(v, opts.minIdleSeconds);
+  }
+  // CLI --desktop: no desktop is offered here, so asking for one is refused rather than stored and ignored.
+  const desktop = config.desktop as Json | undefined;
+  if (desktop && typeof desktop === 'object' && desktop.enabled === true) {
+    throw new HttpError('not_supported', 'the workspace desktop is not offered by this server', { field: 'config.desktop.enabled' }, 'create the workspace without --desktop; run a desktop inside it yourself and reach it over SSH port forwarding');
   }
   if (Object.keys(config).length || body.config !== undefined) out.config = config;
   if (opts.create && (body.image === undefined || body.image === null || body.image === '')) out.image = opts.defaultImage;
