@@ -86,8 +86,7 @@ function App() {
   }, []);
   const signedIn = (s: Json) => {
     setCsrf(String(s.csrf));
-    // The full picture (admin, namespace) comes from the session itself.
-    request('GET', `${BASE}/session`).then((full) => setMe(full as unknown as Me)).catch((e) => setFatal(message(e)));
+    setMe(s as unknown as Me);
   };
   const signOut = async () => {
     await request('DELETE', `${BASE}/session`).catch(() => undefined);
