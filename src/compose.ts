@@ -6,11 +6,12 @@
  * them up in order (reconcile, network policies, listeners, timers) and
  * `close` takes them down in the reverse order.
  */
+import { ActivityLog } from './control/activity.ts';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { openSqlite, getSetting, setSetting, type Db } from './store/db.ts';
+import { getSetting, setSetting, type Db } from './store/db.ts';
+import { openStore } from './store/open.ts';
 import type { HostDriver } from './host/host-driver.ts';
 import { TokenSigner } from './auth/jwt.ts';
 import { randomToken } from './auth/secrets.ts';
@@ -29,6 +30,7 @@ import { buildApi, type ApiApp } from './api/server.ts';
 import { Gateway } from './gateway/server.ts';
 import { publicHost, publicServicesFor, startEdge, type EdgePlane, type PublicPlaneHandle, type PublicPlaneOptions } from './edge/plane.ts';
 import { SshGateway, loadHostKey } from './ssh/server.ts';
+import { listenForWorkspaces, type InternalListener } from './internal-listener.ts';
 
 export interface Listen {
   host: string;
@@ -37,6 +39,8 @@ export interface Listen {
 
 export interface HearthdOptions {
   dataDir: string;
+  /** `postgresql://…` for a store shared by several hearthd; absent = SQLite in the data dir. */
+  store?: string;
   api: Listen;
   runtime: Listen;
   host: HostDriver;
@@ -50,6 +54,10 @@ export interface HearthdOptions {
   meterIntervalMs?: number;
   /** Edge (preview URLs, custom domains) and SSH gateway listeners; absent = both off. */
   publicPlane?: PublicPlaneOptions;
+  /** The image of a create that names none (default debian-12). */
+  defaultImage?: string;
+  /** At most this many pre-started sandboxes (`--warm-pool N`, control/warm-pool); 0 or absent = off. */
+  warmPool?: number;
 }
 
 export interface Endpoints {
@@ -60,6 +68,9 @@ export interface Endpoints {
   /** The edge's HTTPS listener and the preview base domain (issue 7). */
   edge_tls?: string | null;
   preview_domain?: string | null;
+  /** The control and data planes as workspaces reach them (src/core/internal-plane.ts); null: not published. */
+  api_internal?: string | null;
+  runtime_internal?: string | null;
   /** The web console (src/console/). */
   console?: string;
 }
@@ -94,7 +105,8 @@ async function jwtSecret(db: Db): Promise<string> {
 export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const { host, log } = opts;
   await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openSqlite(path.join(opts.dataDir, 'hearth.db'));
+  const { db, store } = await openStore(opts.store, opts.dataDir, (message) => log.warn(message));
+  log.info({ store: store.kind, at: store.describe }, 'store open');
   const signer = new TokenSigner(await jwtSecret(db));
   // The console's sessions authenticate through the same keys as the API (src/console/keys.ts).
   const consoleSessions = new ConsoleSessions(db);
@@ -105,7 +117,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const namespaces = new NamespaceService(db, log.child({ component: 'namespaces' }), () => workspaces);
   const meter = new Meter(db, log.child({ component: 'meter' }), namespaces, { egressBytes: (ws) => (ws.slotIndex === null ? Promise.resolve(null) : host.egressBytes({ slotIndex: ws.slotIndex })) });
   const workspaces: WorkspaceService = new WorkspaceService(db, host, log.child({ component: 'workspaces' }), {
-    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}),
+    ...DEFAULT_SERVICE_OPTIONS, ...(opts.fastPathMs !== undefined ? { fastPathMs: opts.fastPathMs } : {}), warmPool: opts.warmPool ?? 0,
   }, { admission: namespaces, meter });
   const usage = new UsageReports(db);
   const snapshots = new SnapshotService(db, host, workspaces, log.child({ component: 'snapshots' }));
@@ -119,6 +131,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   const api = buildApi({
     workspaces, namespaces, usage, snapshots, meter, agent: agentClientFor(host), publicServices: publicPlane.services,
     signer, keys, log, runtimeUrl: () => runtimeUrl, minIdleSeconds: opts.minIdleSeconds ?? 120,
+    activity: new ActivityLog(db, log.child({ component: 'activity' })), ...(opts.defaultImage ? { defaultImage: opts.defaultImage } : {}),
   });
   mountConsole(api.app, { keys, sessions: consoleSessions, runtimeUrl: () => runtimeUrl });
   // The same ApiKeys as the API's: a revocation through one clears what the other believes about issuers.
@@ -135,6 +148,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
   }
 
   let edge: EdgePlane | null = null;
+  let internal: InternalListener | null = null;
   let reaper: NodeJS.Timeout | undefined;
   let reaping = false;
 
@@ -159,7 +173,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
       log.info({ reconciled, ms: Math.round(performance.now() - t0) }, 'reconciled the store with the host');
       // The firewall's per-workspace policies, exactly the store's (no duplicates, no gaps).
       t0 = performance.now();
-      await host.syncNetwork((await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef));
+      await host.syncNetwork([...(await workspaces.list(adminPrincipal, { page: 1, limit: 1_000_000 })).workspaces.filter((w) => w.slotIndex !== null).map(sandboxRef), ...workspaces.poolRefs()]);
       log.info({ ms: Math.round(performance.now() - t0) }, 'network policies in place');
       await api.app.listen({ host: opts.api.host, port: opts.api.port });
       await new Promise<void>((resolve, reject) => {
@@ -167,6 +181,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
         gateway.server.listen(opts.runtime.port, opts.runtime.host, () => resolve());
       });
       runtimeUrl = url(gateway.server.address() as AddressInfo, opts.runtime.host);
+      internal = await listenForWorkspaces(host, api, gateway, log);
       edge = await startEdge(planeDeps, planeOpts, publicPlane);
       if (ssh && planeOpts.ssh) {
         await ssh.listen(planeOpts.ssh.host, planeOpts.ssh.port);
@@ -179,6 +194,7 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
         api: url(api.app.server.address() as AddressInfo, opts.api.host), runtime: runtimeUrl, edge: edge.edgeUrl,
         ssh: sshLive ? `ssh://${sshLive.host}:${sshLive.port}` : null,
         edge_tls: edge.edgeTlsUrl, preview_domain: publicPlane.services.publicAccess.opts.previewDomain,
+        api_internal: internal?.urls.api_internal ?? null, runtime_internal: internal?.urls.runtime_internal ?? null,
         console: `${url(api.app.server.address() as AddressInfo, opts.api.host)}${CONSOLE_PATH}/`,
       };
     },
@@ -187,10 +203,12 @@ export async function compose(opts: HearthdOptions): Promise<Hearth> {
       clearInterval(reaper);
       meter.stop();
       await edge?.close();
+      await internal?.close();
       await ssh?.close();
       await api.app.close();
       await gateway.close();
       await workspaces.drain();
+      await workspaces.closePool();
       await host.close();
       await db.destroy();
     },

@@ -9,6 +9,8 @@ export interface AgentConfig {
   workspaceId: string | undefined;
   /** The image's WorkingDir: the agent starts there, so exec without a cwd runs there (as `docker exec` does). */
   workdir: string | undefined;
+  /** Started by a warm pool (HEARTH_AGENT_POOLED=1): it may be claimed once. */
+  pooled: boolean;
 }
 
 export class ConfigError extends Error {
@@ -27,6 +29,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
     host: env.HEARTH_AGENT_HOST || '0.0.0.0',
     workspaceId: env.HEARTH_WORKSPACE_ID || undefined,
     workdir: env.HEARTH_WORKDIR || undefined,
+    pooled: env.HEARTH_AGENT_POOLED === '1',
   };
 }
 

@@ -29,6 +29,7 @@ import { registerWatcherRoutes } from './watchers/routes.ts';
 import { WatcherService } from './watchers/service.ts';
 import { HEARTBEAT_MS, WsHub } from './ws/hub.ts';
 import { WorkloadPlane } from './workloads/plane.ts';
+import { registerClaimRoutes, type AgentAuth } from './claim/routes.ts';
 
 export interface AgentOptions {
   secret: string;
@@ -42,6 +43,8 @@ export interface AgentOptions {
   /** Workload definitions (workloads.json) and logs; absent = a temporary dir (see workloads/paths.ts). */
   stateDir?: string;
   logDir?: string;
+  /** Started by a warm pool: one POST /_hearth/claim may replace the secret (agent/claim). */
+  pooled?: boolean;
 }
 
 export interface RunningAgent {
@@ -130,6 +133,8 @@ function rejectUpgrade(socket: Duplex, status: number, reason: string): void {
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   if (!opts.secret) throw new Error('startAgent: a non-empty secret is required');
+  // Read on every request: a claim of a pooled agent replaces it.
+  const auth: AgentAuth = { secret: opts.secret, claimable: opts.pooled === true };
   // Workloads, logs, metrics; its log also feeds the boot log.
   const plane = new WorkloadPlane({
     stateDir: opts.stateDir, logDir: opts.logDir,
@@ -139,6 +144,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const services = createServices(opts.heartbeatMs);
   const router = buildRouter(services, { workspaceId: opts.workspaceId, startedAt: Date.now() });
   plane.register(router);
+  registerClaimRoutes(router, auth, log);
   plane.start();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -146,7 +152,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const path = stripTarget(url.pathname);
     const rest = proxyRest(path);
     // The proxy also takes `?token=` (spec §22.10 shows it on proxied URLs); it is stripped upstream.
-    const authorized = rest === undefined ? isAuthorized(req, opts.secret) : isAuthorizedUpgrade(req, url, opts.secret);
+    const authorized = rest === undefined ? isAuthorized(req, auth.secret) : isAuthorizedUpgrade(req, url, auth.secret);
     if (!authorized) throw new AgentError('unauthorized', 'Missing or invalid bearer token');
     if (rest !== undefined) {
       const header = req.headers['x-oblien-proxy-target'];
@@ -174,7 +180,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       rejectUpgrade(socket, 404, 'Not Found');
       return;
     }
-    if (!isAuthorizedUpgrade(req, url, opts.secret)) {
+    if (!isAuthorizedUpgrade(req, url, auth.secret)) {
       rejectUpgrade(socket, 401, 'Unauthorized');
       return;
     }

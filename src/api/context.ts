@@ -8,6 +8,7 @@ import type { AgentClient } from '../control/agent-client.ts';
 import type { PublicServices } from '../control/public-services.ts';
 import type { TokenSigner } from '../auth/jwt.ts';
 import type { ApiKeys } from '../auth/keys.ts';
+import type { ActivityLog } from '../control/activity.ts';
 
 export interface ApiContext {
   workspaces: WorkspaceService;
@@ -30,4 +31,8 @@ export interface ApiContext {
   streamRecheckMs?: number;
   /** Public URL of the data-plane gateway (returned with raw/runtime tokens). */
   runtimeUrl: () => string | null;
+  /** Every state-changing call (usage.activity); absent: nothing is recorded. */
+  activity?: ActivityLog;
+  /** The image of a create that names none (`hearth serve --default-image`; default debian-12). */
+  defaultImage?: string;
 }

@@ -32,6 +32,7 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   server_error: 500,
   not_implemented: 501,
+  not_supported: 501,
   workspace_unavailable: 503,
 } as const satisfies Record<string, number>;
 

@@ -18,6 +18,7 @@ import type { Principal } from '../auth/principal.ts';
 import { Forbidden, NotFound } from '../core/errors.ts';
 import { ALL_GRANTS, requireGrant, type GrantName } from '../core/grants.ts';
 import { redactSecrets } from './views.ts';
+import { toHttpError } from './errors.ts';
 
 export type { GrantName } from '../core/grants.ts';
 
@@ -124,9 +125,20 @@ function asObject(body: unknown): Record<string, unknown> {
 /** Looks up the target workspace of a state rule: the caller's view, so a workspace it cannot see is "not found". */
 export type TargetLookup = (p: Principal, id: string) => Promise<TargetWorkspace>;
 
+/** One finished state-changing call, for the activity log (who, what, when, result). */
+export interface AuditEvent {
+  decl: RouteDecl;
+  principal: Principal;
+  req: FastifyRequest;
+  status: number;
+  errorCode: string | null;
+}
+
 /** Registers routes and remembers their declarations. */
 export class RouteTable {
   readonly routes: RouteDecl[] = [];
+  /** Told of every authenticated non-GET call once it is answered (or refused); must not throw. */
+  audit: ((e: AuditEvent) => void) | null = null;
   constructor(
     private readonly app: FastifyInstance,
     private readonly authenticate: (req: FastifyRequest) => Promise<Principal>,
@@ -149,12 +161,19 @@ export class RouteTable {
       method, url,
       handler: async (req, reply) => {
         const principal = permission === 'public' ? publicPrincipal : await this.authenticate(req);
-        await this.check(decl, principal, req);
-        if (permission !== 'public') setRecheck(req, { everyMs: this.recheckMs, check: () => this.recheck(decl, req) });
-        const out = await handler(req, reply, principal);
-        // Hijacked replies (SSE) return the reply itself; everything else is JSON for the wire.
-        if (out === reply || principal.grants.runtime) return out;
-        return redactSecrets(out);
+        const audited = this.audit !== null && method !== 'GET' && permission !== 'public';
+        try {
+          await this.check(decl, principal, req);
+          if (permission !== 'public') setRecheck(req, { everyMs: this.recheckMs, check: () => this.recheck(decl, req) });
+          const out = await handler(req, reply, principal);
+          if (audited) this.audit!({ decl, principal, req, status: reply.statusCode, errorCode: null });
+          // Hijacked replies (SSE) return the reply itself; everything else is JSON for the wire.
+          if (out === reply || principal.grants.runtime) return out;
+          return redactSecrets(out);
+        } catch (err) {
+          if (audited) { const e = toHttpError(err); this.audit!({ decl, principal, req, status: e.status, errorCode: e.code }); }
+          throw err;
+        }
       },
     });
   }

@@ -24,6 +24,8 @@ import { workloadRoutes } from './routes/workloads.ts';
 import { logRoutes } from './routes/logs.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { closeAllStreams } from './sse.ts';
+import { resourceRoutes } from './routes/resources.ts';
+import { notSupportedRoutes } from './routes/not-supported.ts';
 
 export interface ApiApp {
   app: FastifyInstance;
@@ -69,6 +71,16 @@ export function buildApi(ctx: ApiContext): ApiApp {
   });
 
   const routes = new RouteTable(app, (req) => ctx.keys.authenticate(req.headers, req.ip), (p, id) => ctx.workspaces.find(p, id), ctx.streamRecheckMs);
+  if (ctx.activity) {
+    const activity = ctx.activity;
+    routes.audit = ({ decl, principal, req, status, errorCode }) => {
+      const id = (req.params as Record<string, unknown>).id;
+      void activity.record({
+        principal, action: `${decl.method} ${decl.url}`, path: req.url.split('?')[0]!, status, errorCode, requestId: req.id, ip: req.ip,
+        workspaceId: decl.url.startsWith('/workspace/:id') && typeof id === 'string' ? decodeURIComponent(id) : null,
+      });
+    };
+  }
   routes.add('GET', '/health', 'public', async () => ({ success: true, status: 'ok' }));
   const pub = ctx.publicServices;
   workspaceRoutes(routes, ctx, pub.publicAccess);
@@ -87,6 +99,8 @@ export function buildApi(ctx: ApiContext): ApiApp {
   workloadRoutes(routes, ctx);
   logRoutes(routes, ctx);
   metricsRoutes(routes, ctx);
+  resourceRoutes(routes, ctx);
+  notSupportedRoutes(app);
   // Long-lived SSE replies are hijacked: end them, or close() would wait for them forever.
   app.addHook('preClose', async () => closeAllStreams(app));
   return { app, routes };

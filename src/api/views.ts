@@ -18,6 +18,8 @@ export function workspaceView(ws: Workspace, endpoint: AgentEndpoint | null): Re
     status: publicStatus(ws.state),
     mode: ws.mode,
     image: ws.image,
+    logo: typeof ws.config.logo === 'string' ? ws.config.logo : null,
+    auto_stop_seconds: typeof ws.config.auto_stop_seconds === 'number' ? ws.config.auto_stop_seconds : null,
     namespace: ws.namespace,
     driver: ws.driver,
     ready: running && (ws.provisioning === null || ws.provisioning.state === 'ready'),

@@ -7,6 +7,7 @@
 import { revokeNamespaceKeys } from '../auth/keys.ts';
 import type { Logger } from 'pino';
 import type { Db, NamespaceTable, QuotaRow } from '../store/db.ts';
+import { likeInsensitive } from '../store/dialect.ts';
 import type { Principal } from '../auth/principal.ts';
 import { AlreadyExists, Forbidden, NotFound, QuotaExceeded, StateConflict, ValidationFailed } from '../core/errors.ts';
 import {
@@ -93,7 +94,9 @@ export class NamespaceService {
     if (p.namespace) query = query.where('slug', '=', p.namespace);
     if (q.status) query = query.where('status', '=', q.status);
     if (q.type) query = query.where('type', '=', q.type);
-    if (q.search) query = query.where((eb) => eb.or([eb('name', 'like', `%${q.search}%`), eb('slug', 'like', `%${q.search}%`)]));
+    // Case-insensitive on both stores, as SQLite's LIKE is (store/dialect.ts).
+    const like = likeInsensitive(this.db);
+    if (q.search) query = query.where((eb) => eb.or([eb('name', like, `%${q.search}%`), eb('slug', like, `%${q.search}%`)]));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const sortBy = (['created_at', 'updated_at', 'name'] as const).find((s) => s === q.sortBy) ?? 'created_at';
     const order = q.sortOrder?.toUpperCase() === 'ASC' ? 'asc' : 'desc';

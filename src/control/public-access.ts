@@ -134,8 +134,11 @@ export class PublicAccessService {
   async reload(): Promise<void> {
     const rows = await this.db.selectFrom('edge_hosts').selectAll().execute();
     const proven = await this.claims.provenByWorkspace();
+    const closed = await this.closedWorkspaces(rows.map((r) => r.workspace_id));
     const next = new Map<string, EdgeRoute>();
     for (const r of rows) {
+      // network.update({ public_access:false }): the rows stay (so true restores them), nothing routes.
+      if (closed.has(r.workspace_id)) continue;
       // Defence in depth: a custom name without a proven claim is never routed, however its row got here.
       if (this.claims.needsProof(r.hostname) && !(proven.get(r.workspace_id) ?? []).some((d) => covers(d, r.hostname))) continue;
       next.set(r.hostname, { hostname: r.hostname, workspaceId: r.workspace_id, port: r.port, source: r.source });
@@ -519,6 +522,24 @@ export class PublicAccessService {
     const visible = (await this.listRoutes(p, undefined)).some((r) => r.hostname === domain);
     if (!visible || !this.certs) throw new NotFound('certificate', domain);
     return { domain, auto_renew: await this.certs.setAutoRenew(domain, enabled) };
+  }
+
+  /** Workspaces among `ids` whose public access is switched off (config.public_access false). */
+  private async closedWorkspaces(ids: string[]): Promise<Set<string>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Set();
+    const rows = await this.db.selectFrom('workspaces').select(['id', 'config']).where('id', 'in', unique).execute();
+    return new Set(rows.filter((r) => (JSON.parse(r.config) as { public_access?: unknown }).public_access === false).map((r) => r.id));
+  }
+
+  /**
+   * network.update({ public_access }): every exposed port of the workspace
+   * stops (false) or resumes (true) routing through the edge at once; the
+   * ports stay exposed in the list, so switching back restores them.
+   */
+  async setPublicAccess(p: Principal, idOrSlug: string, on: boolean): Promise<void> {
+    await this.workspaces.update(p, idOrSlug, { config: { public_access: on } });
+    await this.reload();
   }
 
   /** For GET /workspace/:id/details and the network view. */

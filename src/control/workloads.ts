@@ -113,11 +113,11 @@ export interface AppliedWorkloads {
  * deleted meanwhile — hence once. Never throws: failures are returned (and
  * logged); the workspace itself is fine without them.
  */
-export async function applyInitialWorkloads(host: Endpoints, ws: Workspace, log?: Logger): Promise<AppliedWorkloads> {
+export async function applyInitialWorkloads(host: Endpoints, ws: Workspace, log?: Logger, imageDefaults: Json[] = []): Promise<AppliedWorkloads> {
   const result: AppliedWorkloads = { created: [], existing: [], failed: [] };
   let bodies: Json[];
   try {
-    bodies = initialWorkloadBodies(ws.config);
+    bodies = [...initialWorkloadBodies(ws.config), ...imageDefaults];
   } catch (err) {
     result.failed.push({ id: 'config.workloads', error: (err as Error).message });
     return result;

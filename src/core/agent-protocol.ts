@@ -86,6 +86,10 @@ export interface TerminalCreated {
 export const WORKLOADS_PREFIX = '/_hearth/workloads';
 /** The agent's log API (boot and workload logs, §18). */
 export const LOGS_PREFIX = '/_hearth/logs';
+/** A pooled agent takes its workspace's secret here, authenticated with the pool's (agent/claim). */
+export const CLAIM_ROUTE = '/_hearth/claim';
+/** The first generation that serves CLAIM_ROUTE (a warm pool only ever starts the current agent). */
+export const CLAIM_GENERATION = 3;
 /** The agent's guest metrics (§14). */
 export const METRICS_PREFIX = '/_hearth/metrics';
 
@@ -102,12 +106,13 @@ export const WORKLOADS_GENERATION = 2;
  * AGENT_GENERATION only when the route surface or a body shape changes in a
  * way an older hearthd could not handle.
  */
-export const AGENT_GENERATION = 2;
+export const AGENT_GENERATION = 3;
 /*
  * Generations:
  *   1  exec, files, search, transfer, terminals, watchers, /ws, /proxy.
  *   2  + the internal workload, log and metrics API under /_hearth/ (hearthd
  *      serves /workspace/:id/workloads…, /logs…, /stats… from it).
+ *   3  + POST /_hearth/claim: a pooled agent takes its workspace's secret.
  */
 
 /** Reported as RuntimeInfo.protocol_version and RuntimeDiscovery.version. */

@@ -16,6 +16,17 @@ import { intToIp, parseCidr } from './network-policy.ts';
 
 export const IDENTITY_PORT_NAME = 'org.hearth.identity';
 
+/**
+ * The exit codes of the guest's reseed helper (its C source is in
+ * src/host/drivers/microvm/boot-media/reseed.ts; the launcher runs it).
+ */
+export const RESEED_EXIT_REASONS: Readonly<Record<number, string>> = {
+  2: 'the seed was shorter than 32 bytes',
+  3: 'cannot open /dev/urandom',
+  4: 'RNDADDENTROPY refused',
+  5: 'RNDRESEEDCRNG refused',
+};
+
 export interface GuestIdentity {
   t: 'identity';
   workspaceId: string;

@@ -76,6 +76,12 @@ function closeCode(d: Denial | undefined): [number, string] {
 }
 
 /** A whole HTTP/1.1 error response with the §2.1 body, for sockets that were never handed to node:http's response. */
+/** The runtime desktop API's paths (always on the root runtime URL, never target-prefixed). */
+function isDesktopPath(url: string | undefined): boolean {
+  const path = (url ?? '/').split('?')[0]!;
+  return path === '/desktop' || path.startsWith('/desktop/');
+}
+
 function rawHttpError(e: HttpError): string {
   const body = JSON.stringify(errorBody(e));
   return `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
@@ -127,6 +133,7 @@ export class Gateway {
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const target = await this.resolve(req);
+    if (isDesktopPath(req.url)) return this.desktop(req, res);
     const untrack = this.sessions.add({
       grant: target.grant,
       end: () => { res.destroy(); },
@@ -171,6 +178,10 @@ export class Gateway {
 
   private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const target = await this.resolve(req);
+    if (isDesktopPath(req.url)) {
+      socket.end(rawHttpError(new HttpError('not_supported', 'the workspace desktop (VNC tunnel) is not offered by this server')));
+      return;
+    }
     (socket as net.Socket).setNoDelay?.(true);
     const upstream = net.connect({ host: target.ip, port: target.port, noDelay: true });
     const headers = this.forwardHeaders(req, target);
@@ -188,6 +199,21 @@ export class Gateway {
       end: (denial) => relay.close(...closeCode(denial)),
     });
     void relay.done.then(untrack);
+  }
+
+  /**
+   * rt.desktop.*: no desktop is offered here, said in the SDK's own words
+   * (status answers supported:false, the actions not_supported), for an
+   * authenticated caller, and without reaching the agent.
+   */
+  private desktop(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
+    if (req.method === 'GET' && path === '/desktop/status') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ success: true, supported: false, enabled: false, available: false, credentials: null, transports: [], reason: 'this server does not offer a workspace desktop' }));
+      return;
+    }
+    this.fail(res, new HttpError('not_supported', 'the workspace desktop is not offered by this server', { path }, 'run a desktop inside the workspace yourself (e.g. Xvfb and a VNC server) and reach it through an exposed port or SSH port forwarding'));
   }
 
   private fail(res: http.ServerResponse, err: unknown): void {

@@ -5,10 +5,21 @@
  * interface (test/unit only); the product ships only LocalHost.
  */
 import type { AgentEndpoint } from '../core/agent-protocol.ts';
-import type { Capabilities, DriverName, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
+import type { Capabilities, DiskUsage, DriverName, OverlayListing, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { PullEvent } from './images/oci/pull.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
 import type { ImageCatalogEntry, ResolvedImage } from './images/types.ts';
+import type { BuildEvent } from './images/build/execute.ts';
+import type { ImageManifest } from './images/manifest.ts';
+
+/** A Dockerfile build as the control plane asks for it (control/image-builds.ts chose the ref and the owner). */
+export interface HostBuildRequest {
+  contextDir: string;
+  dockerfile: string;
+  ref: string;
+  buildArgs?: Record<string, string>;
+  owner: { namespace: string | null; published: boolean };
+}
 import type { WorkspaceConfig } from '../core/workspace-spec.ts';
 
 /** What a reconcile sweep removed, and what it could not. */
@@ -39,10 +50,28 @@ export interface HostDriver {
   readonly slotCapacity: number;
   capabilities(): Promise<Capabilities[]>;
   resolveImage(name: string): Promise<ResolvedImage>;
+  /** Build an image from a Dockerfile (images/build/); absent on hosts that cannot build. */
+  buildImage?(req: HostBuildRequest, onEvent?: (e: BuildEvent) => void): Promise<ImageManifest>;
+  /** The namespace that built an image (by name or id) and whether it is published; null when it was not built here. */
+  imageBuildOwner?(name: string): Promise<{ namespace: string | null; published: boolean } | null>;
   catalog(): Promise<ImageCatalogEntry[]>;
   /** Start the sandbox and wait until its agent answers /health. Throws ProvisionFailed. */
   start(ws: SandboxRef): Promise<void>;
   stop(ws: SandboxRef): Promise<void>;
+  /**
+   * Warm pools (optional; without both no pool runs): start a sandbox for a
+   * pool — `ws.agentSecret` is the pool's, its config neutral and
+   * air-gapped — and wait until its agent answers.
+   */
+  prestart?(ws: SandboxRef): Promise<void>;
+  /**
+   * Make a pooled sandbox (started by prestart with `poolSecret`) the
+   * workspace `ws`: host name, /etc/hosts, its firewall policy and its own
+   * agent secret (the agent forgets the pool's), then wait until the agent
+   * answers with the new secret. Throws ProvisionFailed; the caller then
+   * stops the sandbox and starts it cold.
+   */
+  claim?(ws: SandboxRef, poolSecret: string): Promise<void>;
   pause(ws: SandboxRef): Promise<void>;
   resume(ws: SandboxRef): Promise<void>;
   destroy(ws: SandboxRef): Promise<void>;
@@ -53,10 +82,30 @@ export interface HostDriver {
    * shrinks): at once where the driver can, else at its next start.
    */
   resizeDisk?(ws: SandboxRef): Promise<'grown' | 'next-start' | 'unchanged'>;
+  /**
+   * Apply config.cpus and config.memory_mb to the running sandbox (optional):
+   * 'applied' at once (container cgroups), 'next-start' otherwise (microVM,
+   * or not running). Throws StateConflict when the sandbox refuses the limit.
+   */
+  resizeLive?(ws: SandboxRef): Promise<'applied' | 'next-start'>;
+  /** The disk's usage, read from the disk (optional; null: this driver cannot tell). */
+  diskUsage?(ws: SandboxRef): Promise<DiskUsage | null>;
+  /** Files of the writable layer (optional; null: this driver cannot list them from the host). */
+  overlayFiles?(ws: SandboxRef, limit: number, running: boolean): Promise<OverlayListing | null>;
+  /** Flush the disk's buffered writes (optional): true when something mounted was flushed. */
+  syncDisk?(ws: SandboxRef): Promise<boolean>;
   /** Apply network settings (allow_internet, ingress, egress, outbound_ip) live. */
   applyNetwork(ws: SandboxRef): Promise<void>;
   /** Load the network policies of every workspace the store knows (after reconcile): idempotent, no duplicates, no gaps. */
   syncNetwork(all: SandboxRef[]): Promise<void>;
+  /**
+   * Publish hearthd to its workspaces (src/core/internal-plane.ts): the
+   * address its workspace-facing listener binds (the bridge's gateway), and
+   * once it listens, `publish(port)` opens the gateway's port 80 to it and
+   * makes Hearth's DNS answer the internal names. Absent or null: this host
+   * has no workspace network to publish on.
+   */
+  internalPlane?(): { address: string; publish(port: number): Promise<void> } | null;
   /** The outbound (SNAT) address in effect for a workspace; null = the host's outgoing interface address. */
   outboundIp(ws: Pick<SandboxRef, 'config'>): string | null;
   /** Throws ValidationFailed unless `ip` is an address of this host usable as an outbound IP. */

@@ -4,8 +4,8 @@
  * and turns a workspace into a SandboxSpec. Readiness means the agent
  * answers /health over the workspace's own network interface.
  */
-import { AGENT_PORT, type AgentEndpoint } from '../core/agent-protocol.ts';
-import { agentHealth } from './agent-client.ts';
+import { AGENT_PORT, CLAIM_ROUTE, type AgentEndpoint } from '../core/agent-protocol.ts';
+import { agentHealth, agentRequest, readAgentBody } from './agent-client.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
@@ -13,19 +13,27 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { HostDriver, OrphanSweep, SandboxRef } from './host-driver.ts';
-import type { Capabilities, Driver, DriverName, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
+import type { Capabilities, DiskUsage, Driver, DriverName, OverlayListing, SandboxSpec, SandboxState, SandboxStats, SnapshotSupport } from './drivers/driver.ts';
 import type { AgentDrive, ImageCatalogEntry, ResolvedImage } from './images/types.ts';
 import { HostNetwork } from './network/host-network.ts';
 import { slotCapacity, slotFor, type NetworkPlan } from './network/slot.ts';
+import { INTERNAL_NAMES } from '../core/internal-plane.ts';
 import { DnsForwarder, hostUpstreams, parseUpstream } from './network/dns/forwarder.ts';
 import { buildPolicy, isIpv4, type NetworkPolicy } from '../core/network-policy.ts';
 import { ContainerDriver, ContainerDriverError } from './drivers/container/driver.ts';
 import { MicrovmDriver, MicrovmDriverError } from './drivers/microvm/driver.ts';
+import { vmUidRange } from './drivers/microvm/context.ts';
 import { ensureAgentDrive, listCatalog, resolveImage } from './images/index.ts';
 import type { PullEvent } from './images/oci/pull.ts';
+import type { HostBuildRequest } from './host-driver.ts';
+import { buildImage, type BuildEvent } from './images/build/execute.ts';
+import { buildOwner } from './images/build/owner.ts';
+import { runLimits } from './images/build/sandbox.ts';
+import { artifactPaths } from './images/paths.ts';
+import type { ImageManifest } from './images/manifest.ts';
 import { HostSnapshots } from './snapshots/host.ts';
 import type { HostSnapshot, SnapshotOptions } from './snapshots/types.ts';
-import { ProvisionFailed, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
+import { ProvisionFailed, StateConflict, ValidationFailed, type ProvisionFailure } from '../core/errors.ts';
 import { readTail } from './log-cap.ts';
 
 /** Containers: a generous bound on the agent's first answer (node cold start). */
@@ -60,7 +68,9 @@ export function runDirFor(dataDir: string): string {
 
 export async function createLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
   const runDir = runDirFor(opts.dataDir);
-  const network = new HostNetwork(opts.network, path.join(runDir, 'net'), { agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null });
+  const network = new HostNetwork(opts.network, path.join(runDir, 'net'), {
+    agentPort: AGENT_PORT, dns: opts.dns !== false, outboundIp: opts.outboundIp ?? null, vmUids: vmUidRange(slotCapacity(opts.network)),
+  });
   if (opts.outboundIp) await checkHostAddress(network, opts.outboundIp, '--outbound-ip');
   // The bridge, firewall and DNS forwarder come first: drivers hand workspaces the forwarder as their resolver.
   await network.ensure();
@@ -103,6 +113,7 @@ async function startDns(network: HostNetwork, opts: LocalHostOptions): Promise<D
     policyOf: (ip) => network.policyOf(ip),
     grant: (src, name, answers) => network.grantDns(src, name, answers),
     log: (msg, fields) => opts.log.warn({ component: 'dns', ...fields }, msg),
+    localNames: () => network.publishedNames,
   });
   try {
     await dns.start();
@@ -207,6 +218,51 @@ export class LocalHost implements HostDriver {
     this.opts.log.info({ workspace: ws.id, sandbox_ms: Math.round(t1 - t0), agent_ms: Math.round(performance.now() - t1) }, 'sandbox started');
   }
 
+  /** A sandbox for a warm pool: started with its (air-gapped) policy, ready once its agent answers the pool's secret. */
+  async prestart(ws: SandboxRef): Promise<void> {
+    let spec: SandboxSpec;
+    try {
+      spec = { ...(await this.spec(ws)), pooled: true };
+    } catch (err) {
+      throw new ProvisionFailed({ stage: 'image', message: (err as Error).message });
+    }
+    const [run, pol] = await Promise.allSettled([this.driver(ws.driver).run(spec), this.network.setPolicy(spec.network!)]);
+    if (run.status === 'rejected') throw new ProvisionFailed(driverFailure(run.reason));
+    if (pol.status === 'rejected') throw new ProvisionFailed({ stage: 'network', message: (pol.reason as Error).message });
+    await this.waitForAgent(ws, spec);
+  }
+
+  /**
+   * A pooled sandbox becomes `ws`: the driver's part of its identity (host
+   * name, /etc/hosts), its firewall policy (replacing the air-gapped one)
+   * and its agent's secret, all at once; ready when the agent answers with
+   * the workspace's own secret. Limits and env came with the pool key.
+   */
+  async claim(ws: SandboxRef, poolSecret: string): Promise<void> {
+    const t0 = performance.now();
+    const spec = await this.spec(ws).catch((err: Error) => {
+      throw new ProvisionFailed({ stage: 'image', message: err.message });
+    });
+    const driver = this.driver(ws.driver);
+    if (!driver.claimIdentity) throw new ProvisionFailed({ stage: 'host', message: `the ${ws.driver} driver has no warm pools` });
+    const endpoint = this.agentEndpoint(ws);
+    const handover = async () => {
+      const { response } = agentRequest({ ...endpoint, secret: poolSecret }, { method: 'POST', path: CLAIM_ROUTE, body: { secret: ws.agentSecret }, agent: this.probeAgent, timeoutMs: 5000 });
+      const { status, json } = await readAgentBody(await response);
+      if (status !== 200) throw new Error(`the pooled agent refused the claim: HTTP ${status} ${JSON.stringify(json).slice(0, 200)}`);
+    };
+    const took: Record<string, number> = {};
+    const timed = <T>(name: string, p: () => Promise<T>) => p().finally(() => { took[name] = Math.round((performance.now() - t0) * 10) / 10; });
+    // The driver's part first gives the sandbox its CPU weight back (a pooled one waits at the lowest), so the agent answers the handover at full speed.
+    const identity = timed('identity', () => driver.claimIdentity!(spec));
+    const steps = await Promise.allSettled([identity, timed('policy', () => this.network.setPolicy(spec.network!)), identity.then(() => timed('handover', handover))]);
+    const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new ProvisionFailed({ ...driverFailure(failed.reason), stage: steps[1]!.status === 'rejected' ? 'network' : 'agent' });
+    const t1 = performance.now();
+    await this.waitForAgent(ws, spec);
+    this.opts.log.info({ workspace: ws.id, claim_ms: Math.round((t1 - t0) * 10) / 10, agent_ms: Math.round((performance.now() - t1) * 10) / 10, steps_ms: took }, 'pooled sandbox claimed');
+  }
+
   /** Poll the agent's /health over the workspace network until it answers or the bound passes. */
   private async waitForAgent(ws: SandboxRef, spec: SandboxSpec): Promise<void> {
     const { ip, port } = this.agentEndpoint(ws);
@@ -277,6 +333,33 @@ export class LocalHost implements HostDriver {
     return how;
   }
 
+  /** New cpus/memory: at once where the driver can (container cgroups), else at the next start. */
+  async resizeLive(ws: SandboxRef): Promise<'applied' | 'next-start'> {
+    const d = this.driver(ws.driver);
+    if (!d.resizeLive) return 'next-start';
+    const how = await d.resizeLive(await this.specForTeardown(ws)).catch((err: unknown) => {
+      // The kernel refuses a memory limit below what the workspace uses: the caller's choice, not a host failure.
+      throw new StateConflict(err instanceof Error ? err.message : String(err), 'free memory inside the workspace, pick a larger value, or restart it with the new size');
+    });
+    this.opts.log.info({ workspace: ws.id, cpus: ws.config.cpus, memory_mb: ws.config.memory_mb, how }, 'workspace resources changed');
+    return how;
+  }
+
+  async diskUsage(ws: SandboxRef): Promise<DiskUsage | null> {
+    const d = this.driver(ws.driver);
+    return d.diskUsage ? d.diskUsage(await this.specForTeardown(ws)) : null;
+  }
+
+  async overlayFiles(ws: SandboxRef, limit: number, running: boolean): Promise<OverlayListing | null> {
+    const d = this.driver(ws.driver);
+    return d.overlayFiles ? d.overlayFiles(await this.specForTeardown(ws), limit, running) : null;
+  }
+
+  async syncDisk(ws: SandboxRef): Promise<boolean> {
+    const d = this.driver(ws.driver);
+    return d.syncDisk ? d.syncDisk(await this.specForTeardown(ws)) : false;
+  }
+
   /** Apply ingress, egress, allow_internet and outbound IP live (no restart). */
   async applyNetwork(ws: SandboxRef): Promise<void> {
     await this.network.setPolicy(this.policy(ws));
@@ -293,6 +376,10 @@ export class LocalHost implements HostDriver {
   }
 
   /** The SNAT address in effect for a workspace (null: the outgoing interface's address). */
+  internalPlane(): { address: string; publish(port: number): Promise<void> } {
+    return { address: this.network.gateway, publish: (port) => this.network.publishHearth(port, INTERNAL_NAMES) };
+  }
+
   outboundIp(ws: Pick<SandboxRef, 'config'>): string | null {
     return isIpv4(ws.config.outbound_ip) ? ws.config.outbound_ip : this.network.defaultOutboundIp;
   }
@@ -335,6 +422,19 @@ export class LocalHost implements HostDriver {
       },
       onFallback: (alias, reason) => log.warn({ image: alias, reason }, 'official image unavailable: using the offline image'),
     }));
+  }
+
+  async buildImage(req: HostBuildRequest, onEvent?: (e: BuildEvent) => void): Promise<ImageManifest> {
+    const record = await buildImage({
+      ...req, paths: artifactPaths(this.opts.artifactsDir), resolveBase: (n) => this.resolveImage(n), onEvent,
+      runcRoot: path.join(runDirFor(this.opts.dataDir), 'build-runc'), runLimits: runLimits(),
+    });
+    this.images.delete(req.ref);
+    return record;
+  }
+
+  imageBuildOwner(name: string): Promise<{ namespace: string | null; published: boolean } | null> {
+    return buildOwner(artifactPaths(this.opts.artifactsDir), name);
   }
 
   async pullImage(name: string, onEvent?: (e: PullEvent) => void): Promise<ResolvedImage> {

@@ -1,7 +1,8 @@
 /**
  * Persistence. One query layer (kysely) over SQLite (embedded default, in the
- * data dir) — PostgreSQL plugs in through the same Database type when Hearth
- * runs on several hosts. Migrations are ordered, named and recorded.
+ * data dir) or PostgreSQL (store/postgres.ts, for several hearthd on one
+ * database), through the same Database type. Migrations are ordered, named,
+ * recorded, and the same set for both (store/dialect.ts).
  */
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type Generated, type Migration, Migrator, type MigrationProvider, type Selectable } from 'kysely';
@@ -119,6 +120,19 @@ export interface UsageBucketTable {
   records: number;
 }
 
+/** A pooled sandbox (migration 0006): never a workspace, so no tenant's. */
+export interface WarmPoolTable {
+  id: string;
+  pool_key: string;
+  /** The PoolShape (core/warm-pool.ts) as JSON. */
+  shape: string;
+  slot_index: number;
+  /** The agent secret of the pool: replaced by the workspace's at claim. */
+  secret: string;
+  state: string;
+  created_at: string;
+}
+
 export interface SettingTable {
   key: string;
   value: string;
@@ -134,6 +148,7 @@ export interface Database {
   default_quotas: DefaultQuotaTable;
   usage_buckets: UsageBucketTable;
   revoked_tokens: { jti: string; expires_at: string };
+  warm_pool: WarmPoolTable;
 }
 
 class StaticMigrations implements MigrationProvider {
@@ -152,12 +167,17 @@ export async function openSqlite(file: string): Promise<Db> {
   native.pragma('busy_timeout = 5000');
   native.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+  await migrateToLatest(db);
+  return db;
+}
+
+/** Apply every migration not yet recorded (the same set on SQLite and PostgreSQL). */
+export async function migrateToLatest(db: Db): Promise<void> {
   const { error, results } = await new Migrator({ db, provider: new StaticMigrations() }).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`store migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  return db;
 }
 
 export async function getSetting(db: Db, key: string): Promise<string | undefined> {

@@ -22,7 +22,8 @@ let admin: Oblien;
 
 before(async () => {
   if (needsRoot) return;
-  h = await startHearth();
+  // Pools off: which slot a create gets is what this file asserts: no warm pool holds or hands out slots here.
+  h = await startHearth({ extraArgs: ['--warm-pool', '0'] });
   admin = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
 });
 after(async () => { if (h) await h.stop(); });

@@ -20,7 +20,8 @@ let client: Oblien;
 
 before(async () => {
   if (needsRoot) return;
-  h = await startHearth();
+  // Pools off: this file counts bridge ports and runc containers: no warm pool adds its own (warm-pool-sdk.test.ts covers a pool across a kill -9).
+  h = await startHearth({ extraArgs: ['--warm-pool', '0'] });
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
 });
 after(async () => { if (h) await h.stop(); });

@@ -13,6 +13,7 @@ import { Oblien, Runtime, NotFoundError, ValidationError, ConflictError } from '
 import { startHearth, type HearthInstance } from '../helpers/hearth.ts';
 import { needsRoot } from '../helpers/root.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { AGENT_GENERATION } from '../../src/core/agent-protocol.ts';
 
 let h: HearthInstance;
 let client: Oblien;
@@ -256,7 +257,7 @@ test('metrics under load: a CPU burner shows near one core, memory grows when th
 
   const info = await client.workspaces.metrics.info(ws.id) as any;
   assert.deepEqual([info.status, info.is_running, info.cpus, info.memory_mb, info.driver], ['running', true, 2, 1024, 'container']);
-  assert.equal(info.agent_generation, 2);
+  assert.equal(info.agent_generation, AGENT_GENERATION);
   const cfg = await client.workspaces.metrics.config(ws.id) as any;
   assert.equal(cfg.config.memory_mb, 1024);
   await client.workspaces.delete(ws.id);

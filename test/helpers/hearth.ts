@@ -13,6 +13,7 @@ import { leftovers } from './leaks.ts';
 import { runDirFor } from '../../src/host/local-host.ts';
 import { HostNetwork } from '../../src/host/network/host-network.ts';
 import assert from 'node:assert/strict';
+import { freshPostgresUrl, testDialect } from './store.ts';
 
 export interface HearthInstance {
   dataDir: string;
@@ -56,14 +57,20 @@ function drawUnique(draw: () => string): string {
   }
 }
 
-export async function startHearth(opts: { driver?: string; extraArgs?: string[] } = {}): Promise<HearthInstance> {
+/**
+ * `store`: where hearthd keeps its rows; default HEARTH_TEST_STORE (sqlite = the data dir's file,
+ * postgres = a fresh database on the test process's throwaway cluster, passed as --store).
+ */
+export async function startHearth(opts: { driver?: string; extraArgs?: string[]; store?: 'sqlite' | 'postgres' | { url: string } } = {}): Promise<HearthInstance> {
+  const store = opts.store ?? testDialect();
+  const storeArgs = store === 'sqlite' ? [] : ['--store', store === 'postgres' ? await freshPostgresUrl() : store.url];
   const tag = drawUnique(() => 't' + randomBytes(2).toString('hex').slice(0, 3));
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `hearth-${tag}-`));
   const subnet = drawUnique(() => `10.${100 + (randomBytes(1)[0]! % 100)}.${randomBytes(1)[0]}.0/24`);
   const bridge = `hb${tag}`;
   const args = [
     path.join(repo, 'bin/hearth.mjs'), 'serve', '--data-dir', dataDir,
-    '--bridge', bridge, '--subnet', subnet, '--link-prefix', tag, '--driver', opts.driver ?? 'container', ...(opts.extraArgs ?? []),
+    '--bridge', bridge, '--subnet', subnet, '--link-prefix', tag, '--driver', opts.driver ?? 'container', ...storeArgs, ...(opts.extraArgs ?? []),
   ];
   const logs: string[] = [];
   let proc!: ChildProcess;
@@ -83,6 +90,7 @@ export async function startHearth(opts: { driver?: string; extraArgs?: string[] 
     }, 60_000, 50).catch((err) => { proc.kill('SIGKILL'); throw new Error(`${err.message}\n${logs.join('').slice(-4000)}`); });
   };
   const endpoints = await launch(['--listen', '127.0.0.1:0', '--runtime-listen', '127.0.0.1:0']);
+  if (storeArgs.length) await waitUntil('hearthd to log that it opened the PostgreSQL store', async () => /"store":"postgres"/.test(logs.join('')), 5_000);
   const creds = JSON.parse(await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8')) as { clientId: string; clientSecret: string };
 
   const inst: HearthInstance = {

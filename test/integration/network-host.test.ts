@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import nodeNet from 'node:net';
 import { HostNetwork } from '../../src/host/network/host-network.ts';
 import { renderRuleset, tableName } from '../../src/host/network/nft.ts';
 import { gatewayIp, slotFor, type Slot } from '../../src/host/network/slot.ts';
@@ -205,6 +206,29 @@ else describe('HostNetwork (root, own netns)', () => {
     await net.setPolicy(policy(a, { egress: [c.ip, 'b.test'] }));
     assert.doesNotMatch(table(), named(b.ip));
     for (const s of [a, c]) await net.removePolicy(s.ip);
+  });
+
+  it('QEMU\'s uids open no socket: loopback is refused to them, other uids connect', async () => {
+    const vmPlan = { bridge: `hv${rand}`, subnet: '10.98.0.0/24', linkPrefix: `hq${rand}` };
+    const vmNet = new HostNetwork(vmPlan, join(runDir, 'vm'), { vmUids: { first: 1_500_000, last: 1_500_100 } });
+    const server = nodeNet.createServer((c) => c.end('hi')).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as nodeNet.AddressInfo).port;
+    const connectAs = (uid: number) => sh('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e',
+      `require('net').connect(${port}, '127.0.0.1').on('connect', () => { console.log('open'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`]).out.trim();
+    try {
+      assert.equal(connectAs(1_500_050), 'open', 'before the table exists');
+      await vmNet.ensure();
+      // Rejected, not dropped: a connect fails at once (an ICMP admin-prohibited to the local socket).
+      assert.equal(connectAs(1_500_050), 'EHOSTUNREACH', 'a VM uid is refused at once');
+      assert.equal(connectAs(1_500_100), 'EHOSTUNREACH', 'the range is inclusive');
+      assert.equal(connectAs(1_500_101), 'open', 'other uids are not touched');
+      await vmNet.teardown();
+      assert.equal(connectAs(1_500_050), 'open', 'teardown removes the rule');
+    } finally {
+      server.close();
+      await vmNet.teardown();
+    }
   });
 
   it('a failed attach unwinds everything it acquired', async () => {

@@ -37,12 +37,42 @@ const GENERATION_2 = [
   'GET /_hearth/metrics', 'GET /_hearth/metrics/stream',
 ];
 
+/** Generation 3 adds the claim of a pooled agent (warm pools). */
+const GENERATION_3 = [...GENERATION_2, 'POST /_hearth/claim'];
+
 test(`route surface of generation ${AGENT_GENERATION}`, async () => {
-  assert.equal(AGENT_GENERATION, 2, 'a new generation needs its own frozen list here');
+  assert.equal(AGENT_GENERATION, 3, 'a new generation needs its own frozen list here');
   const t = await startTestAgent();
   try {
-    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_2].sort());
+    assert.deepEqual([...t.agent.routes].sort(), [...GENERATION_3].sort());
   } finally {
     await t.close();
+  }
+});
+
+test('claim: only a pooled agent, once, with the pool\'s secret; afterwards only the new secret works', async () => {
+  const { startAgent } = await import('../../src/agent/server.ts');
+  const pool = 'p'.repeat(40);
+  const mine = 'm'.repeat(40);
+  const agent = await startAgent({ port: 0, host: '127.0.0.1', secret: pool, pooled: true, log: () => {} });
+  const call = (secret: string, path: string, body?: unknown) => fetch(agent.url + path, {
+    method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  try {
+    assert.equal((await call(mine, '/_hearth/claim', { secret: mine })).status, 401, 'a claim needs the pool secret');
+    assert.equal((await call(pool, '/_hearth/claim', { secret: 'short' })).status, 400);
+    assert.equal((await call(pool, '/_hearth/claim', { secret: mine })).status, 200);
+    assert.equal((await call(pool, '/health')).status, 401, 'the pool secret is forgotten');
+    assert.equal((await call(mine, '/health')).status, 200);
+    assert.equal((await call(mine, '/_hearth/claim', { secret: 'n'.repeat(40) })).status, 409, 'a claimed agent cannot be claimed again');
+  } finally {
+    await agent.close();
+  }
+  const plain = await startTestAgent();
+  try {
+    assert.equal((await plain.call('POST', '/_hearth/claim', { secret: 'n'.repeat(40) })).status, 409, 'an agent that is not pooled is never claimed');
+  } finally {
+    await plain.close();
   }
 });

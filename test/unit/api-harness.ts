@@ -5,7 +5,8 @@
  * here). `call` goes through fastify's inject, headers and all.
  */
 import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -28,7 +29,7 @@ export interface ApiHarness {
 }
 
 export async function startApi(secret = 'api-harness'): Promise<ApiHarness> {
-  const db = await openSqlite(':memory:');
+  const db = await openTestStore();
   const host = new FakeHost();
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const namespaces = new NamespaceService(db, log, () => workspaces);

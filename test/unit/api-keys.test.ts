@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSqlite } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { ApiKeys } from '../../src/auth/keys.ts';
 import { startApi, type ApiHarness } from './api-harness.ts';
@@ -50,7 +50,7 @@ test('tokens/revoke: a revoked scoped token is refused at once; an invalid one r
 });
 
 test('ensureAdmin: the first start makes one admin key, later starts none, and a revoked admin key is replaced', async () => {
-  const store = await openSqlite(':memory:');
+  const store = await openTestStore();
   try {
     const keys = new ApiKeys(store, new TokenSigner('ensure-admin'));
     const first = await keys.ensureAdmin();

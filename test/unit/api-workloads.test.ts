@@ -9,7 +9,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { Oblien, NotFoundError, ValidationError, ConflictError } from 'oblien';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -52,7 +53,7 @@ before(async () => {
   agent = await startTestAgent();
   host = new AgentBackedHost();
   host.port = agent.agent.port;
-  db = await openSqlite(':memory:');
+  db = await openTestStore();
   const log = pino({ level: 'silent' });
   const namespaces = new NamespaceService(db, log, () => service);
   service = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 }, { admission: namespaces });
@@ -126,7 +127,7 @@ test('SSE relayed in the §1.5 shape: only `data: <json>` lines; the follow stre
   await client.workspaces.workloads.deleteAll(wsId);
 });
 
-test('errors: bad input is 400 validation_error, unknown workload 404, duplicate 409, stopped workspace 409 invalid_state with a hint', async () => {
+test('errors: bad input is 400 validation_error, unknown workload 404, duplicate 409, a change in a stopped workspace 409 invalid_state with a hint, its reads empty', async () => {
   await assert.rejects(client.workspaces.workloads.create(wsId, { cmd: ['true'], env: 'A=1' } as never), (e: any) => e instanceof ValidationError && e.status === 400 && (e.details as any)?.field === 'env');
   await assert.rejects(client.workspaces.workloads.create(wsId, { cmd: ['no-such-binary-xyz'] }), (e: any) => e instanceof ValidationError && /command not found/.test(e.message));
   await assert.rejects(client.workspaces.workloads.stats(wsId, 'ghost'), NotFoundError);
@@ -137,7 +138,11 @@ test('errors: bad input is 400 validation_error, unknown workload 404, duplicate
 
   const other = (await client.workspaces.create({ image: 'debian-12' } as never) as any).id;
   await client.workspaces.stop(other);
-  const r = await fetch(`${base}/workspace/${other}/workloads`, { headers });
+  // Reads of a stopped workspace answer empty, as the SDK expects; changes need it running.
+  assert.deepEqual(await client.workspaces.workloads.list(other), []);
+  const logs = await client.workspaces.workloads.logs(other, 'w1') as any;
+  assert.deepEqual([logs.success, logs.logs], [true, []]);
+  const r = await fetch(`${base}/workspace/${other}/workloads`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', cmd: ['true'] }) });
   const body = await r.json() as any;
   assert.deepEqual([r.status, body.success, body.code], [409, false, 'invalid_state']);
   assert.match(body.hint, /workspaces\.start/);

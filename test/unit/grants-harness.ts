@@ -8,7 +8,8 @@ import { agentClientFor } from '../../src/control/workloads.ts';
 import { defaultPublicServices } from '../../src/control/public-services.ts';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -64,7 +65,7 @@ export async function startGrantsHarness(opts: { streamRecheckMs?: number } = {}
   const agent = await startTestAgent();
   const host = new AgentBackedHost();
   host.port = agent.agent.port;
-  const db = await openSqlite(':memory:');
+  const db = await openTestStore();
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const namespaces = new NamespaceService(db, log, () => service);
   const service: WorkspaceService = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000, slotRestMs: 0 }, { admission: namespaces });

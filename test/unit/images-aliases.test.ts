@@ -24,13 +24,20 @@ test('alias plans follow the registry policy', () => {
   const go = findSeedAlias('go-1.22')!;
   const offline = { dockerHub: false, catalogSource: 'auto' as const };
   const online = { dockerHub: true, catalogSource: 'auto' as const };
-  assert.deepEqual(planAlias(py, offline), { use: 'offline', id: 'python-3.11' });
-  assert.deepEqual(planAlias(py, online), { use: 'official', ref: 'docker.io/library/python:3.12-slim-bookworm', fallback: 'python-3.11' });
-  assert.deepEqual(planAlias(py, { dockerHub: true, catalogSource: 'registry' }), { use: 'official', ref: 'docker.io/library/python:3.12-slim-bookworm', fallback: null }, 'registry mode never substitutes');
-  assert.deepEqual(planAlias(py, { dockerHub: true, catalogSource: 'offline' }), { use: 'offline', id: 'python-3.11' });
-  const none = planAlias(go, offline);
-  assert.equal(none.use, 'unavailable');
-  assert.match(none.use === 'unavailable' ? none.hint : '', /HEARTH_REGISTRY_MIRROR.*hearth images import/);
+  const optIn = { offlineSubstitutes: true };
+  // No source here ships CPython 3.12: offline it is refused, with what to configure, unless the operator opts in to 3.11.
+  const refused = planAlias(py, offline);
+  assert.equal(refused.use, 'unavailable');
+  assert.match(refused.use === 'unavailable' ? refused.hint : '', /HEARTH_REGISTRY_MIRROR=<url>.*HEARTH_OFFLINE_SUBSTITUTES=1/);
+  assert.deepEqual(planAlias(py, { ...offline, ...optIn }), { use: 'offline', id: 'python-3.11' });
+  assert.deepEqual(planAlias(py, online), { use: 'official', ref: 'docker.io/library/python:3.12-slim-bookworm', fallback: null }, 'no silent 3.11 when the mirror fails');
+  assert.deepEqual(planAlias(py, { ...online, ...optIn }), { use: 'official', ref: 'docker.io/library/python:3.12-slim-bookworm', fallback: 'python-3.11' });
+  assert.deepEqual(planAlias(py, { dockerHub: true, catalogSource: 'registry', ...optIn }), { use: 'official', ref: 'docker.io/library/python:3.12-slim-bookworm', fallback: null }, 'registry mode never substitutes');
+  assert.deepEqual(planAlias(py, { dockerHub: true, catalogSource: 'offline', ...optIn }), { use: 'offline', id: 'python-3.11' });
+  // go-1.22, rust-1 and postgres-16 are catalog images of their own: built here, no substitute.
+  assert.deepEqual(planAlias(go, offline), { use: 'offline', id: 'go-1.22' });
+  assert.deepEqual(planAlias(findSeedAlias('rust-1')!, offline), { use: 'offline', id: 'rust-1' });
+  assert.deepEqual(planAlias(findSeedAlias('postgres-16')!, offline), { use: 'offline', id: 'postgres-16' });
 });
 
 test("an image's default process follows Docker's rules", () => {

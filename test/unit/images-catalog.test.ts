@@ -44,7 +44,11 @@ test('the images promise what their names say', () => {
     'debian-12': { debian: '12.' },
     'node-20': { debian: '12.', node: '20.' },
     'python-3.11': { debian: '12.', python: '3.11.' },
+    'go-1.22': { debian: '12.', go: '1.22.' },
+    'rust-1': { debian: '13.', rust: '1.', cargo: '1.' },
+    'postgres-16': { debian: '12.', postgres: '16.' },
   });
+  for (const r of CATALOG) for (const k of Object.keys(r.expect)) assert.ok(r.origin[k], `${r.id}: where ${k} comes from`);
 });
 
 test('node-20 is a layer on debian-12 and builds its base first', () => {

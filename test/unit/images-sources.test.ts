@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   forwardedAptOptions, hostSources, parseAptConfigDump, parseDeb822Sources, parseOneLineSources, renderDeb822,
-  selectSources, sourcesIdentity, suiteBelongs, NoSourcesError,
+  extraPockets, retargetSources, selectSources, sourcesIdentity, suiteBelongs, NoSourcesError,
 } from '../../src/host/images/sources.ts';
 
 // The shape of this host's /etc/apt/sources.list.d/debian.sources (mirror names are the file's business, not ours).
@@ -122,4 +122,19 @@ test('hostSources reads sources.list and sources.list.d, ignoring other file nam
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('another release and extra pockets come from the host\'s own archive stanzas, same mirror and keyring', () => {
+  const host = parseDeb822Sources([
+    'Types: deb', 'URIs: http://deb.debian.org/debian', 'Suites: bookworm bookworm-updates', 'Components: main', 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg', '',
+    'Types: deb', 'URIs: http://deb.debian.org/debian-security', 'Suites: bookworm-security', 'Components: main', 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg',
+  ].join('\n'), 'debian.sources');
+  const trixie = retargetSources(host, 'bookworm', 'trixie');
+  assert.deepEqual(trixie.map((s) => [s.uris[0], s.suites]), [
+    ['http://deb.debian.org/debian', ['trixie', 'trixie-updates']], ['http://deb.debian.org/debian-security', ['trixie-security']],
+  ]);
+  assert.ok(trixie.every((s) => s.extra.some(([k]) => k === 'Signed-By')));
+  const bpo = extraPockets(selectSources(host, 'bookworm'), 'bookworm', ['bookworm-backports']);
+  assert.deepEqual(bpo.map((s) => [s.uris[0], s.suites]), [['http://deb.debian.org/debian', ['bookworm-backports']]]);
+  assert.deepEqual(sourcesIdentity([...selectSources(host, 'bookworm'), ...bpo]), ['bookworm-backports/main', 'bookworm-security/main', 'bookworm-updates/main', 'bookworm/main']);
 });

@@ -62,12 +62,14 @@ test('unknown names and unbuilt images fail with typed errors and hints', async 
   try {
     await assert.rejects(resolveImage('python-3.13', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
       e instanceof UnknownImageError && e.message === 'unknown image "python-3.13"' && e.hint?.startsWith('available images: node-20; Docker Hub names are pulled only when the host allows it (HEARTH_REGISTRY_MIRROR=<url> or HEARTH_DOCKER_HUB=1)') === true);
-    // Offline, the seed's python-3.12 is served by the python-3.11 image (and says so in listings): not built here.
+    // Offline, the seed's python-3.12 is refused (no source ships 3.12) unless the operator opts in to 3.11.
     await assert.rejects(resolveImage('python-3.12', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
+      e instanceof PullNotAllowedError && /no source this host reaches ships it/.test(e.message) && /HEARTH_REGISTRY_MIRROR/.test(e.hint ?? ''));
+    await assert.rejects(resolveImage('python-3.12', { artifactsDir: root, registry: { ...OFFLINE, offlineSubstitutes: true } }), (e: unknown) =>
       e instanceof ImageNotBuiltError && e.message === 'image "python-3.11" is not built on this host');
-    // go-1.22 has no honest offline stand-in.
+    // go-1.22 is a catalog image of its own (bookworm-backports): not built in this store.
     await assert.rejects(resolveImage('go-1.22', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
-      e instanceof PullNotAllowedError && /Debian 12 ships Go 1\.19/.test(e.message) && /HEARTH_REGISTRY_MIRROR/.test(e.hint ?? ''));
+      e instanceof ImageNotBuiltError && /hearth setup --images go-1\.22/.test(e.hint ?? ''));
     await assert.rejects(resolveImage('python', { artifactsDir: root, registry: OFFLINE }), (e: unknown) =>
       e instanceof ImageNotBuiltError && e.message === 'image "python-3.11" is not built on this host' && /hearth setup --images python-3.11/.test(e.hint ?? ''));
     await fs.rm(path.join(root, 'layers/debian-12-2222'), { recursive: true });
@@ -86,12 +88,18 @@ test('the catalog lists every image with availability and real versions', async 
       ['debian-12', 'hearth/debian:12', false, null],
       ['node-20', 'hearth/node:20', true, null],
       ['python-3.11', 'hearth/python:3.11', false, null],
-      ['python-3.12', 'python-3.12', false, 'python-3.11'],
-      ['go-1.22', 'go-1.22', false, null],
-      ['rust-1', 'rust-1', false, null],
-      ['postgres-16', 'postgres-16', false, null],
+      ['go-1.22', 'hearth/golang:1.22', false, null],
+      ['rust-1', 'hearth/rust:1', false, null],
+      ['postgres-16', 'hearth/postgres:16', false, null],
+      ['python-3.12', 'python-3.12', false, null],
     ]);
-    assert.match(cat[3]!.note ?? '', /Python 3\.11 \(bookworm has no 3\.12\)/, 'an offline python-3.12 does not pretend');
+    assert.match(cat[6]!.note ?? '', /^unavailable: .*HEARTH_REGISTRY_MIRROR/, 'an offline python-3.12 does not pretend');
+    assert.match(cat[3]!.origin?.go ?? '', /golang-1\.22-go from bookworm-backports/);
+    assert.match(cat[3]!.note ?? '', /hearth setup --images go-1\.22/);
+    const opted = await listCatalog({ artifactsDir: root, registry: { ...OFFLINE, offlineSubstitutes: true } });
+    const py = opted.find((c) => c.id === 'python-3.12')!;
+    assert.equal(py.resolves_to, 'python-3.11');
+    assert.match(py.note ?? '', /Python 3\.11 \(bookworm has no 3\.12\)/, 'an opted-in substitute says what it is');
     assert.deepEqual(cat[1]!.versions, { debian: '12.11', node: '20.20.2', npm: '10.9.9' });
     assert.deepEqual(cat[0]!.versions, {});
     assert.deepEqual(cat[2]!.aliases, ['python-3', 'python', 'hearth/python:3', 'python-3.11-bookworm']);

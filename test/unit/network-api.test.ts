@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -25,7 +26,7 @@ let auth: Record<string, string>;
 let service: WorkspaceService;
 
 before(async () => {
-  db = await openSqlite(':memory:');
+  db = await openTestStore();
   host = new FakeHost();
   const log = pino({ level: 'silent' });
   const namespaces = new NamespaceService(db, log, () => service);

@@ -201,3 +201,27 @@ test('forwarder: TCP connections are capped per workspace address', async () => 
   for (const s of held) s.destroy();
   await fwd.close();
 });
+
+test('forwarder: Hearth\'s own names are answered here under the same verdict, never asked upstream', async () => {
+  const ctx = { subnet: '10.88.0.0/16', agentPort: 9990 };
+  const policies = new Map([
+    ['10.88.0.2', buildPolicy({ allow_internet: false, ingress: [], egress: ['api.hearth.internal'] }, { ...ctx, ip: '10.88.0.2' })],
+    ['10.88.0.3', buildPolicy({ allow_internet: true, ingress: [], egress: [] }, { ...ctx, ip: '10.88.0.3' })],
+    ['10.88.0.4', buildPolicy({ allow_internet: false, ingress: [], egress: [] }, { ...ctx, ip: '10.88.0.4' })],
+  ]);
+  const grants: string[] = [];
+  const fwd = new DnsForwarder({
+    listen: '127.0.0.1', port: 0, upstreams: [{ host: '127.0.0.1', port: upstreamPort }], policyOf: (ip) => policies.get(ip),
+    grant: async (src, name, a) => { grants.push(`${src} ${name} ${a.map((x) => x.ip).join(',')}`); },
+    localNames: () => new Map([['api.hearth.internal', '10.88.0.1'], ['runtime.hearth.internal', '10.88.0.1']]),
+  });
+  upstreamAsked = [];
+  const ask = (src: string, name: string, type = 1) => fwd.handle(buildQuery(9, name, type), src, 'udp').then((b) => parseAnswer(b!));
+  assert.deepEqual((await ask('10.88.0.2', 'API.hearth.internal.')).a.map((a) => a.ip), ['10.88.0.1'], 'named on the egress list');
+  assert.deepEqual(grants, ['10.88.0.2 api.hearth.internal 10.88.0.1'], 'granted like a forwarded answer');
+  assert.equal((await ask('10.88.0.2', 'runtime.hearth.internal')).rcode, RCODE_NXDOMAIN, 'not on the list');
+  assert.deepEqual((await ask('10.88.0.3', 'runtime.hearth.internal')).a.map((a) => a.ip), ['10.88.0.1'], 'open egress');
+  assert.equal((await ask('10.88.0.4', 'api.hearth.internal')).rcode, RCODE_NXDOMAIN, 'air-gapped');
+  assert.equal((await ask('10.88.0.3', 'api.hearth.internal', TYPE_AAAA)).a.length, 0);
+  assert.deepEqual(upstreamAsked, [], 'never forwarded');
+});

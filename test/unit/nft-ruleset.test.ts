@@ -168,3 +168,24 @@ test('renderRuleset: the operator\'s private ranges are the exceptions of the ne
   assert.ok(lines.findIndex((l) => l.includes('jump to_workspace')) < lines.findIndex((l) => l.includes("the host's neighbours")), 'workspace traffic leaves before the neighbours\' drop');
   assert.ok(lines.findIndex((l) => l.includes("the host's neighbours")) < lines.findIndex((l) => l.includes('@egress_open accept')), 'and the drop comes before any allow');
 });
+
+test('renderRuleset: hearthd published to workspaces — port 80 of the gateway redirected to its listener, open as the internet is', () => {
+  assert.doesNotMatch(renderRuleset(state), /redirect to|priority dstnat/, 'closed unless published');
+  const text = renderRuleset({ ...state, options: { ...options, hearthPort: 41234 } });
+  const gw = '10.88.0.1';
+  assert.match(text, new RegExp(`chain prerouting \\{\\n\\t\\ttype nat hook prerouting priority dstnat; policy accept;\\n\\t\\tiifname "hearth0" ip daddr ${gw} tcp dport 80 redirect to :41234 `));
+  const chain = /chain to_host \{([^}]*)\}/.exec(text)![1]!;
+  const lines = chain.trim().split('\n').map((l) => l.trim());
+  const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+  assert.ok(at(/tcp dport 41234 ip saddr @egress_open accept/) >= 0);
+  assert.ok(at(/tcp dport 41234 ip saddr \. ip daddr @egress_hosts accept/) >= 0);
+  assert.ok(at(/tcp dport 41234 ip saddr \. ip daddr @egress_dns accept/) >= 0);
+  assert.ok(lines.every((l) => !/accept/.test(l) || /established|dport (53|41234)/.test(l)), 'nothing else of the host opens');
+  assert.ok(at(/tcp dport 41234/) < at(/^drop/), 'before the final drop');
+});
+
+test('renderRuleset: QEMU\'s uids are refused every socket in the output hook, only when given', () => {
+  assert.doesNotMatch(renderRuleset(state), /skuid/);
+  const out = /chain output \{([^}]*)\}/.exec(renderRuleset({ ...state, options: { ...options, vmUids: { first: 1_500_000, last: 1_565_535 } } }))![1]!;
+  assert.match(out, /meta skuid 1500000-1565535 reject with icmpx admin-prohibited comment /);
+});

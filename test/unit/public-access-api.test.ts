@@ -10,7 +10,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { openSqlite, type Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/db.ts';
+import { openTestStore } from '../helpers/store.ts';
 import { TokenSigner } from '../../src/auth/jwt.ts';
 import { SnapshotService } from '../../src/control/snapshots.ts';
 import { ApiKeys, createApiKey } from '../../src/auth/keys.ts';
@@ -37,7 +38,7 @@ async function fakeDns(name: string, type: 'A' | 'CNAME' | 'TXT'): Promise<strin
 }
 
 before(async () => {
-  db = await openSqlite(':memory:');
+  db = await openTestStore();
   const host = new FakeHost();
   const log = pino({ level: 'silent' });
   const workspaces = new WorkspaceService(db, host, log, { ...DEFAULT_SERVICE_OPTIONS, fastPathMs: 2000 });

@@ -33,6 +33,8 @@ export interface ListOptions {
   contentBudget: number;
   codeOnly: boolean;
   includeExt?: Set<string>;
+  /** include_extensions: true adds `extension` even to light entries, false leaves it out; unset: full entries carry it. */
+  includeExtensions?: boolean;
   pathFilter?: (rel: string, name: string) => boolean;
   ignore?: GlobSet;
   gitignore: boolean;
@@ -60,6 +62,8 @@ export function parseListOptions(query: URLSearchParams): ListOptions {
     codeOnly: boolParam(q(query, 'code_files_only'), 'code_files_only') ?? false,
     gitignore: boolParam(q(query, 'use_gitignore'), 'use_gitignore') ?? false,
   };
+  const includeExtensions = boolParam(q(query, 'include_extensions'), 'include_extensions');
+  if (includeExtensions !== undefined) opts.includeExtensions = includeExtensions;
   if (includeExt) opts.includeExt = new Set(includeExt.map((e) => e.replace(/^\./, '').toLowerCase()));
   if (ignore) opts.ignore = new GlobSet(ignore);
   if (filter) {
@@ -100,6 +104,17 @@ function keepFile(opts: ListOptions, item: WalkItem): boolean {
 
 /** Builds one entry; `budget` is shared across the whole listing. */
 async function buildEntry(opts: ListOptions, item: WalkItem, budget: { left: number }): Promise<FileEntry | undefined> {
+  const entry = await buildFullEntry(opts, item, budget);
+  if (!entry || opts.includeExtensions === undefined) return entry;
+  if (!opts.includeExtensions) delete entry.extension;
+  else if (entry.type !== 'directory' && entry.extension === undefined) {
+    const ext = extensionOf(item.name);
+    if (ext) entry.extension = ext;
+  }
+  return entry;
+}
+
+async function buildFullEntry(opts: ListOptions, item: WalkItem, budget: { left: number }): Promise<FileEntry | undefined> {
   if (opts.light) {
     const type = item.kind === 'directory' ? 'directory' : item.kind === 'symlink' ? 'symlink' : 'file';
     return { name: item.name, path: item.path, type };

@@ -5,6 +5,7 @@ import { boolParam, q } from '../../core/agent-protocol/params.ts';
 import { openNdjson } from '../http/reply.ts';
 import type { Router } from '../router.ts';
 import { statBody } from './entry.ts';
+import { toAgentError } from '../../core/agent-protocol/errors.ts';
 import { checkListRoot, LIST_ENTRY_CAP, listEntries, listFiles, parseListOptions } from './list.ts';
 import { copyPath, deletePath, makeDir, movePath } from './ops.ts';
 import { resolvePath } from './paths.ts';
@@ -40,7 +41,13 @@ export function registerFileRoutes(router: Router<Handler>): void {
       }
       out.write({ event: 'done', path: opts.root, count, truncated });
     } catch (err) {
-      out.write({ event: 'error', message: (err as Error).message });
+      // The SDK skips lines with an `event`: an error line without one reaches the caller as the
+      // runtime's error shape, and the done line says the listing is incomplete.
+      const e = toAgentError(err);
+      out.write({ success: false, error: e.code, code: e.code, message: e.message, path: opts.root, ...(e.details ? { details: e.details } : {}) });
+      out.write({ event: 'done', path: opts.root, count, truncated: true, error: e.code });
+      out.end();
+      return undefined;
     }
     out.end();
     return undefined;

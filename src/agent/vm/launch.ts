@@ -13,7 +13,8 @@
  *      state: Node loaded, the agent's modules imported, no identity;
  *   3. on {"t":"identity"}: set MAC, address, route (busybox ip: the cloud
  *      kernel has no IP_PNP), hostname, /etc/hosts, resolv.conf, the clock
- *      and fresh randomness; then start the agent on the VM's IP with the
+ *      and fresh randomness (credited, with a CRNG reseed: clones of one
+ *      template share their kernel's RNG state); then start the agent on the VM's IP with the
  *      secret — or, if one runs with another identity (a fork), close it
  *      and start a new one;
  *   4. say {"t":"applied"}; on {"t":"shutdown"}: stop the agent, SIGTERM
@@ -22,16 +23,17 @@
  * The secret lives only in this process's memory: never in the
  * environment, the command line or a file.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { startAgent, type RunningAgent } from '../server.ts';
 import { enterWorkdir } from '../config.ts';
 import { WORKSPACE_LOG_DIR, WORKSPACE_STATE_DIR } from '../workloads/paths.ts';
-import { IDENTITY_PORT_NAME, netmaskOf, validIdentity, type ReceivedIdentity } from '../../core/vm-identity.ts';
+import { IDENTITY_PORT_NAME, RESEED_EXIT_REASONS, netmaskOf, validIdentity, type ReceivedIdentity } from '../../core/vm-identity.ts';
 
 const run = promisify(execFile);
 const BUSYBOX = '/.hearth/vm/busybox';
+const RESEED = '/.hearth/vm/reseed';
 
 /** What the host sends (src/host/drivers/microvm/identity.ts). */
 type Identity = ReceivedIdentity;
@@ -107,9 +109,29 @@ async function applyNetwork(id: Identity, replacing: boolean): Promise<void> {
   await run(BUSYBOX, ['sh', '-c', script]);
 }
 
+/**
+ * Credit the host's seed and reseed the CRNG (the reseed helper, since Node
+ * has no ioctl). The seed goes over stdin: never on a command line another
+ * process could read. If the helper fails, the seed is still mixed in
+ * (uncredited) and the failure logged: the kernel then reseeds only on its
+ * own schedule, which is what a VM without the helper would get.
+ */
+async function reseed(id: Identity): Promise<void> {
+  const seed = Buffer.from(id.seed, 'base64');
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(RESEED, [], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('error', () => resolve(-1));
+    child.on('close', (c) => resolve(c ?? -1));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(seed);
+  });
+  if (code === 0) return log('entropy credited and CRNG reseeded', { bytes: seed.length });
+  fs.writeFileSync('/dev/urandom', seed);
+  log('reseeding the CRNG failed; the seed was mixed in uncredited', { exit_code: code, reason: RESEED_EXIT_REASONS[code] ?? 'the helper did not run' });
+}
+
 function applyHost(id: Identity): void {
   fs.writeFileSync('/proc/sys/kernel/hostname', id.hostname);
-  fs.writeFileSync('/dev/urandom', Buffer.from(id.seed, 'base64'));
   const w = (file: string, text: string) => {
     try {
       fs.writeFileSync(file, text);
@@ -173,7 +195,8 @@ async function main(): Promise<void> {
     const mark = (name: string, since: number) => { phases[name] = Math.round(performance.now() - since); return performance.now(); };
     try {
       let t = t0;
-      await applyNetwork(msg, current !== null);
+      // Independent: the network script and the reseed helper are two processes, run side by side.
+      await Promise.all([applyNetwork(msg, current !== null), reseed(msg)]);
       t = mark('network', t);
       applyHost(msg);
       t = mark('host', t);

@@ -1,7 +1,7 @@
 /** Workspace usage (§15): metered resource-seconds in usage units. */
 import type { ApiContext } from '../context.ts';
 import type { RouteTable } from '../route-table.ts';
-import { param, queryString, type Json } from '../parse.ts';
+import { param, queryInt, queryString, type Json } from '../parse.ts';
 import { parseRange } from '../../control/usage.ts';
 import { ValidationFailed } from '../../core/errors.ts';
 
@@ -15,7 +15,14 @@ export function usageRoutes(r: RouteTable, ctx: ApiContext): void {
     const report = await ctx.usage.many(ids, namespace, parseRange(q));
     return { success: true, ...report };
   });
-  r.add('GET', '/workspace/activity', 'workspace:read', async () => ({ success: true, data: [] }));
+  // The activity log (control/activity.ts): every state-changing call in the caller's scope, newest first.
+  r.add('GET', '/workspace/activity', 'workspace:read', async (req, _reply, p) => {
+    const q = req.query as Json;
+    const limit = queryInt(q, 'limit', 100, 1, 1000);
+    const offset = queryInt(q, 'offset', 0, 0, 1_000_000);
+    const data = ctx.activity ? await ctx.activity.list(p, { limit, offset, workspaceId: queryString(q, 'workspace_id') }) : [];
+    return { success: true, data, activity: data, limit, offset };
+  });
 
   r.add('GET', '/workspace/:id/usage', 'workspace:read', async (req, _reply, p) => {
     const ws = await ctx.workspaces.find(p, param(req.params, 'id'));

@@ -48,8 +48,15 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
     return flat(res);
   });
 
+  /** A workspace that is not running has no live workloads: reads answer empty (the SDK lists, it does not expect an error). */
+  const quiet = async (req: FastifyRequest, p: Principal): Promise<Workspace | null> => {
+    const ws = await ctx.workspaces.find(p, param(req.params, 'id'));
+    return ws.state === 'running' && ws.slotIndex !== null ? ws : null;
+  };
+
   r.add('GET', '/workspace/:id/workloads', 'workspace:read', async (req, _reply, p) => {
-    const ws = await running(req, p);
+    const ws = await quiet(req, p);
+    if (!ws) return { success: true, workloads: [], count: 0, workspace_running: false };
     return { ...(await agent.call(ws, 'GET', WORKLOADS_PREFIX, undefined, { query: pick(req.query, ['states', 'status', 'name', 'limit']) })), success: true };
   });
 
@@ -104,7 +111,8 @@ export function workloadRoutes(r: RouteTable, ctx: ApiContext): void {
   });
 
   r.add('GET', '/workspace/:id/workloads/:wid/logs', 'workspace:read', READS_SECRETS, async (req, _reply, p) => {
-    const ws = await running(req, p);
+    const ws = await quiet(req, p);
+    if (!ws) return { success: true, id: param(req.params, 'wid'), logs: [], lines: [], count: 0, workspace_running: false };
     return { ...(await agent.call(ws, 'GET', `${one(req)}/logs`, undefined, { query: pick(req.query, ['tail', 'tail_lines', 'lines', 'since']) })), success: true };
   });
 

@@ -10,15 +10,18 @@ import { ValidationFailed } from '../../core/errors.ts';
 import { lifecycleView } from './lifecycle.ts';
 import type { PublicAccessService } from '../../control/public-access.ts';
 import { codeBody, configTtlRemoves, removalBody, stopRemoves } from '../grant-rules.ts';
+import { parseNetworkUpdate } from './network-modes.ts';
+import { DEFAULT_IMAGE, normalizeWorkspaceBody } from './workspace-fields.ts';
 
-export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary'>): void {
+export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pick<PublicAccessService, 'summary' | 'setPublicAccess'>): void {
   const agent = ctx.agent;
   /** The network view with what is really exposed. */
   const network = async (ws: Workspace) => networkView(ws, ctx, (await publicAccess.summary(ws.id)).ports.length > 0);
   const view = (ws: Workspace) => workspaceView(ws, ctx.workspaces.endpoint(ws));
+  const fieldOpts = { defaultImage: ctx.defaultImage ?? DEFAULT_IMAGE, minIdleSeconds: ctx.minIdleSeconds ?? 120 };
 
   r.add('POST', '/workspace', 'workspace:create', { body: [...removalBody('config.'), ...codeBody('config.')] }, async (req, reply, p) => {
-    const spec = parseCreateRequest(bodyObject(req.body));
+    const spec = parseCreateRequest(normalizeWorkspaceBody(bodyObject(req.body), { create: true, ...fieldOpts }));
     const ws = await ctx.workspaces.create(p, spec);
     reply.code(201);
     return { success: true, workspace: view(ws) };
@@ -55,7 +58,7 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
   });
 
   r.add('PUT', '/workspace/:id', 'workspace:write', { body: [...removalBody('config.'), ...codeBody('config.')], state: [configTtlRemoves] }, async (req, _reply, p) => {
-    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), bodyObject(req.body));
+    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), normalizeWorkspaceBody(bodyObject(req.body), { create: false, ...fieldOpts }));
     return { success: true, workspace: view(ws) };
   });
 
@@ -91,9 +94,14 @@ export function workspaceRoutes(r: RouteTable, ctx: ApiContext, publicAccess: Pi
 
   r.add('PATCH', '/workspace/:id/network', 'workspace:write', async (req, _reply, p) => {
     const b = bodyObject(req.body);
-    const config: Json = {};
-    for (const k of ['allow_internet', 'ingress', 'egress', 'ingress_ports']) if (b[k] !== undefined) config[k] = b[k];
-    const ws = await ctx.workspaces.update(p, param(req.params, 'id'), { config });
+    // Every field is honoured or refused before anything changes (network-modes.ts): never a silent 200.
+    const { config, publicAccess: open } = parseNetworkUpdate(b);
+    const id = param(req.params, 'id');
+    let ws = Object.keys(config).length ? await ctx.workspaces.update(p, id, { config }) : await ctx.workspaces.find(p, id);
+    if (open !== undefined) {
+      await publicAccess.setPublicAccess(p, ws.id, open);
+      ws = await ctx.workspaces.find(p, ws.id);
+    }
     return { success: true, ...(await network(ws)) };
   });
 
@@ -122,7 +130,9 @@ export function networkView(ws: Workspace, ctx: ApiContext, exposed: boolean): R
     ingress: ws.config.ingress,
     egress: ws.config.egress,
     ingress_ports: Array.isArray(ws.config.ingress_ports) ? ws.config.ingress_ports : [],
-    public_access: exposed,
+    // Exposed ports route only while public access is on (network.update({ public_access })).
+    public_access: exposed && ws.config.public_access !== false,
+    public_access_enabled: ws.config.public_access !== false,
     private_links: [],
     outbound_mode: 'managed',
     outbound_ip: ctx.workspaces.outboundIp(ws),

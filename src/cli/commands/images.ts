@@ -3,11 +3,18 @@
  *   list                  what the host offers (catalog, aliases and what they run now, pulled/imported images)
  *   pull REF              pull from a registry (Docker Hub names through HEARTH_REGISTRY_MIRROR if set)
  *   import FILE           load a `docker save` archive or an OCI layout tarball (air-gapped hosts)
+ *   build -t NAME[:TAG]   build an image from a Dockerfile and a context directory (no registry):
+ *         [-f FILE] DIR   one cached layer per step, RUN in runc with no network, progress on stderr
  *   gc                    remove unreferenced layers, dangling names, stale scratch, and microVM
  *                         templates no current key can name (another agent drive, kernel or version)
  * Results go to stdout (JSON with --json); progress goes to stderr.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { buildImage } from '../../host/images/build/execute.ts';
+import { runLimits } from '../../host/images/build/sandbox.ts';
+import { resolveImage } from '../../host/images/resolve.ts';
+import { builtRef, parseTag } from '../../control/image-builds.ts';
 import { ArgError } from '../args/listen.ts';
 import { parseFlags, type FlagSpec } from '../args/parse.ts';
 import { createReporter, formatSeconds, type Reporter } from '../../host/setup/progress.ts';
@@ -20,9 +27,11 @@ const USAGE = [
   'usage: hearth images list [--json] [--artifacts-dir DIR]',
   '       hearth images pull REF [--json] [--artifacts-dir DIR]',
   '       hearth images import FILE [--tag NAME:TAG] [--json] [--artifacts-dir DIR]',
+  '       hearth images build -t NAME[:TAG] [-f Dockerfile] [--build-arg K=V]… [--namespace NS | --publish] [--json] DIR',
   '       hearth images gc [--untagged] [--dry-run] [--json] [--artifacts-dir DIR]',
   '  examples: hearth images pull 127.0.0.1:5000/team/app:1.0',
   '            hearth images import ./app.tar --tag app:1.0',
+  '            hearth images build -t myapp:1 .   (then create with image: "myapp:1"; --publish: every namespace)',
   '  a registry on loopback, link-local or private addresses is used only when listed:',
   '            HEARTH_PRIVATE_REGISTRIES=127.0.0.1:5000 hearth images pull 127.0.0.1:5000/team/app:1.0',
   '  bounds: HEARTH_IMAGE_MAX_COMPRESSED_BYTES, HEARTH_IMAGE_MAX_UNCOMPRESSED_BYTES, HEARTH_IMAGE_MAX_ENTRIES, HEARTH_IMAGE_MAX_PATH_DEPTH',
@@ -102,6 +111,50 @@ export function pullProgress(r: Reporter): (e: PullEvent) => void {
   };
 }
 
+/** `hearth images build`: an operator build on this host, named for a namespace (or the operator, or published to all). */
+async function buildCommand(argv: string[], log: (l: string) => void): Promise<number> {
+  const buildArgs: Record<string, string> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (flag: string) => (a.includes('=') && a.startsWith('--') ? a.slice(a.indexOf('=') + 1) : argv[++i]) ?? (() => { throw new ArgError(`${flag} needs a value`, USAGE); })();
+    if (a === '-t' || a === '--tag' || a.startsWith('--tag=')) rest.push(`--tag=${value('--tag')}`);
+    else if (a === '-f' || a === '--file' || a.startsWith('--file=')) rest.push(`--file=${value('--file')}`);
+    else if (a === '--build-arg' || a.startsWith('--build-arg=')) {
+      const kv = value('--build-arg');
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new ArgError(`--build-arg ${JSON.stringify(kv)} must be KEY=value`, USAGE);
+      buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else rest.push(a);
+  }
+  const args = rest.filter((a) => !a.startsWith('--'));
+  const f = parseFlags(rest.filter((a) => a.startsWith('--')), { ...COMMON, tag: 'string', file: 'string', namespace: 'string', publish: 'boolean' }, USAGE);
+  if (args.length !== 1) throw new ArgError(args.length ? `unexpected argument ${JSON.stringify(args[1])}` : 'missing DIR (the build context)', USAGE);
+  if (typeof f.tag !== 'string') throw new ArgError('missing -t NAME[:TAG]', USAGE);
+  const dir = args[0]!;
+  const file = typeof f.file === 'string' ? f.file : path.join(dir, 'Dockerfile');
+  const dockerfile = await fs.promises.readFile(file, 'utf8').catch((e: Error) => { throw new ArgError(`cannot read ${file}: ${e.message}`, USAGE); });
+  const { name, tag } = parseTag(f.tag);
+  const namespace = typeof f.namespace === 'string' ? f.namespace : null;
+  const ref = builtRef(namespace, f.publish === true, name, tag);
+  const paths = artifactPaths(f['artifacts-dir'] as string | undefined);
+  const r = createReporter({ log, tty: process.stderr });
+  const started = Date.now();
+  const record = await buildImage({
+    paths, contextDir: dir, dockerfile, ref, buildArgs, resolveBase: (n) => resolveImage(n, { artifactsDir: paths.root }),
+    runcRoot: '/run/hearth/build-cli', runLimits: runLimits(), owner: { namespace, published: f.publish === true },
+    onEvent: (e) => {
+      if (e.type === 'step' && e.status !== 'running') r.tool(`line ${String(e.line).padStart(3)} ${e.status === 'cached' ? 'CACHED' : `done ${formatSeconds(e.seconds ?? 0)}`}  ${e.source.slice(0, 100)}`);
+      else if (e.type === 'step') r.tool(`line ${String(e.line).padStart(3)} ...     ${e.source.slice(0, 100)}`);
+      else if (e.type === 'log') r.tool(`  | ${e.text}`);
+    },
+  });
+  r.close();
+  const out = { name: `${name}:${tag}`, ref, id: record.id, digest: record.digest, layers: record.layers.length, seconds: (Date.now() - started) / 1000 };
+  process.stdout.write(f.json ? `${JSON.stringify(out, null, 2)}\n` : `${out.name} ${ref} ${record.id} ${record.digest}\n`);
+  return 0;
+}
+
 export async function imagesCommand(argv: string[]): Promise<number> {
   try {
     return await run(argv);
@@ -160,6 +213,8 @@ async function run(argv: string[]): Promise<number> {
       else for (const i of out.images) process.stdout.write(`${i.id} ${i.digest} ${i.refs.join(' ') || '(no name: use --tag)'}\n`);
       return 0;
     }
+    case 'build':
+      return buildCommand(rest, log);
     case 'gc': {
       const f = parseFlags(rest, { ...COMMON, untagged: 'boolean', 'dry-run': 'boolean' }, USAGE);
       const artifactsDir = f['artifacts-dir'] as string | undefined;

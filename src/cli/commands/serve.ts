@@ -9,15 +9,19 @@ import { Hearthd } from '../../hearthd.ts';
 import { createLocalHost } from '../../host/local-host.ts';
 import { DEFAULT_NETWORK_PLAN } from '../../host/network/slot.ts';
 import { parsePrivateAllowed } from '../../core/network-policy.ts';
+import { defaultPoolCap } from '../../core/warm-pool.ts';
+import os from 'node:os';
 
-const USAGE = 'usage: hearth serve [--data-dir DIR] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] ' + PUBLIC_PLANE_USAGE;
+const USAGE = 'usage: hearth serve [--data-dir DIR] [--store postgresql://…] [--listen HOST:PORT] [--runtime-listen HOST:PORT] [--driver auto|container|microvm] [--bridge NAME --subnet CIDR --link-prefix P] [--artifacts-dir DIR] [--outbound-ip IP] [--egress-allow-private CIDR,...] [--dns-upstream IP[:PORT],...] [--no-dns] [--default-image NAME] [--warm-pool N] ' + PUBLIC_PLANE_USAGE;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     ...PUBLIC_PLANE_FLAGS,
-    'data-dir': 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
-    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'egress-allow-private': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string',
+    'data-dir': 'string', store: 'string', listen: 'string', 'runtime-listen': 'string', driver: 'string', bridge: 'string',
+    subnet: 'string', 'link-prefix': 'string', 'artifacts-dir': 'string', 'outbound-ip': 'string', 'egress-allow-private': 'string', 'dns-upstream': 'string', 'no-dns': 'boolean', 'log-level': 'string', 'fast-path-ms': 'string', 'meter-interval-ms': 'string', 'min-idle-seconds': 'string', 'default-image': 'string', 'warm-pool': 'string',
   }, USAGE);
+  const warmPool = f['warm-pool'] === undefined ? defaultPoolCap(os.totalmem()) : Number(f['warm-pool']);
+  if (!Number.isInteger(warmPool) || warmPool < 0 || warmPool > 256) throw new ArgError(`--warm-pool ${String(f['warm-pool'])} is not a whole number from 0 to 256 (0 turns warm pools off)`, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const api = parseListen('--listen', String(f.listen ?? '127.0.0.1:7070'));
   const runtime = parseListen('--runtime-listen', String(f['runtime-listen'] ?? `${api.host}:${api.port === 0 ? 0 : api.port + 1}`));
@@ -39,12 +43,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
     ...(f['dns-upstream'] ? { dnsUpstreams: String(f['dns-upstream']).split(',').filter(Boolean) } : {}),
     ...(f['no-dns'] ? { dns: false } : {}),
   });
+  // The image of a create that names none: checked now, so a typo stops the start instead of every such create.
+  const defaultImage = f['default-image'] ? String(f['default-image']) : undefined;
+  if (defaultImage) await host.resolveImage(defaultImage).catch((e: Error) => { throw new ArgError(`--default-image ${defaultImage}: ${e.message}`, USAGE); });
   const publicPlane = parsePublicPlaneFlags(f, api);
+  // --store wins over HEARTH_STORE; neither = SQLite in the data dir. A URL may carry a password: prefer the env.
+  const store = f.store !== undefined ? String(f.store) : process.env.HEARTH_STORE || undefined;
   const d = await Hearthd.open({
-    dataDir, api, runtime, host, log, publicPlane,
+    dataDir, api, runtime, host, log, publicPlane, warmPool, ...(store ? { store } : {}),
     ...(f['fast-path-ms'] ? { fastPathMs: Number(f['fast-path-ms']) } : {}),
     ...(f['meter-interval-ms'] ? { meterIntervalMs: Number(f['meter-interval-ms']) } : {}),
     ...(f['min-idle-seconds'] ? { minIdleSeconds: Number(f['min-idle-seconds']) } : {}),
+    ...(defaultImage ? { defaultImage } : {}),
   });
   const endpoints = d.endpoints!;
   const key = await d.ensureAdminKey();

@@ -4,14 +4,14 @@ import { ArgError } from '../args/listen.ts';
 import { CATALOG, findRecipe } from '../../host/images/catalog.ts';
 import { runSetup } from '../../host/setup/index.ts';
 
-const USAGE = 'usage: hearth setup [--artifacts-dir DIR] [--images ID,ID…] [--skip-packages] [--json]\n  example: hearth setup --images debian-12,node-20';
+const USAGE = 'usage: hearth setup [--artifacts-dir DIR] [--images ID,ID…] [--skip-packages] [--json]\n  example: hearth setup --images debian-12,node-20 (`--images all` adds go-1.22, rust-1, postgres-16)';
 
 export async function setupCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, { 'artifacts-dir': 'string', images: 'string', 'skip-packages': 'boolean', json: 'boolean' }, USAGE);
   let images: string[] | undefined;
   if (typeof f.images === 'string') {
     images = f.images.split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = images.filter((i) => !findRecipe(i));
+    const unknown = images.filter((i) => i !== 'all' && !findRecipe(i));
     if (unknown.length) {
       throw new ArgError(`--images: unknown image ${unknown.map((u) => JSON.stringify(u)).join(', ')}`, `catalog images: ${CATALOG.map((c) => c.id).join(', ')}\n  ${USAGE}`);
     }

@@ -10,8 +10,10 @@ import type { HostDriver } from '../../host/host-driver.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { DEFAULT_BOUNDS, type ResourceBounds, type WorkspaceConfig } from '../../core/workspace-spec.ts';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
+import { sharedLocks, type SharedLocks } from '../../store/shared-locks.ts';
 import { ALL_GRANTS } from '../../core/grants.ts';
 import type { Workspace } from './row.ts';
+import type { WarmPool } from '../warm-pool/pool.ts';
 
 export interface WorkspaceServiceOptions {
   /** How long POST /workspace waits for readiness before answering "still provisioning". */
@@ -21,6 +23,8 @@ export interface WorkspaceServiceOptions {
   slotRestMs: number;
   /** Hard cap on workspaces on this host (beyond the slot capacity). */
   maxWorkspaces: number;
+  /** At most this many pooled sandboxes (`--warm-pool N`); 0 = no warm pools. */
+  warmPool?: number;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: WorkspaceServiceOptions = {
@@ -54,6 +58,8 @@ export interface WorkspaceDeps {
   readonly meter: UsageMeter | null;
   /** Operations on one workspace are serialized; '__slots__' serializes every create. */
   readonly locks: KeyedMutex;
+  /** The same keys across every hearthd on one PostgreSQL store (a pass-through on SQLite); taken through `exclusive`. */
+  readonly shared: SharedLocks;
   /** Freed slot → when it may be reused. */
   readonly restingSlots: Map<number, number>;
   /** In-flight provisioning per workspace, so callers can await readiness. */
@@ -61,13 +67,24 @@ export interface WorkspaceDeps {
   /** Last activity per workspace (edge traffic, ping). In memory: a restart restarts idle timers, never shortens them. */
   readonly activity: Map<string, number>;
   readonly startedAt: number;
+  /** Pre-started sandboxes creates may claim (control/warm-pool); null when pools are off. */
+  pool: WarmPool | null;
 }
 
 export function workspaceDeps(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions, links: WorkspaceLinks): WorkspaceDeps {
   return {
     db, host, log, opts, admission: links.admission ?? null, meter: links.meter ?? null,
-    locks: new KeyedMutex(), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(),
+    locks: new KeyedMutex(), shared: sharedLocks(db), restingSlots: new Map(), inflight: new Map(), activity: new Map(), startedAt: Date.now(), pool: null,
   };
+}
+
+/**
+ * Run `fn` holding `key` in this process and, on a shared store, in every
+ * hearthd on it: the in-process lock first, so one process waits on one
+ * connection per key at most.
+ */
+export function exclusive<T>(d: WorkspaceDeps, key: string, fn: () => Promise<T>): Promise<T> {
+  return d.locks.run(key, () => d.shared.run(key, fn));
 }
 
 /** The principal of hearthd's own background work (reaper, reconcile). */

@@ -8,6 +8,7 @@ import { parseIdle } from '../../core/workspace-spec.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
+import { stop } from './power.ts';
 import { current, decodeWorkspace, now, sandboxRef, transition, type Workspace } from './row.ts';
 
 /** Record activity (edge HTTP traffic, ping): it postpones idle sleep. */
@@ -43,8 +44,16 @@ export async function sleepIdle(d: WorkspaceDeps): Promise<number> {
   let n = 0;
   for (const ws of rows.map(decodeWorkspace)) {
     const idle = ws.config.idle as { suspend_after: number; stop_after: number } | null | undefined;
-    if (!idle?.suspend_after) continue;
     const quietFor = (Date.now() - lastActivity(d, ws)) / 1000;
+    // auto_stop_seconds (update/create): a plain stop after that long without activity, no wake on traffic.
+    const autoStop = typeof ws.config.auto_stop_seconds === 'number' ? ws.config.auto_stop_seconds : 0;
+    if (ws.state === 'running' && autoStop > 0 && quietFor >= autoStop) {
+      await stop(d, null, ws.id, 'idle');
+      d.log.info({ workspace: ws.id, quiet_s: Math.round(quietFor) }, 'workspace stopped (auto_stop_seconds)');
+      n++;
+      continue;
+    }
+    if (!idle?.suspend_after) continue;
     if (ws.state === 'running' && quietFor >= idle.suspend_after) {
       await d.locks.run(ws.id, async () => {
         const cur = await current(d, ws.id);

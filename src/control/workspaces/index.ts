@@ -28,6 +28,10 @@ import * as meta from './metadata.ts';
 import { reconcile } from './reconcile.ts';
 import * as facts from './host-facts.ts';
 import type { AgentEndpoint } from '../../core/agent-protocol.ts';
+import * as resources from '../resources.ts';
+import type { SandboxRef } from '../../host/host-driver.ts';
+import { WarmPool } from '../warm-pool/pool.ts';
+import { reservePoolSlot } from './admission.ts';
 
 export { DEFAULT_SERVICE_OPTIONS, adminPrincipal, type Admission, type UsageMeter, type WorkspaceLinks, type WorkspaceServiceOptions } from './deps.ts';
 export type { Provisioning, Workspace } from './row.ts';
@@ -38,6 +42,15 @@ export class WorkspaceService implements NamespaceWorkspaces {
 
   constructor(db: Db, host: HostDriver, log: Logger, opts: WorkspaceServiceOptions = DEFAULT_SERVICE_OPTIONS, links: WorkspaceLinks = {}) {
     this.d = workspaceDeps(db, host, log, opts, links);
+    const cap = opts.warmPool ?? 0;
+    if (cap > 0 && host.prestart && host.claim) {
+      this.d.pool = new WarmPool({
+        db, host, log: log.child({ component: 'warm-pool' }), cap,
+        reserveSlot: (hold) => reservePoolSlot(this.d, hold),
+        busy: () => this.d.inflight.size > 0,
+        workspaceState: async (id) => (await byId(this.d, id))?.state ?? null,
+      });
+    }
   }
 
   // queries
@@ -66,6 +79,12 @@ export class WorkspaceService implements NamespaceWorkspaces {
 
   // name, slug, config
   update(p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> { return update(this.d, p, idOrSlug, body); }
+
+  // resources and disk (control/resources.ts)
+  resize(p: Principal, idOrSlug: string, body: Record<string, unknown>, partial: boolean): Promise<resources.ResizeResult> { return resources.resize(this.d, p, idOrSlug, body, partial); }
+  diskUsage(p: Principal, idOrSlug: string): ReturnType<typeof resources.diskUsage> { return resources.diskUsage(this.d, p, idOrSlug); }
+  overlay(p: Principal, idOrSlug: string, limit: number): ReturnType<typeof resources.overlay> { return resources.overlay(this.d, p, idOrSlug, limit); }
+  syncDisk(p: Principal, idOrSlug: string, guestSync: (ws: Workspace) => Promise<boolean>): ReturnType<typeof resources.syncDisk> { return resources.syncDisk(this.d, p, idOrSlug, guestSync); }
 
   // runtime access tokens
   setRuntimeEnabled(ws: Workspace, enabled: boolean): Promise<Workspace> { return access.setRuntimeEnabled(this.d, ws, enabled); }
@@ -108,6 +127,16 @@ export class WorkspaceService implements NamespaceWorkspaces {
   get capacity(): number { return facts.capacity(this.d); }
   /** The image catalog (§19). */
   catalog(): Promise<facts.ImageCatalogEntry[]> { return facts.catalog(this.d); }
+
+  // warm pools (control/warm-pool)
+  /** Pooled sandboxes' refs (each with its air-gapped policy), for the firewall's sync at start. */
+  poolRefs(): SandboxRef[] { return this.d.pool?.refs() ?? []; }
+  /** What the warm pool holds; null when pools are off. */
+  poolSummary(): ReturnType<WarmPool['summary']> | null { return this.d.pool?.summary() ?? null; }
+  /** Wait until the pool's refill has nothing left to do (tests, bench). */
+  poolIdle(): Promise<void> { return this.d.pool?.idle() ?? Promise.resolve(); }
+  /** Shutdown: stop refilling and remove every pooled sandbox. */
+  closePool(): Promise<void> { return this.d.pool?.close() ?? Promise.resolve(); }
 
   /** Startup reconcile with the host; returns a per-action summary. */
   reconcile(): Promise<Record<string, number>> { return reconcile(this.d); }

@@ -7,6 +7,7 @@ import type { StopReason } from '../../core/lifecycle.ts';
 import type { CreateRequest } from '../../core/workspace-spec.ts';
 import { AlreadyExists, NotFound, ProvisionFailed } from '../../core/errors.ts';
 import { canSeeWorkspace, type Principal } from '../../auth/principal.ts';
+import { imageDefaultWorkload } from '../image-defaults.ts';
 import { applyInitialWorkloads } from '../workloads.ts';
 import type { WorkspaceDeps } from './deps.ts';
 import { checkCreate, reserve } from './admission.ts';
@@ -18,23 +19,28 @@ export async function create(d: WorkspaceDeps, p: Principal, req: CreateRequest)
   if (req.idempotencyKey) {
     const existing = await d.db.selectFrom('workspaces').selectAll()
       .where('owner', '=', p.clientId).where('idempotency_key', '=', req.idempotencyKey).executeTakeFirst();
-    if (existing && existing.state !== 'deleted') {
-      // Keys are unique per API key, and many namespace tokens share one key:
-      // a retry is answered only with what this caller may see.
-      const prior = decodeWorkspace(existing);
-      if (!canSeeWorkspace(p, prior)) {
-        throw new AlreadyExists('idempotency_key', req.idempotencyKey);
-      }
-      return awaitFastPath(d, prior);
-    }
+    if (existing && existing.state !== 'deleted') return answerRetry(d, p, req.idempotencyKey, decodeWorkspace(existing));
   }
   // A namespace-bound caller may name only its own namespace (admission refuses others).
   const namespace = req.namespace ?? p.namespace;
-  const { slug, driver } = await checkCreate(d, p, req);
-  const ws = await reserve(d, p, req, namespace, slug, driver);
+  const { slug, driver, shape } = await checkCreate(d, p, req);
+  const { ws, fresh } = await reserve(d, p, req, namespace, slug, driver, shape);
+  // A retry with the same key that raced this one got there first: answered as a retry is.
+  if (!fresh) return answerRetry(d, p, req.idempotencyKey!, ws);
+  // After the take: this create's own demand refills the pool, it never competes for a sandbox with itself.
+  if (shape) d.pool?.note(shape);
   d.log.info({ workspace: ws.id, image: ws.image, driver, slot: ws.slotIndex }, 'workspace created');
   startProvisioning(d, ws);
   return awaitFastPath(d, ws);
+}
+
+/**
+ * Keys are unique per API key, and many namespace tokens share one key:
+ * a retry is answered only with what this caller may see.
+ */
+function answerRetry(d: WorkspaceDeps, p: Principal, key: string, prior: Workspace): Promise<Workspace> {
+  if (!canSeeWorkspace(p, prior)) throw new AlreadyExists('idempotency_key', key);
+  return awaitFastPath(d, prior);
 }
 
 /** Wait (bounded) for provisioning so the create answer can already say ready:true. */
@@ -72,7 +78,7 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   const started = Date.now();
   await setProvisioning(d, ws, { state: 'running', phase: 'starting', message: 'starting the sandbox' });
   try {
-    await d.host.start(sandboxRef(ws));
+    await startOrClaim(d, ws);
   } catch (err) {
     const failure = err instanceof ProvisionFailed ? err.failure : { stage: 'host' as const, message: err instanceof Error ? err.message : String(err) };
     d.log.error({ workspace: id, failure }, 'workspace failed to start');
@@ -91,12 +97,35 @@ async function provision(d: WorkspaceDeps, id: string): Promise<void> {
   const latest = await byId(d, id);
   if (!latest || latest.state !== 'provisioning') return; // deleted meanwhile: the delete path cleans up
   const firstBoot = latest.generation === 1;
-  await transition(d, latest, 'running', {
+  const running = await transition(d, latest, 'running', {
     provisioning: { state: 'ready', phase: 'ready', message: 'workspace is ready', error: null, completed_at: now() },
   });
   // config.workloads / config.cmd are created once, on the first boot: the agent persists them after that.
-  if (firstBoot && (Array.isArray(latest.config.workloads) || latest.config.cmd)) await applyInitialWorkloads(d.host, latest, d.log);
+  // Through the row as it is now: the agent client serves only a running workspace.
+  // The image's ENTRYPOINT/CMD is the default workload unless config.cmd replaces it (image-defaults.ts).
+  const image = firstBoot ? await d.host.resolveImage(running.image).catch(() => null) : null;
+  const fromImage = image ? imageDefaultWorkload(image, running.config) : null;
+  if (firstBoot && (Array.isArray(running.config.workloads) || running.config.cmd || fromImage)) await applyInitialWorkloads(d.host, running, d.log, fromImage ? [fromImage] : []);
   d.log.info({ workspace: id, ms: Date.now() - started }, 'workspace running');
+}
+
+/**
+ * Start the workspace's sandbox, or, when its create took a pooled one,
+ * apply the workspace's identity to that (HostDriver.claim). A claim that
+ * fails falls back to a cold start on the same id, slot and disk.
+ */
+async function startOrClaim(d: WorkspaceDeps, ws: Workspace): Promise<void> {
+  const pooled = d.pool?.claimOf(ws.id);
+  if (!pooled || !d.host.claim) return d.host.start(sandboxRef(ws));
+  try {
+    await d.host.claim(sandboxRef(ws), pooled.secret);
+  } catch (err) {
+    d.log.warn({ workspace: ws.id, err }, 'claim of a pooled sandbox failed: starting it cold');
+    await d.host.stop(sandboxRef(ws)).catch(() => undefined);
+    await d.host.start(sandboxRef(ws));
+  } finally {
+    await d.pool!.release(ws.id);
+  }
 }
 
 export async function remove(d: WorkspaceDeps, p: Principal | null, idOrSlug: string, reason: StopReason = 'request'): Promise<void> {

@@ -22,7 +22,7 @@ import { classifyEntry, intToIp, ipToInt, parseCidr, withoutAddress, type Worksp
 import type { WorkspaceConfig } from '../../core/workspace-spec.ts';
 import { Forbidden, ValidationFailed } from '../../core/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
-import type { WorkspaceDeps } from './deps.ts';
+import { exclusive, type WorkspaceDeps } from './deps.ts';
 import { byId, now, sandboxRef, type Workspace } from './row.ts';
 
 /**
@@ -116,7 +116,7 @@ export async function applyIfChanged(d: WorkspaceDeps, before: WorkspaceConfig, 
  * delete removed a name from its lists meanwhile, the store's lists win.
  */
 export async function reapplyIfStale(d: WorkspaceDeps, startedWith: WorkspaceConfig, id: string): Promise<void> {
-  await d.locks.run(NETWORK_LOCK, async () => {
+  await exclusive(d, NETWORK_LOCK, async () => {
     const latest = await byId(d, id);
     if (!latest || latest.slotIndex === null || latest.state === 'deleting' || !networkChanged(startedWith, latest.config)) return;
     await d.host.applyNetwork(sandboxRef(latest)).catch((err) => d.log.warn({ workspace: id, err }, 'cannot re-apply the network policy after start'));
@@ -140,7 +140,7 @@ export function configWithout(config: WorkspaceConfig, ip: string): WorkspaceCon
  * the store (stopped ones too: a policy lives as long as its workspace).
  */
 export async function deleteRowAndNames(d: WorkspaceDeps, ws: Workspace): Promise<void> {
-  await d.locks.run(NETWORK_LOCK, async () => {
+  await exclusive(d, NETWORK_LOCK, async () => {
     const ip = ws.slotIndex === null ? null : ipOf(d, ws.slotIndex);
     const affected = await d.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('workspaces').where('id', '=', ws.id).execute();
@@ -173,7 +173,7 @@ async function applyAll(d: WorkspaceDeps, ids: string[]): Promise<void> {
  * does not keep their slots forever and nothing trusts their next holder.
  */
 export async function forgetDanglingNames(d: WorkspaceDeps): Promise<number> {
-  return d.locks.run(NETWORK_LOCK, async () => {
+  return exclusive(d, NETWORK_LOCK, async () => {
     const range = workspaceRange(d);
     const rows = await d.db.selectFrom('workspaces').select(['id', 'slot_index', 'state', 'config']).execute();
     const held = new Set(rows.filter((r) => r.slot_index !== null && r.state !== 'deleting' && r.state !== 'deleted').map((r) => ipOf(d, r.slot_index!)));

@@ -13,7 +13,9 @@ import { current, decodeWorkspace, freshProvisioning, now, sandboxRef, transitio
 export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number>> {
   const summary: Record<string, number> = { adopted: 0, restarted: 0, stopped: 0, deleted: 0, orphans_removed: 0, failed: 0 };
   const rows = (await d.db.selectFrom('workspaces').selectAll().execute()).map(decodeWorkspace);
-  const known = new Set(rows.map((r) => r.id));
+  // Pooled sandboxes first: adopted ones are known to the sweep below, and a claim hearthd died in is undone before its workspace starts.
+  if (d.pool) Object.assign(summary, prefixed('pool_', await d.pool.reconcile()));
+  const known = new Set([...rows.map((r) => r.id), ...(d.pool?.ids() ?? [])]);
   // One listing of the host's sandboxes: where it carries states, no per-workspace probe is needed.
   const listing = await d.host.listSandboxes().catch((err) => {
     d.log.warn({ err }, 'cannot list the host sandboxes: probing each workspace');
@@ -62,7 +64,7 @@ export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number
   // What this instance provably owns but the store does not know (a store restored from a backup,
   // a crash between steps): removed. The host decides what is provably its own (its runc root,
   // run dir, data dir and bridge); anything else is never touched.
-  const slots = new Set(rows.filter((r) => r.slotIndex !== null).map((r) => r.slotIndex!));
+  const slots = new Set([...rows.filter((r) => r.slotIndex !== null).map((r) => r.slotIndex!), ...(d.pool?.slots() ?? [])]);
   const sweep = await d.host.removeOrphans({ ids: known, slots }, listing?.map((s) => s.id)).catch((err) => {
     d.log.error({ err }, 'orphan sweep failed');
     return null;
@@ -73,6 +75,10 @@ export async function reconcile(d: WorkspaceDeps): Promise<Record<string, number
     if (summary.orphans_removed || sweep.failed.length) d.log.warn({ ...sweep }, 'removed what the store does not know');
   }
   return summary;
+}
+
+function prefixed(prefix: string, counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [prefix + k, v]));
 }
 
 /** Run `fn` over `items` with at most `limit` in flight. */

@@ -3,16 +3,23 @@ import type { WorkspaceTable } from '../../store/db.ts';
 import { mergeConfig, validateSlug } from '../../core/workspace-spec.ts';
 import { AlreadyExists, ValidationFailed } from '../../core/errors.ts';
 import type { Principal } from '../../auth/principal.ts';
-import type { WorkspaceDeps } from './deps.ts';
+import { exclusive, type WorkspaceDeps } from './deps.ts';
 import { find } from './queries.ts';
 import { applyIfChanged, checkLists, NETWORK_LOCK } from './network.ts';
 import { checkOutboundAllotment } from './host-facts.ts';
 import { current, now, sandboxRef, type Workspace } from './row.ts';
 
-export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>): Promise<Workspace> {
+/** How an update's resource changes took effect (resources routes report it). */
+export interface ResizeOutcome {
+  /** cpus/memory: 'applied' at once, 'next-start', or 'unchanged'. */
+  compute: 'applied' | 'next-start' | 'unchanged';
+  disk: 'grown' | 'next-start' | 'unchanged';
+}
+
+export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, body: Record<string, unknown>, outcome?: ResizeOutcome): Promise<Workspace> {
   const found = await find(d, p, idOrSlug);
   // Names in network lists are checked, written and applied under the network lock (network.ts).
-  return d.locks.run(found.id, () => d.locks.run(NETWORK_LOCK, async () => {
+  return d.locks.run(found.id, () => exclusive(d, NETWORK_LOCK, async () => {
     const ws = await current(d, found.id);
     const set: Partial<WorkspaceTable> = { updated_at: now() };
     if (body.name !== undefined) {
@@ -52,7 +59,14 @@ export async function update(d: WorkspaceDeps, p: Principal, idOrSlug: string, b
     const updated = await current(d, ws.id);
     await applyIfChanged(d, ws.config, config, updated);
     // The disk grows now (online where the host allows it) or at the next start.
-    if (config.disk_size_mb > ws.config.disk_size_mb && d.host.resizeDisk) await d.host.resizeDisk(sandboxRef(updated));
+    const out: ResizeOutcome = { compute: 'unchanged', disk: 'unchanged' };
+    if (config.disk_size_mb > ws.config.disk_size_mb) out.disk = d.host.resizeDisk && updated.slotIndex !== null ? await d.host.resizeDisk(sandboxRef(updated)) : 'next-start';
+    // cpus and memory reach a running sandbox at once where the driver can (container cgroups).
+    if (config.cpus !== ws.config.cpus || config.memory_mb !== ws.config.memory_mb) {
+      const live = updated.slotIndex !== null && (updated.state === 'running' || updated.state === 'paused');
+      out.compute = live && d.host.resizeLive ? await d.host.resizeLive(sandboxRef(updated)) : 'next-start';
+    }
+    if (outcome) Object.assign(outcome, out);
     return updated;
   }));
 }

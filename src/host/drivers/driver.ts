@@ -8,6 +8,40 @@ import type { AgentDrive, ResolvedImage } from '../images/types.ts';
 import type { Slot } from '../network/slot.ts';
 import type { NetworkPolicy } from '../../core/network-policy.ts';
 
+/** A workspace disk's usage, read from its file system (GET /workspace/:id/overlay/usage). */
+export interface DiskUsage {
+  /** Configured size (disk_size_mb). */
+  size_mb: number;
+  /** What the file system offers (after its own metadata). */
+  total_bytes: number;
+  used_bytes: number;
+  free_bytes: number;
+  used_mb: number;
+  free_mb: number;
+  used_percent: number;
+  inodes_total: number;
+  inodes_used: number;
+  /** Where the numbers come from: the mounted file system, the image's superblock, or a qcow2's allocation (microVM: the guest's file system is not read from the host). */
+  source: 'statfs' | 'superblock' | 'qcow2' | 'none';
+  /** A growth waiting for the next start (the online resize was not possible). */
+  pending_size_mb: number | null;
+}
+
+/** One entry of the writable layer (GET /workspace/:id/overlay). */
+export interface OverlayEntry {
+  /** Path inside the workspace ("/etc/hosts"). */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'deleted' | 'other';
+  size: number;
+  modified: string;
+}
+
+export interface OverlayListing {
+  files: OverlayEntry[];
+  total: number;
+  truncated: boolean;
+}
+
 export type DriverName = 'container' | 'microvm';
 
 export interface Capabilities {
@@ -48,6 +82,8 @@ export interface SandboxSpec {
   allowInternet?: boolean;
   /** config.allow_ptrace: the container's seccomp filter lets ptrace and its kin through (debuggers). */
   allowPtrace?: boolean;
+  /** Started for a warm pool: the agent accepts one claim (a new secret) and the identity is applied then (claimIdentity). */
+  pooled?: boolean;
 }
 
 /** Host-side resource usage of a sandbox. */
@@ -102,6 +138,26 @@ export interface Driver {
    * next start; the answer says which.
    */
   resizeDisk?(spec: SandboxSpec): Promise<'grown' | 'next-start' | 'unchanged'>;
+  /**
+   * Apply spec.cpus and spec.memoryMb to a running sandbox in place
+   * (optional): 'applied' when the limits changed now (container: cgroups
+   * through runc update), 'next-start' when they take effect at the next
+   * start (not running, or the driver cannot change them live).
+   */
+  resizeLive?(spec: SandboxSpec): Promise<'applied' | 'next-start'>;
+  /** What the workspace's disk holds, from the disk itself (optional). */
+  diskUsage?(spec: SandboxSpec): Promise<DiskUsage>;
+  /** The files of the writable layer, up to `limit` (optional). */
+  overlayFiles?(spec: SandboxSpec, limit: number, running: boolean): Promise<OverlayListing>;
+  /** Flush the disk's buffered writes to its image; false when nothing is mounted (optional). */
+  syncDisk?(spec: SandboxSpec): Promise<boolean>;
+  /**
+   * A pooled sandbox becomes the workspace `spec` describes (optional; no
+   * warm pools without it): what the driver holds of its identity (host
+   * name, /etc/hosts) is made the workspace's. The agent's secret and the
+   * firewall policy are LocalHost's (claim).
+   */
+  claimIdentity?(spec: SandboxSpec): Promise<void>;
 
   // Snapshots (optional: a driver without them answers "not supported"). See src/host/snapshots/.
   /** What this driver's snapshots capture on this host (lifecycle's snapshot_supported). */

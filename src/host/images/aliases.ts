@@ -4,11 +4,12 @@
  * may pull from Docker Hub (a mirror or HEARTH_DOCKER_HUB), and to an image
  * built offline by `hearth setup` otherwise. Pure data and decisions.
  *
- * Names tell the truth: Debian 12 ships Python 3.11, so offline
- * `python-3.12` runs the `python-3.11` image and every listing says so
- * (`versions`, `substitute`). Go 1.22, Rust 1.x (current) and PostgreSQL 16
- * have no Debian 12 build to stand in for them: offline they are
- * unavailable, with a hint, rather than something else under their name.
+ * Names tell the truth. `go-1.22`, `rust-1` and `postgres-16` are catalog
+ * images built here (bookworm-backports' Go 1.22, trixie's Rust, the npm
+ * PostgreSQL 16 binaries). No reachable source ships CPython 3.12, so offline
+ * `python-3.12` is refused with a hint to configure a mirror, unless the
+ * operator opts in to serving it with Python 3.11
+ * (HEARTH_OFFLINE_SUBSTITUTES=1), which every listing then reports.
  */
 import type { RegistryConfig } from './oci/auth.ts';
 
@@ -23,6 +24,8 @@ export interface SeedAlias {
   offline: string | null;
   /** Why the offline image differs from the name, shown in listings. */
   offlineNote: string | null;
+  /** The offline image is another version than the name says: served only when the operator opts in. */
+  substitute?: boolean;
 }
 
 export const SEED_ALIASES: SeedAlias[] = [
@@ -32,23 +35,21 @@ export const SEED_ALIASES: SeedAlias[] = [
   },
   {
     name: 'python-3.12', label: 'Python 3.12', desc: 'Python 3.12 on Debian 12.', category: 'runtime',
-    official: 'docker.io/library/python:3.12-slim-bookworm', offline: 'python-3.11',
+    official: 'docker.io/library/python:3.12-slim-bookworm', offline: 'python-3.11', substitute: true,
     offlineNote: 'offline this host serves Debian 12\'s Python 3.11 (bookworm has no 3.12); configure a registry to get 3.12',
   },
   {
     name: 'go-1.22', label: 'Go 1.22', desc: 'Go 1.22 toolchain on Debian 12.', category: 'runtime',
-    official: 'docker.io/library/golang:1.22-bookworm', offline: null,
-    offlineNote: 'needs a registry: Debian 12 ships Go 1.19, which would not be Go 1.22',
+    official: 'docker.io/library/golang:1.22-bookworm', offline: 'go-1.22', offlineNote: null,
   },
   {
     name: 'rust-1', label: 'Rust 1', desc: 'Current stable Rust on Debian 12.', category: 'runtime',
-    official: 'docker.io/library/rust:1-slim-bookworm', offline: null,
-    offlineNote: 'needs a registry: Debian 12 ships Rust 1.63, far behind current stable',
+    official: 'docker.io/library/rust:1-slim-bookworm', offline: 'rust-1',
+    offlineNote: 'offline: Debian 13 (trixie) rustc and cargo, which may trail the newest stable by a few releases',
   },
   {
     name: 'postgres-16', label: 'PostgreSQL 16', desc: 'PostgreSQL 16 server on Debian 12.', category: 'database',
-    official: 'docker.io/library/postgres:16-bookworm', offline: null,
-    offlineNote: 'needs a registry: Debian 12 ships PostgreSQL 15, which would not be 16',
+    official: 'docker.io/library/postgres:16-bookworm', offline: 'postgres-16', offlineNote: null,
   },
 ];
 
@@ -64,10 +65,18 @@ export type AliasPlan =
   | { use: 'unavailable'; reason: string; hint: string };
 
 /** How to serve an alias under a registry policy. */
-export function planAlias(a: SeedAlias, cfg: Pick<RegistryConfig, 'dockerHub' | 'catalogSource'>): AliasPlan {
+export function planAlias(a: SeedAlias, cfg: Pick<RegistryConfig, 'dockerHub' | 'catalogSource'> & { offlineSubstitutes?: boolean }): AliasPlan {
   const canPull = cfg.dockerHub && cfg.catalogSource !== 'offline';
-  if (canPull) return { use: 'official', ref: a.official, fallback: cfg.catalogSource === 'registry' ? null : a.offline };
-  if (a.offline) return { use: 'offline', id: a.offline };
+  const offline = a.offline && (!a.substitute || cfg.offlineSubstitutes) ? a.offline : null;
+  if (canPull) return { use: 'official', ref: a.official, fallback: cfg.catalogSource === 'registry' ? null : offline };
+  if (offline) return { use: 'offline', id: offline };
+  if (a.substitute) {
+    return {
+      use: 'unavailable',
+      reason: `no source this host reaches ships it (${a.offlineNote ?? 'no offline build'})`,
+      hint: `configure a registry mirror (HEARTH_REGISTRY_MIRROR=<url>), import ${a.official} with \`hearth images import\`, or let the operator serve ${a.offline} under this name (HEARTH_OFFLINE_SUBSTITUTES=1)`,
+    };
+  }
   return {
     use: 'unavailable',
     reason: a.offlineNote ?? 'it needs a registry',

@@ -28,7 +28,9 @@ export interface ImageManifest {
   cmd?: string[] | null;
   /** Registry manifest digest (null for `docker save` archives, which carry none). */
   manifest_digest?: string | null;
-  source?: { type: 'registry' | 'docker-archive' | 'oci-archive'; from: string };
+  source?: { type: 'registry' | 'docker-archive' | 'oci-archive' | 'build'; from: string };
+  /** Images built from a Dockerfile: the namespace that built them, and whether the operator published them to all. */
+  build?: { namespace: string | null; published: boolean; ref: string };
   /** Bytes of the unpacked layers. */
   size?: number;
   labels?: Record<string, string>;

@@ -73,7 +73,8 @@ function toResolved(paths: ArtifactPaths, m: ImageManifest, ref: string): Resolv
     throw new InvalidImageError(ref, `it has ${layers.length} layers, more than one overlay mount can stack from ${paths.root}`, 'flatten the image (fewer layers) or use a shorter --artifacts-dir path');
   }
   const img: ResolvedImage = { id: m.id, ref, layers, env: [...m.env], workingDir: m.workingDir, user: m.user, digest: m.digest };
-  if (m.kind === 'oci') {
+  // OCI images and catalog images with a default workload (postgres-16) carry their command.
+  if (m.kind === 'oci' || m.entrypoint || m.cmd) {
     img.entrypoint = m.entrypoint ?? null;
     img.cmd = m.cmd ?? null;
   }
@@ -216,8 +217,10 @@ export function ociVersions(m: ImageManifest): Record<string, string> {
 function catalogEntry(r: ImageRecipe, m: ImageManifest | undefined): ImageCatalogEntry {
   const entry: ImageCatalogEntry = {
     id: r.id, image: r.ref, label: r.label, desc: r.desc, category: r.category,
-    aliases: [...r.aliases], versions: { ...(m?.versions ?? {}) }, available: m !== undefined, source: 'catalog',
+    aliases: [...r.aliases], versions: { ...(m?.versions ?? {}) }, origin: { ...r.origin }, available: m !== undefined, source: 'catalog',
   };
+  if (!m && r.optional) entry.note = `not built on this host: \`hearth setup --images ${r.id}\` builds it`;
+  if (m && (m.entrypoint || m.cmd)) entry.config = imageConfigView(m);
   if (r.capabilities) entry.capabilities = [...r.capabilities];
   if (r.minimum_resources) entry.minimum_resources = { ...r.minimum_resources };
   return entry;
@@ -278,7 +281,7 @@ export async function listCatalog(opts: StoreOptions = {}): Promise<ImageCatalog
       entry.available = m !== undefined;
       entry.note = a.offlineNote ?? `offline image ${plan.id}`;
     } else {
-      entry.note = a.offlineNote ?? 'needs a registry';
+      entry.note = `unavailable: ${plan.reason}; ${plan.hint}`;
     }
     // A seed name that is also a catalog id, served by the official image: one entry, the alias's view of it.
     if (i >= 0) out[i] = { ...out[i]!, ...entry, aliases: out[i]!.aliases };
@@ -300,12 +303,14 @@ export async function listCatalog(opts: StoreOptions = {}): Promise<ImageCatalog
   for (const m of records.values()) {
     const names = refsByImage.get(m.id) ?? [];
     const main = names[0] ?? m.id;
-    const from = m.source?.type === 'registry' ? `pulled from ${m.source.from}` : `imported from ${m.source?.from ?? 'an archive'}`;
-    out.push({
+    const from = m.source?.type === 'registry' ? `pulled from ${m.source.from}` : m.source?.type === 'build' ? 'built from a Dockerfile on this host' : `imported from ${m.source?.from ?? 'an archive'}`;
+    const entry: ImageCatalogEntry = {
       id: main, image: main, label: main, desc: `${from} (${m.digest.slice(0, 19)}…)`, category: 'runtime',
       aliases: [...names.slice(1), m.id], versions: ociVersions(m), available: complete.get(m.id) === true,
-      source: m.source?.type === 'registry' ? 'pulled' : 'imported', digest: m.digest, size: m.size ?? 0, config: imageConfigView(m),
-    });
+      source: m.source?.type === 'registry' ? 'pulled' : m.source?.type === 'build' ? 'built' : 'imported', digest: m.digest, size: m.size ?? 0, config: imageConfigView(m),
+    };
+    if (m.build) entry.build = { namespace: m.build.namespace, published: m.build.published };
+    out.push(entry);
   }
   return out;
 }

@@ -18,6 +18,7 @@ import { parseDpkgStatus, pythonVersion, upstreamVersion, type LayerMeta } from 
 import { NPM_PIN, fetchNpmTarball, linkOrCopy, type NodeRuntime, type Tarball } from './node-runtime.ts';
 import { layerDir, type ArtifactPaths } from './paths.ts';
 import type { HostSources } from './sources.ts';
+import { buildPostgresLayer } from './postgres-layer.ts';
 
 /**
  * dpkg path filters applied to every Debian layer, as Debian's own "slim"
@@ -48,8 +49,8 @@ export interface BuiltLayer {
 
 export interface LayerContext {
   paths: ArtifactPaths;
-  /** The host's apt sources for a suite (read once per run by the caller). */
-  sources: (suite: string) => Promise<HostSources>;
+  /** The host's apt sources for a suite and extra pockets of it (read once per run by the caller). */
+  sources: (suite: string, extraSuites?: string[]) => Promise<HostSources>;
   runtime: () => Promise<NodeRuntime>;
   /** Built layers so far, by name (bases of node layers). */
   built: Map<string, BuiltLayer>;
@@ -99,6 +100,11 @@ export async function fixupRootfs(root: string): Promise<void> {
   }
 }
 
+/** Packages whose version an image states as one of its own (label in listings). */
+const VERSIONED_PACKAGES: Array<[string | RegExp, string]> = [
+  [/^golang-\d+\.\d+-go$/, 'go'], ['rustc', 'rust'], ['cargo', 'cargo'], [/^postgresql-client-\d+$/, 'psql'],
+];
+
 /** Versions a Debian tree tells about itself. */
 export async function debianVersions(root: string): Promise<Record<string, string>> {
   const versions: Record<string, string> = {};
@@ -110,6 +116,10 @@ export async function debianVersions(root: string): Promise<Record<string, strin
   if (pip) versions.pip = upstreamVersion(pip);
   const bash = pkgs.get('bash');
   if (bash) versions.bash = upstreamVersion(bash);
+  for (const [pkg, label] of VERSIONED_PACKAGES) {
+    const v = [...pkgs].find(([name]) => (typeof pkg === 'string' ? name === pkg : pkg.test(name)))?.[1];
+    if (v) versions[label] = upstreamVersion(v);
+  }
   return versions;
 }
 
@@ -126,7 +136,7 @@ async function readLayerMeta(dir: string): Promise<LayerMeta | undefined> {
 }
 
 async function buildDebianLayer(layer: Extract<LayerRecipe, { kind: 'debian' }>, ctx: LayerContext): Promise<BuiltLayer> {
-  const sources = await ctx.sources(layer.suite);
+  const sources = await ctx.sources(layer.suite, layer.extraSuites);
   const key = debianLayerKey(layer, sources.identity);
   const dir = layerDir(ctx.paths, layer.name, key);
   const started = Date.now();
@@ -247,7 +257,9 @@ async function buildNodeLayer(layer: Extract<LayerRecipe, { kind: 'node' }>, ctx
 export async function buildLayer(layer: LayerRecipe, ctx: LayerContext): Promise<BuiltLayer> {
   const done = ctx.built.get(layer.name);
   if (done) return done;
-  const result = layer.kind === 'debian' ? await buildDebianLayer(layer, ctx) : await buildNodeLayer(layer, ctx);
+  const result = layer.kind === 'debian' ? await buildDebianLayer(layer, ctx)
+    : layer.kind === 'node' ? await buildNodeLayer(layer, ctx)
+      : await buildPostgresLayer(layer, ctx);
   if (!(await exists(result.rootfs))) throw new ImageBuildError(layer.name, `${result.rootfs} is missing`, `remove ${result.dir} and run \`hearth setup\` again`);
   ctx.built.set(layer.name, result);
   return result;

@@ -112,6 +112,21 @@ export function selectSources(sources: AptSource[], suite: string): AptSource[] 
   return out;
 }
 
+/**
+ * The same archive for another release: the host's entries for `from`
+ * (`bookworm`, `-updates`, `-security`) renamed to `to` (`trixie`, …). Used
+ * when the host names no source for `to` itself: same mirrors, same keyring.
+ */
+export function retargetSources(sources: AptSource[], from: string, to: string): AptSource[] {
+  return selectSources(sources, from).map((s) => ({ ...s, origin: `${s.origin} (as ${to})`, suites: s.suites.map((x) => `${to}${x.slice(from.length)}`) }));
+}
+
+/** More pockets of the archive that serves `suite` itself (`bookworm-backports`), from the same stanzas. */
+export function extraPockets(sources: AptSource[], suite: string, extra: string[]): AptSource[] {
+  if (extra.length === 0) return [];
+  return sources.filter((s) => s.suites.includes(suite)).map((s) => ({ ...s, origin: `${s.origin} (+${extra.join(',')})`, suites: [...extra] }));
+}
+
 /** Render sources as one deb822 text (what mmdebstrap reads with mirror `-`). */
 export function renderDeb822(sources: AptSource[]): string {
   return sources
@@ -177,8 +192,12 @@ export class NoSourcesError extends Error {
   }
 }
 
-/** Read the host's apt sources and options for building `suite`. */
-export async function hostSources(suite: string, etcApt = '/etc/apt'): Promise<HostSources> {
+/**
+ * Read the host's apt sources and options for building `suite`, plus
+ * `extraSuites` of the same archive; a suite the host names no source for is
+ * taken from the host's own release (`hostSuite`) on the same mirrors.
+ */
+export async function hostSources(suite: string, etcApt = '/etc/apt', opts: { extraSuites?: string[]; hostSuite?: string } = {}): Promise<HostSources> {
   const files: string[] = [];
   const all: AptSource[] = [];
   const readIf = async (file: string) => {
@@ -212,8 +231,10 @@ export async function hostSources(suite: string, etcApt = '/etc/apt'): Promise<H
       }
     }
   }
-  const selected = selectSources(all, suite);
+  let selected = selectSources(all, suite);
+  if (selected.length === 0 && opts.hostSuite && opts.hostSuite !== suite) selected = retargetSources(all, opts.hostSuite, suite);
   if (selected.length === 0) throw new NoSourcesError(suite, files);
+  selected = [...selected, ...extraPockets(selected, suite, opts.extraSuites ?? [])];
   const dump = await run('apt-config', ['dump'], { allowFailure: true });
   return {
     text: renderDeb822(selected),

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.ts';
 import {
-  CATALOG, IMAGE_ENV, IMAGE_USER, IMAGE_WORKING_DIR, RECIPE_VERSION, buildOrder, findRecipe, type ImageRecipe,
+  CATALOG, DEBIAN_SUITE, RECIPE_VERSION, buildOrder, findRecipe, recipeConfig, type ImageRecipe,
 } from './catalog.ts';
 import { ImageBuildError, UnknownImageError } from './errors.ts';
 import { hashKey } from './hash.ts';
@@ -19,9 +19,14 @@ import { hostSources, type HostSources } from './sources.ts';
 
 export { listCatalog, localImage, pullByName, readImageManifest, resolveImage, type StoreOptions } from './resolve.ts';
 
-/** Pure: an image's digest from its layer keys (top first) and config. */
-export function imageDigest(layerKeys: string[], config: { env: string[]; workingDir: string; user: string }): string {
-  return hashKey({ layers: layerKeys, env: config.env, workingDir: config.workingDir, user: config.user });
+/** Pure: an image's digest from its layer keys (top first) and config (a default command only when it has one). */
+export function imageDigest(
+  layerKeys: string[],
+  config: { env: string[]; workingDir: string; user: string; entrypoint?: string[] | null; cmd?: string[] | null; exposedPorts?: string[] },
+): string {
+  const base = { layers: layerKeys, env: config.env, workingDir: config.workingDir, user: config.user };
+  if (!config.entrypoint && !config.cmd && !config.exposedPorts?.length) return hashKey(base);
+  return hashKey({ ...base, entrypoint: config.entrypoint ?? null, cmd: config.cmd ?? null, exposed: config.exposedPorts ?? [] });
 }
 
 /** Shared state of one build run: the host's sources and the Node runtime are looked up once. */
@@ -39,9 +44,10 @@ export function createBuildContext(opts: { artifactsDir?: string } & { log: (lin
     onToolLine: opts.onToolLine,
     built: new Map<string, BuiltLayer>(),
     recipes: CATALOG,
-    sources: (suite) => {
-      let p = sourcesBySuite.get(suite);
-      if (!p) sourcesBySuite.set(suite, (p = hostSources(suite)));
+    sources: (suite, extraSuites = []) => {
+      const key = [suite, ...extraSuites].join('+');
+      let p = sourcesBySuite.get(key);
+      if (!p) sourcesBySuite.set(key, (p = hostSources(suite, '/etc/apt', { extraSuites, hostSuite: DEBIAN_SUITE })));
       return p;
     },
     runtime: () => (runtime ??= ensureNodeRuntime({ artifactsDir: paths.root, log: opts.log })),
@@ -72,7 +78,7 @@ export async function ensureImage(nameOrId: string, ctx: BuildContext): Promise<
   const problems = checkExpectedVersions(versions, recipe.expect);
   if (problems.length) throw new ImageBuildError(recipe.id, `built tree does not match the image's name: ${problems.join('; ')}`);
 
-  const config = { env: IMAGE_ENV, workingDir: IMAGE_WORKING_DIR, user: IMAGE_USER };
+  const config = recipeConfig(recipe);
   const digest = imageDigest(stack.map((l) => l.key), config);
   const file = imageManifestPath(ctx.paths, recipe.id);
   const previous = await readImageManifest(recipe.id, { artifactsDir: ctx.paths.root }).catch(() => undefined);
@@ -84,8 +90,11 @@ export async function ensureImage(nameOrId: string, ctx: BuildContext): Promise<
       ref: recipe.ref,
       layers: stack.map((l) => path.relative(ctx.paths.root, l.rootfs)),
       layer_digests: stack.map((l) => l.key),
-      ...config,
       env: [...config.env],
+      workingDir: config.workingDir,
+      user: config.user,
+      ...(config.entrypoint || config.cmd ? { entrypoint: config.entrypoint, cmd: config.cmd } : {}),
+      ...(config.exposedPorts.length ? { exposed_ports: config.exposedPorts } : {}),
       digest,
       versions,
       built_at: new Date().toISOString(),

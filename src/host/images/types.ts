@@ -48,10 +48,14 @@ export interface ImageCatalogEntry {
   aliases: string[];
   /** What is really inside, e.g. `{ debian: '12.11', python: '3.11.2' }`. */
   versions: Record<string, string>;
+  /** Where each version comes from (catalog images): `{ go: 'Debian package golang-1.22-go from bookworm-backports' }`. */
+  origin?: Record<string, string>;
   /** Whether it can be used on this host now (built, pulled or imported; or pullable on first use). */
   available: boolean;
   /** Where it comes from: a catalog build, a seed alias, a registry pull or an imported archive. */
-  source?: 'catalog' | 'alias' | 'pulled' | 'imported';
+  source?: 'catalog' | 'alias' | 'pulled' | 'imported' | 'built';
+  /** Built images: the namespace that built them (null: the operator) and whether every namespace may use them. */
+  build?: { namespace: string | null; published: boolean };
   /** For aliases: what the name runs right now (an official image or an offline catalog id). */
   resolves_to?: string;
   /** The truth about an alias's substitute, or how it will be obtained. */

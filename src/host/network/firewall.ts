@@ -55,6 +55,20 @@ export class Firewall {
     });
   }
 
+  /**
+   * Open (or, with null, close) the gateway to hearthd's workspace-facing
+   * listener on `port` (src/core/internal-plane.ts). A rule change, so a
+   * reload: every loaded element is carried over.
+   */
+  async publishHearth(port: number | null): Promise<void> {
+    this.options.hearthPort = port;
+    try {
+      await this.reload();
+    } catch (e) {
+      throw wrap('ensure', e, 'check the nft table (nft list table inet ' + this.table + ')');
+    }
+  }
+
   /** Render and apply the whole ruleset (caller holds the exclusive lock). */
   private async load(state: { ports: WorkspacePort[]; policies: PolicyElements[]; dnsGrants: DnsGrant[] }): Promise<void> {
     const text = renderRuleset({ plan: this.plan, ...state, options: this.options });

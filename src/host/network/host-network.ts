@@ -35,6 +35,8 @@ export interface HostNetworkOptions {
   dns?: boolean;
   /** SNAT address for workspace egress without a per-workspace one (`--outbound-ip`). Default: masquerade. */
   outboundIp?: string | null;
+  /** Host uids of QEMU processes, whose sockets the output hook drops (nft.ts). Default: none. */
+  vmUids?: { first: number; last: number } | null;
   ipPath?: string;
   nftPath?: string;
   bridgePath?: string;
@@ -53,7 +55,7 @@ export class HostNetwork {
     this.ip = opts.ipPath ?? 'ip';
     this.nft = opts.nftPath ?? 'nft';
     this.bridge = new Bridge(plan, this.ip);
-    this.firewall = new Firewall(plan, runDir, this.nft, { agentPort: opts.agentPort ?? AGENT_PORT, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null });
+    this.firewall = new Firewall(plan, runDir, this.nft, { agentPort: opts.agentPort ?? AGENT_PORT, dns: opts.dns ?? false, outboundIp: opts.outboundIp ?? null, vmUids: opts.vmUids ?? null });
     this.links = new WorkspaceLinks(plan, this.ip, opts.bridgePath ?? 'bridge', this.firewall);
     this.table = this.firewall.table;
   }
@@ -106,6 +108,19 @@ export class HostNetwork {
     } catch (e) {
       throw wrap('ensure', e, 'check that you are root and that iproute2 and nftables are installed (`hearth doctor`)');
     }
+  }
+
+  /** Hearth's own names the DNS forwarder answers (name → the gateway), while hearthd is published. */
+  publishedNames: ReadonlyMap<string, string> = new Map();
+
+  /**
+   * Open the gateway's port 80 to hearthd's workspace-facing listener on
+   * `port` (firewall.ts) and answer `names` with the gateway address; null
+   * closes it and forgets the names.
+   */
+  async publishHearth(port: number | null, names: readonly string[] = []): Promise<void> {
+    await this.firewall.publishHearth(port);
+    this.publishedNames = new Map(port === null ? [] : names.map((n) => [n, this.gateway]));
   }
 
   /** Make the loaded policies exactly `policies` (every workspace the store knows), in one transaction (firewall.ts). */

@@ -26,6 +26,7 @@
  */
 import { BUILTIN_EGRESS_DENY, PRIVATE_NETWORKS, type NetworkPolicy, type PolicyRule } from '../../core/network-policy.ts';
 import { gatewayIp, parseCidr, intToIp, type NetworkPlan } from './slot.ts';
+import { INTERNAL_PORT } from '../../core/internal-plane.ts';
 
 /** A workspace port on the bridge (its attachment; removed on stop). */
 export interface WorkspacePort {
@@ -65,6 +66,17 @@ export interface RulesetOptions {
   dns: boolean;
   /** SNAT address for workspaces without their own (null: masquerade). */
   outboundIp: string | null;
+  /**
+   * hearthd's workspace-facing listener on the gateway (src/core/internal-plane.ts):
+   * port 80 of the gateway is redirected to it, reachable as the internet is. Absent: closed.
+   */
+  hearthPort?: number | null;
+  /**
+   * The host uids QEMU processes run as (one per slot, src/host/drivers/microvm/context.ts):
+   * their sockets reach nothing (no loopback, no agent, no internet). A VM's NIC is a tap and
+   * its QMP, serial and migration channels are unix sockets, none of which this hook sees.
+   */
+  vmUids?: { first: number; last: number } | null;
 }
 
 export interface RulesetState {
@@ -286,6 +298,13 @@ export function renderRuleset(state: RulesetState): string {
     L.push(`\t\tip daddr ${gw} udp dport 53 accept comment "Hearth's DNS forwarder"`);
     L.push(`\t\tip daddr ${gw} tcp dport 53 accept comment "Hearth's DNS forwarder"`);
   }
+  if (options.hearthPort) {
+    // After the redirect below: the packet is for hearthd's own port. The rules are the internet's.
+    const to = `ip daddr ${gw} tcp dport ${options.hearthPort}`;
+    L.push(`\t\t${to} ip saddr @egress_open accept comment "Hearth's API and data plane: open egress reaches them"`);
+    L.push(`\t\t${to} ip saddr . ip daddr @egress_hosts accept comment "Hearth's API and data plane: the egress list names the gateway"`);
+    L.push(`\t\t${to} ip saddr . ip daddr @egress_dns accept comment "Hearth's API and data plane: the egress list names them"`);
+  }
   L.push(
     '\t\tdrop comment "workspaces must not reach host services (hearthd listeners, sshd, ...)"',
     '\t}',
@@ -293,8 +312,16 @@ export function renderRuleset(state: RulesetState): string {
     '\tchain output {',
     '\t\ttype filter hook output priority filter; policy accept;',
     `\t\toifname ${br} icmp type redirect drop comment "traffic between workspaces stays routed through the host"`,
+    ...(options.vmUids ? [`\t\tmeta skuid ${options.vmUids.first}-${options.vmUids.last} reject with icmpx admin-prohibited comment "QEMU (a VM's uid) opens no socket to anything: not loopback, not an agent, not the internet"`] : []),
     '\t}',
     '',
+    ...(options.hearthPort ? [
+      '\tchain prerouting {',
+      '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+      `\t\tiifname ${br} ip daddr ${gw} tcp dport ${INTERNAL_PORT} redirect to :${options.hearthPort} comment "api/runtime.hearth.internal: hearthd's workspace-facing listener"`,
+      '\t}',
+      '',
+    ] : []),
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     `\t\toifname ${br} return comment "between workspaces: no NAT (the target sees the real source)"`,

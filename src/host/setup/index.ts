@@ -120,7 +120,8 @@ export async function runSetup(opts: SetupOptions): Promise<SetupReport> {
     }
 
     // 4. images
-    const wanted = opts.images ?? CATALOG.map((c) => c.id);
+    // Large optional toolchains (go-1.22, rust-1, postgres-16) are built when asked for by name or with `all`.
+    const wanted = (opts.images ?? CATALOG.filter((c) => !c.optional).map((c) => c.id)).flatMap((n) => (n === 'all' ? CATALOG.map((c) => c.id) : [n]));
     const ids: string[] = [];
     for (const name of wanted) {
       const recipe = findRecipe(name);

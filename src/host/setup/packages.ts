@@ -14,6 +14,8 @@ export const HOST_PACKAGES = [
   // Images (issue 9): setfattr writes overlay's opaque-dir xattrs when layers are unpacked;
   // docker-registry is the loopback registry the image tests and bench/images.ts push to.
   'attr', 'docker-registry',
+  // microVM clones: the guest's reseed helper is a static C program built with gcc.
+  'gcc', 'libc6-dev',
 ];
 
 /** Pure: `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'` output → installed package names. */

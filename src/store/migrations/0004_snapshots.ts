@@ -1,8 +1,10 @@
 /** Workspace snapshots and versioned archives (src/control/snapshots.ts). Their bytes live in the data dir. */
 import type { Kysely, Migration } from 'kysely';
+import { bigIntType } from '../dialect.ts';
 
 export const m0004Snapshots: Migration = {
   async up(db: Kysely<unknown>) {
+    const bigint = bigIntType(db);
     await db.schema.createTable('snapshots')
       .addColumn('id', 'text', (c) => c.primaryKey())
       .addColumn('workspace_id', 'text', (c) => c.notNull())
@@ -12,7 +14,7 @@ export const m0004Snapshots: Migration = {
       .addColumn('driver', 'text', (c) => c.notNull())
       .addColumn('format', 'text')
       .addColumn('kinds', 'text')
-      .addColumn('size_bytes', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('size_bytes', bigint, (c) => c.notNull().defaultTo(0))
       .addColumn('after', 'text', (c) => c.notNull())
       .addColumn('image', 'text', (c) => c.notNull())
       .addColumn('image_digest', 'text')
@@ -29,7 +31,7 @@ export const m0004Snapshots: Migration = {
       .addColumn('namespace', 'text')
       .addColumn('state', 'text', (c) => c.notNull())
       .addColumn('format', 'text', (c) => c.notNull())
-      .addColumn('size_bytes', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('size_bytes', bigint, (c) => c.notNull().defaultTo(0))
       .addColumn('sha256', 'text')
       .addColumn('paths', 'text')
       .addColumn('exclude_paths', 'text')

@@ -29,12 +29,13 @@ import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { hostRun, UndoStack } from '../../exec.ts';
 import type { HostNetwork } from '../../network/host-network.ts';
-import type { Capabilities, Driver, SandboxSpec, SandboxState, SandboxStats } from '../driver.ts';
+import type { Capabilities, DiskUsage, Driver, OverlayListing, SandboxSpec, SandboxState, SandboxStats } from '../driver.ts';
 import { cgroupDirs, cgroupLayout, readStats, removeEmptyParents, type CgroupLayout } from './cgroups.ts';
 import { isMountpoint, mountOverlay, mountsUnder, unmount } from './mounts.ts';
 import { diskPaths, ensureDisk, growDisk, hasDisk, MIN_DISK_MB, unmountDisk } from './disk.ts';
-import { NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
+import { CPU_PERIOD_US, DEFAULT_CPU_SHARES, NOFILE_LIMIT, ociConfig, renderHostname, renderHosts, renderResolvConf, workspaceNameservers } from './oci.ts';
 import { RUNC_ID_RE, Runc } from './runc.ts';
+import { containerDiskUsage, overlayFiles, syncContainerDisk } from './disk-usage.ts';
 import { CONTAINER_SNAPSHOT_SUPPORT, restoreContainer, snapshotContainer } from './snapshots.ts';
 import type { DriverSnapshot, SnapshotRequest, SnapshotSupport } from '../driver.ts';
 import { DEFAULT_LOG_CAP_BYTES, keepTail, LogCapper } from '../../log-cap.ts';
@@ -320,6 +321,37 @@ export class ContainerDriver implements Driver {
     await this.removeWorkspaceDir(dir);
   }
 
+  /**
+   * Claim of a pooled container: its /etc/hostname and /etc/hosts (files
+   * bound from spec.dir, rewritten in place so the bind mounts see them) and
+   * its UTS host name become the workspace's. The host name is set from the
+   * host (the agent lacks CAP_SYS_ADMIN), and only when it differs: a
+   * workspace without a slug has the host name its pooled sandbox was born with.
+   */
+  async claimIdentity(spec: SandboxSpec): Promise<void> {
+    validateSpec(spec);
+    const id = containerId(spec.workspaceId);
+    const hostnameFile = join(spec.dir, 'hostname');
+    const was = (await readFile(hostnameFile, 'utf8').catch(() => '')).trim();
+    await Promise.all([
+      writeFile(hostnameFile, renderHostname(spec.hostname)),
+      writeFile(join(spec.dir, 'hosts'), renderHosts(spec.hostname, spec.slot.ip)),
+      this.restoreCpuWeight(spec.workspaceId),
+    ]);
+    if (was === spec.hostname) return;
+    const pid = await this.ownInitPid(spec.workspaceId, id);
+    if (!pid) throw new ContainerDriverError('run', 'vmm', `pooled container ${id} is not running`);
+    await hostRun('nsenter', ['--target', String(pid), '--uts', 'hostname', spec.hostname]);
+  }
+
+  /** The CPU weight every workspace has (a pooled sandbox waited at the lowest: oci.ts POOLED_CPU_SHARES). */
+  private async restoreCpuWeight(workspaceId: string): Promise<void> {
+    const layout = await this.layout();
+    const cg = this.cgroupsPath(workspaceId);
+    if (layout.v1.cpu) await writeFile(join(layout.v1.cpu, cg, 'cpu.shares'), String(DEFAULT_CPU_SHARES));
+    else if (layout.unified) await writeFile(join(layout.unified, cg, 'cpu.weight'), '100');
+  }
+
   /** Copy the console log's tail out of the disk (readable while stopped), then unmount the disk. */
   private async releaseDisk(dir: string): Promise<void> {
     const d = diskPaths(dir);
@@ -389,6 +421,34 @@ export class ContainerDriver implements Driver {
     } catch (e) {
       throw new ContainerDriverError('run', 'disk', `growing the disk to ${spec.diskSizeMb} MB failed: ${(e as Error).message}`, 'check free space on the data dir', { cause: e });
     }
+  }
+
+  /** New cpus/memory for a running container: its cgroups change at once (runc update); a stopped one gets them at its next start. */
+  async resizeLive(spec: SandboxSpec): Promise<'applied' | 'next-start'> {
+    const id = containerId(spec.workspaceId);
+    const st = await this.runc.state(id);
+    if (!st || (st.status !== 'running' && st.status !== 'paused')) return 'next-start';
+    const layout = await this.layout();
+    const swap = layout.mode === 'v2' || (layout.v1.memory !== undefined && existsSync(join(layout.v1.memory, 'memory.memsw.limit_in_bytes')));
+    const memoryBytes = spec.memoryMb * 1024 * 1024;
+    try {
+      await this.runc.update(id, { memoryBytes, swapBytes: swap ? memoryBytes : null, cpuQuota: Math.round(spec.cpus * CPU_PERIOD_US), cpuPeriod: CPU_PERIOD_US });
+    } catch (e) {
+      throw new ContainerDriverError('run', 'vmm', `changing the limits to ${spec.cpus} cpus, ${spec.memoryMb} MB failed: ${(e as Error).message}`, 'memory below what the workspace uses now cannot be set: free memory inside or pick a larger value', { cause: e });
+    }
+    return 'applied';
+  }
+
+  diskUsage(spec: SandboxSpec): Promise<DiskUsage> {
+    return containerDiskUsage(spec.dir, spec.diskSizeMb);
+  }
+
+  overlayFiles(spec: SandboxSpec, limit: number, running: boolean): Promise<OverlayListing> {
+    return overlayFiles(spec.dir, spec.diskSizeMb, limit, running);
+  }
+
+  syncDisk(spec: SandboxSpec): Promise<boolean> {
+    return syncContainerDisk(spec.dir);
   }
 
   // Snapshots: file-system snapshots of the writable layer (snapshots.ts).

@@ -175,6 +175,9 @@ const ALLOWED_DEVICES: { major: number; minor?: number; what: string }[] = [
 ];
 
 export const CPU_PERIOD_US = 100_000;
+/** cgroup v1 cpu.shares of a pooled sandbox until its claim (the kernel's minimum is 2; the default 1024). */
+export const POOLED_CPU_SHARES = 2;
+export const DEFAULT_CPU_SHARES = 1024;
 export const NOFILE_LIMIT = 1_048_576;
 const MiB = 1024 * 1024;
 
@@ -184,11 +187,12 @@ export function shmSizeMb(memoryMb: number): number {
 }
 
 /** The environment of the workspace's first process: the image's, then the agent's own settings. */
-export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId'>): string[] {
+export function processEnv(spec: Pick<SandboxSpec, 'image' | 'agentSecret' | 'agentPort' | 'workspaceId' | 'pooled'>): string[] {
   const env = spec.image.env.filter((e) => !e.startsWith('HEARTH_'));
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   env.push(`HEARTH_AGENT_SECRET=${spec.agentSecret}`, `HEARTH_AGENT_PORT=${spec.agentPort}`, `HEARTH_WORKSPACE_ID=${spec.workspaceId}`);
   if (spec.image.workingDir && spec.image.workingDir !== '/') env.push(`HEARTH_WORKDIR=${spec.image.workingDir}`);
+  if (spec.pooled) env.push('HEARTH_AGENT_POOLED=1');
   return env;
 }
 
@@ -241,7 +245,8 @@ export function ociConfig(spec: SandboxSpec, paths: OciPaths, limits: OciHostLim
         ],
         // swap is memory+swap in OCI: equal to the limit means no swap beyond it.
         memory: limits.swapAccounting === false ? { limit: spec.memoryMb * MiB } : { limit: spec.memoryMb * MiB, swap: spec.memoryMb * MiB },
-        cpu: { quota: Math.round(spec.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        // A pooled sandbox starts at the lowest CPU weight, so a refill yields to every create; its claim restores the default (claimIdentity).
+        cpu: { quota: Math.round(spec.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US, ...(spec.pooled ? { shares: POOLED_CPU_SHARES } : {}) },
         pids: { limit: spec.pidsLimit },
       },
       sysctl: {

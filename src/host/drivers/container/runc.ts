@@ -86,6 +86,17 @@ export class Runc {
     await hostRun(this.bin, this.args('resume', id));
   }
 
+  /**
+   * `runc update`: change a running container's cgroup limits in place (hot
+   * resize). Memory and memory+swap are set together, so no swap beyond the
+   * limit appears, in whichever order the kernel needs (runc orders them).
+   */
+  async update(id: string, r: { memoryBytes: number; swapBytes: number | null; cpuQuota: number; cpuPeriod: number }): Promise<void> {
+    await hostRun(this.bin, this.args('update',
+      '--memory', String(r.memoryBytes), ...(r.swapBytes !== null ? ['--memory-swap', String(r.swapBytes)] : []),
+      '--cpu-quota', String(r.cpuQuota), '--cpu-period', String(r.cpuPeriod), id));
+  }
+
   async version(): Promise<string> {
     const { stdout } = await hostRun(this.bin, ['--version']);
     return stdout.split('\n')[0]?.replace(/^runc version\s*/, '').trim() ?? '';

@@ -49,6 +49,11 @@ export interface MicrovmDriverOptions {
 /** uid QEMU drops to: base + slot index (a VM cannot signal or ptrace another VM's QEMU). */
 export const VM_UID_BASE = 1_500_000;
 
+/** The host uids QEMU may run as on a network of `slots` slots (one per slot; the firewall gives them no sockets). */
+export function vmUidRange(slots: number): { first: number; last: number } {
+  return { first: VM_UID_BASE, last: VM_UID_BASE + Math.max(0, slots) };
+}
+
 /** How a VM was launched: what a template or a memory snapshot must be restored into. */
 export interface LaunchRecord {
   kernel: string;

@@ -25,12 +25,13 @@ import { join, resolve, sep } from 'node:path';
 import type { AgentDrive } from '../../images/types.ts';
 import { readStats } from '../container/cgroups.ts';
 import type {
-  Capabilities, Driver, DriverSnapshot, SandboxSpec, SandboxState, SandboxStats, SnapshotRequest, SnapshotSupport,
+  Capabilities, DiskUsage, Driver, DriverSnapshot, SandboxSpec, SandboxState, SandboxStats, SnapshotRequest, SnapshotSupport,
 } from '../driver.ts';
 import type { VmArtifacts } from './boot-media/artifacts.ts';
 import { ensureGuestKernel } from './boot-media/kernel.ts';
 import { bootVm, growVmDisk } from './boot.ts';
 import { LogCapper } from '../../log-cap.ts';
+import { hostRun } from '../../exec.ts';
 import { removeVmCgroup } from './cgroup.ts';
 import { VmContext, type MicrovmDriverOptions } from './context.ts';
 import { MicrovmDriverError } from './errors.ts';
@@ -134,6 +135,28 @@ export class MicrovmDriver implements Driver {
     if (!fs.existsSync(f.disk) || (await livePid(f.pid, this.ctx.qemuName(spec.workspaceId)))) return 'next-start';
     await growVmDisk(f.disk, spec.diskSizeMb);
     return 'next-start';
+  }
+
+  /**
+   * The qcow2 overlay's allocation: what the guest has written over its
+   * image (the guest's own file system is not read from the host). -U: the
+   * image may be open by a running QEMU.
+   */
+  async diskUsage(spec: SandboxSpec): Promise<DiskUsage> {
+    const f = this.ctx.files(spec);
+    const total = spec.diskSizeMb * 1024 * 1024;
+    let used = 0;
+    if (fs.existsSync(f.disk)) {
+      const { stdout } = await hostRun('qemu-img', ['info', '-U', '--output=json', f.disk], { timeoutMs: 30_000 });
+      used = Number((JSON.parse(stdout) as { 'actual-size'?: number })['actual-size'] ?? 0);
+    }
+    const free = Math.max(0, total - used);
+    return {
+      size_mb: spec.diskSizeMb, total_bytes: total, used_bytes: used, free_bytes: free,
+      used_mb: Math.round((used / 1048576) * 10) / 10, free_mb: Math.round((free / 1048576) * 10) / 10,
+      used_percent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0, inodes_total: 0, inodes_used: 0,
+      source: fs.existsSync(f.disk) ? 'qcow2' : 'none', pending_size_mb: null,
+    };
   }
 
   // ------------------------------------------------------------------ stop / pause / destroy

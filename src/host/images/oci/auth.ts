@@ -43,6 +43,8 @@ export interface RegistryConfig {
   dockerHub: boolean;
   credentials: Record<string, Credentials>;
   catalogSource: 'auto' | 'offline' | 'registry';
+  /** Serve a seed name by an image of another version offline (python-3.12 → python-3.11): HEARTH_OFFLINE_SUBSTITUTES=1. */
+  offlineSubstitutes?: boolean;
 }
 
 export const DEFAULT_REGISTRY_TIMEOUT_MS = 30_000;
@@ -110,6 +112,7 @@ export function registryConfig(env: NodeJS.ProcessEnv = process.env): RegistryCo
     dockerHub: env.HEARTH_DOCKER_HUB === '1' || env.HEARTH_DOCKER_HUB === 'true' || mirror !== null,
     credentials,
     catalogSource: source,
+    offlineSubstitutes: env.HEARTH_OFFLINE_SUBSTITUTES === '1' || env.HEARTH_OFFLINE_SUBSTITUTES === 'true',
   };
 }
 

@@ -25,9 +25,10 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { dnsVerdict, type NetworkPolicy } from '../../../core/network-policy.ts';
+import { dnsVerdict, normalizeHostname, type NetworkPolicy } from '../../../core/network-policy.ts';
+import { INTERNAL_NAME_TTL_S } from '../../../core/internal-plane.ts';
 import { RateLimiter } from '../../../core/rate-limit.ts';
-import { parseAnswer, parseQuery, reply, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_AAAA, TYPE_A, type AnswerA, type Question } from './wire.ts';
+import { answerA, parseAnswer, parseQuery, reply, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_AAAA, TYPE_A, type AnswerA, type Question } from './wire.ts';
 import { UpstreamPool, type Upstream, type UpstreamPoolOptions } from './upstream.ts';
 
 export type { Upstream } from './upstream.ts';
@@ -50,6 +51,11 @@ export interface DnsForwarderOptions {
   tcpTotal?: number;
   /** The upstream socket pool (sockets, queries per socket, queries in flight). */
   pool?: Omit<UpstreamPoolOptions, 'timeoutMs'>;
+  /**
+   * Names the forwarder answers itself (Hearth's own, src/core/internal-plane.ts:
+   * name → address), under the same verdict as any name: never forwarded upstream.
+   */
+  localNames?: () => ReadonlyMap<string, string>;
 }
 
 /** `1.2.3.4`, `1.2.3.4:5353` → upstream. */
@@ -163,6 +169,8 @@ export class DnsForwarder {
     }
     // Workspaces are IPv4-only: an allow-listed name has no IPv6 answer to learn.
     if (verdict === 'learn' && q.type === TYPE_AAAA) return reply(msg, q, RCODE_NOERROR);
+    const local = this.opts.localNames?.().get(normalizeHostname(q.name));
+    if (local !== undefined) return this.answerLocal(msg, q, src, verdict, local);
     const answer = await this.forward(msg, q, via);
     if (!answer) {
       this.stats.failed++;
@@ -182,6 +190,21 @@ export class DnsForwarder {
       }
     }
     return answer;
+  }
+
+  /** One of Hearth's own names: answered here (A only), granted like a forwarded answer when the egress list names it. */
+  private async answerLocal(msg: Buffer, q: Question, src: string, verdict: 'pass' | 'learn', ip: string): Promise<Buffer> {
+    if (q.type !== TYPE_A) return reply(msg, q, RCODE_NOERROR);
+    if (verdict === 'learn') {
+      try {
+        await this.opts.grant(src, normalizeHostname(q.name), [{ ip, ttl: INTERNAL_NAME_TTL_S }]);
+        this.stats.learned++;
+      } catch (e) {
+        this.opts.log?.('dns grant failed', { src, name: q.name, err: e });
+        return reply(msg, q, RCODE_SERVFAIL);
+      }
+    }
+    return answerA(msg, q, [ip], INTERNAL_NAME_TTL_S);
   }
 
   private async forward(msg: Buffer, q: Question, via: 'udp' | 'tcp'): Promise<Buffer | null> {

@@ -15,6 +15,7 @@ import { ensureAgentDisk, buildFileOnce } from './disks.ts';
 import { buildInitramfs, INITRAMFS_RECIPE_VERSION } from './initramfs.ts';
 import { ensureGuestKernel, type GuestKernel } from './kernel.ts';
 import { vmPaths } from './paths.ts';
+import { ensureReseedHelper } from './reseed.ts';
 
 export const BUSYBOX_STATIC = '/bin/busybox';
 
@@ -58,7 +59,8 @@ export async function ensureVmArtifacts(agent: AgentDrive, opts: { artifactsDir?
   const launcher = path.join(paths.tmp, `launch.${process.pid}.mjs`);
   try {
     await bundleLauncher(launcher);
-    const disk = await ensureAgentDisk(agent, launcher, BUSYBOX_STATIC, { artifactsDir: opts.artifactsDir, log });
+    const reseed = await ensureReseedHelper({ artifactsDir: opts.artifactsDir, log });
+    const disk = await ensureAgentDisk(agent, { launcher, busybox: BUSYBOX_STATIC, reseed }, { artifactsDir: opts.artifactsDir, log });
     return {
       kernel, initramfs, agentDisk: disk.file,
       key: hashKey({ kernel: `${kernel.package}_${kernel.version}`, initramfs: path.basename(initramfs), agent: disk.key }),

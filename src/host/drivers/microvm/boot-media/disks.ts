@@ -24,7 +24,7 @@ import type { AgentDrive, ResolvedImage } from '../../../images/types.ts';
 import { vmPaths } from './paths.ts';
 
 export const BASE_DISK_VERSION = 2;
-export const AGENT_DISK_VERSION = 1;
+export const AGENT_DISK_VERSION = 2;
 
 export interface BuiltFile {
   file: string;
@@ -123,13 +123,21 @@ export async function ensureBaseDisk(image: ResolvedImage, sizeMb: number, opts:
 }
 
 /** Pure: the agent disk's key from the drive's hash and the extra files' hashes. */
-export function agentDiskKey(agentHash: string, launcherSha: string, busyboxSha: string): string {
-  return hashKey({ recipe: AGENT_DISK_VERSION, agent: agentHash, launcher: launcherSha, busybox: busyboxSha });
+export function agentDiskKey(agentHash: string, launcherSha: string, busyboxSha: string, reseedSha: string): string {
+  return hashKey({ recipe: AGENT_DISK_VERSION, agent: agentHash, launcher: launcherSha, busybox: busyboxSha, reseed: reseedSha });
 }
 
-export async function ensureAgentDisk(agent: AgentDrive, launcher: string, busybox: string, opts: { artifactsDir?: string; log?: (l: string) => void } = {}): Promise<BuiltFile> {
+/** The guest programs beside the agent drive: the launcher bundle, busybox and the reseed helper. */
+export interface GuestPrograms {
+  launcher: string;
+  busybox: string;
+  reseed: string;
+}
+
+export async function ensureAgentDisk(agent: AgentDrive, programs: GuestPrograms, opts: { artifactsDir?: string; log?: (l: string) => void } = {}): Promise<BuiltFile> {
   const paths = vmPaths(opts.artifactsDir);
-  const key = agentDiskKey(agent.hash, await hashFile(launcher), await hashFile(busybox));
+  const { launcher, busybox, reseed } = programs;
+  const key = agentDiskKey(agent.hash, await hashFile(launcher), await hashFile(busybox), await hashFile(reseed));
   const file = path.join(paths.agent, `${shortKey(key)}.ext4`);
   const cached = await buildFileOnce(file, paths.tmp, async (tmp) => {
     const stage = await scratchDir(paths.tmp, 'agent-disk');
@@ -139,8 +147,10 @@ export async function ensureAgentDisk(agent: AgentDrive, launcher: string, busyb
       await run('cp', ['-al', agent.dir, tree]).catch(() => run('cp', ['-a', agent.dir, tree]));
       await fs.mkdir(path.join(tree, 'vm'), { mode: 0o755 });
       await fs.copyFile(launcher, path.join(tree, 'vm', 'launch.mjs'));
-      await fs.copyFile(busybox, path.join(tree, 'vm', 'busybox'));
-      await fs.chmod(path.join(tree, 'vm', 'busybox'), 0o755);
+      for (const [name, file] of [['busybox', busybox], ['reseed', reseed]] as const) {
+        await fs.copyFile(file, path.join(tree, 'vm', name));
+        await fs.chmod(path.join(tree, 'vm', name), 0o755);
+      }
       const size = Math.ceil((await treeSizeMb(tree)) * 1.15) + 16;
       const uuid = uuidFromKey(key);
       await run('mkfs.ext4', ['-q', '-F', '-t', 'ext4', '-L', 'hearth-agent', '-m', '0', '-U', uuid, '-O', '^has_journal', '-E', `root_owner=0:0,hash_seed=${uuid}`, '-d', tree, tmp, `${size}M`], { env: mkfsEnv() });
