@@ -78,6 +78,8 @@ function App() {
   const [fatal, setFatal] = useState('');
   useEffect(() => {
     whenSignedOut(() => setMe(null));
+    // A sign-in link makes its own session: asking now would race it and could answer "nobody" last.
+    if (/^\/console\/link\//.test(location.pathname)) return;
     request('GET', `${BASE}/session`).then((s) => {
       if (s.signed_in === false) return setMe(null);
       setCsrf(String(s.csrf));
