@@ -105,6 +105,8 @@ test('files: browse to a directory, upload a file, open it, edit and save it', o
   const { page } = tab;
   await page.getByRole('link', { name: 'Files' }).click();
   assert.match(page.url(), new RegExp(`/console/w/${wsId}/files$`));
+  // The tab's first listing (its start directory) lands before the path is changed.
+  await page.locator('table[data-listed]').waitFor();
   await page.getByLabel('Path').fill('/tmp');
   await page.getByRole('button', { name: 'Go', exact: true }).click();
   await page.locator('table[data-listed="/tmp"]').waitFor();
