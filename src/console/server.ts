@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, errorBody } from '../api/errors.ts';
 import { Unauthenticated } from '../core/errors.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { ConsoleAwareKeys } from './keys.ts';
 import { CONSOLE_SESSION_HEADER } from './keys.ts';
 import { SESSION_TTL_MS, type ConsoleSessions } from './sessions.ts';
@@ -103,10 +104,15 @@ export function mountConsole(app: FastifyInstance, deps: ConsoleDeps): { bundle:
     return reply.header('cache-control', 'public, max-age=31536000, immutable').header('x-content-type-options', 'nosniff').type(asset.type).send(asset.body);
   });
 
+  /** Who a session is, as the page needs it: the same answer from sign-in and from GET /console/session. */
+  const whoami = (p: Principal, csrf: string, expiresAt: Date) => ({
+    success: true, signed_in: true, client_id: p.clientId, admin: p.admin, namespace: p.namespace, csrf, expires_at: expiresAt.toISOString(),
+  });
   const signIn = async (reply: FastifyReply, clientId: string) => {
     const s = await sessions.create(clientId);
+    const p = await keys.authenticate({ [CONSOLE_SESSION_HEADER]: keys.proxyHeader(s.id) });
     reply.header('set-cookie', sessionCookies(s.id, s.csrf, Math.floor(SESSION_TTL_MS / 1000)));
-    return { success: true, client_id: clientId, csrf: s.csrf, expires_at: s.expiresAt.toISOString() };
+    return whoami(p, s.csrf, s.expiresAt);
   };
 
   app.post(`${CONSOLE_PATH}/session`, async (req, reply) => {
@@ -139,7 +145,7 @@ export function mountConsole(app: FastifyInstance, deps: ConsoleDeps): { bundle:
     const s = await sessionOf(req);
     // Through the same check as every proxied call: the key may have been revoked since sign-in.
     const p = await keys.authenticate({ [CONSOLE_SESSION_HEADER]: keys.proxyHeader(s.id) });
-    return { success: true, signed_in: true, client_id: p.clientId, admin: p.admin, namespace: p.namespace, csrf: s.csrf, expires_at: s.expiresAt.toISOString() };
+    return whoami(p, s.csrf, s.expiresAt);
   });
 
   app.delete(`${CONSOLE_PATH}/session`, async (req, reply) => {

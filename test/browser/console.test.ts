@@ -105,6 +105,8 @@ test('files: browse to a directory, upload a file, open it, edit and save it', o
   const { page } = tab;
   await page.getByRole('link', { name: 'Files' }).click();
   assert.match(page.url(), new RegExp(`/console/w/${wsId}/files$`));
+  // The tab's first listing (its start directory) lands before the path is changed.
+  await page.locator('table[data-listed]').waitFor();
   await page.getByLabel('Path').fill('/tmp');
   await page.getByRole('button', { name: 'Go', exact: true }).click();
   await page.locator('table[data-listed="/tmp"]').waitFor();
@@ -158,8 +160,7 @@ test('public access: expose a port and follow the link to the workspace server',
   await popup.waitForLoadState();
   assert.match(await popup.locator('body').innerText(), /hello from .* port 3000 GET/);
   await popup.close();
-  // Revoke: the row goes.
-  page.once('dialog', (d) => void d.accept());
+  // Revoke (no confirmation: exposing again is one click): the row goes.
   await page.locator('tr[data-port="3000"]').getByRole('button', { name: 'Revoke' }).click();
   await page.getByText('No port is exposed.').waitFor();
 }));
@@ -175,6 +176,50 @@ test('phone-sized: the list and a workspace page lay out and stay usable', opts,
   await w.page.locator(`tr[data-id="${wsId}"] a`).click();
   await w.page.getByRole('heading', { name: 'console-e2e' }).waitFor();
   await phone.close();
+}));
+
+test('every other tab and page opens without an error: workloads, network, SSH, snapshots, metadata, activity, namespaces, keys', opts, () => b.run('other tabs', async () => {
+  const { page } = tab;
+  for (const t of ['overview', 'workloads', 'network', 'ssh', 'snapshots', 'metadata', 'activity']) {
+    await page.goto(`${consoleUrl}w/${wsId}${t === 'overview' ? '' : `/${t}`}`);
+    await page.getByRole('heading', { name: 'console-e2e' }).waitFor();
+    await page.locator('.tab-body').waitFor();
+    await waitUntil(`the ${t} tab to load`, async () => !(await page.locator('.tab-body').innerText()).includes('Loading…'), 10_000, 100);
+    assert.equal(await page.getByRole('alert').count(), 0, `${t}: ${await page.getByRole('alert').allInnerTexts()}`);
+  }
+  await page.goto(`${consoleUrl}w/${wsId}/metadata`);
+  await page.getByLabel('Metadata').fill('{"team": "console"}');
+  await page.getByRole('button', { name: 'Save metadata' }).click();
+  await waitUntil('the metadata through the SDK', async () => JSON.stringify(await client.workspaces.metadata.get(wsId)).includes('console'), 10_000, 200);
+  for (const [where, heading] of [['namespaces', 'Namespaces'], ['keys', 'Keys & tokens']]) {
+    await page.goto(`${consoleUrl}${where}`);
+    await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+    await page.waitForTimeout(300);
+    assert.equal(await page.getByRole('alert').count(), 0, `${where}: ${await page.getByRole('alert').allInnerTexts()}`);
+  }
+  await page.locator(`text=${h.clientId}`).first().waitFor();
+}));
+
+test('the create dialog makes a workspace, and bulk delete removes the checked rows', opts, () => b.run('create and bulk', async () => {
+  const { page } = tab;
+  await page.goto(consoleUrl);
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create a workspace' });
+  await dialog.getByLabel('Name').fill('from-dialog');
+  await dialog.getByLabel('TTL').fill('10m');
+  await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+  await page.getByRole('heading', { name: 'from-dialog' }).waitFor({ timeout: 60_000 });
+  const id = new URL(page.url()).pathname.split('/')[3]!;
+  const made = await client.workspaces.get(id) as any;
+  assert.equal(made.name, 'from-dialog');
+  assert.equal(made.mode, 'temporary');
+  await page.getByRole('link', { name: '← Workspaces' }).click();
+  await page.locator(`tr[data-id="${id}"]`).waitFor();
+  await page.getByLabel('Select from-dialog').check();
+  page.once('dialog', (d) => void d.accept());
+  await page.getByRole('button', { name: 'Delete 1' }).click();
+  await page.locator(`tr[data-id="${id}"]`).waitFor({ state: 'detached', timeout: 30_000 });
+  await page.locator(`tr[data-id="${wsId}"]`).waitFor();
 }));
 
 test('sign out: the session ends, the page asks for a key again, and the old cookie opens nothing', opts, () => b.run('sign out', async () => {

@@ -1,7 +1,7 @@
 /**
  * `hearth console-link` — print a one-time sign-in link to the web console.
- * It writes the link's hash into the store of the data dir (the running
- * hearthd reads the same store) and prints the URL; the link signs in as the
+ * It writes the link's hash into hearthd's store (the data dir's SQLite
+ * file, or --store / HEARTH_STORE as for `hearth serve`) and prints the URL; the link signs in as the
  * chosen API key (default: the admin key of credentials.json), works once,
  * and expires after --ttl minutes (default 10, at most 60).
  */
@@ -9,13 +9,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseFlags } from '../args/parse.ts';
 import { ArgError } from '../args/listen.ts';
-import { openSqlite } from '../../store/db.ts';
+import { openStore } from '../../store/open.ts';
 import { ConsoleSessions } from '../../console/sessions.ts';
 
-const USAGE = 'usage: hearth console-link [--data-dir DIR] [--client-id ID] [--ttl MINUTES] [--json]';
+const USAGE = 'usage: hearth console-link [--data-dir DIR] [--store postgresql://…] [--client-id ID] [--ttl MINUTES] [--json]';
 
 export async function consoleLinkCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': 'string', 'client-id': 'string', ttl: 'string', json: 'boolean' }, USAGE);
+  const f = parseFlags(argv, { 'data-dir': 'string', store: 'string', 'client-id': 'string', ttl: 'string', json: 'boolean' }, USAGE);
   const dataDir = path.resolve(String(f['data-dir'] ?? '/var/lib/hearth/data'));
   const ttlMin = f.ttl === undefined ? 10 : Number(f.ttl);
   if (!Number.isInteger(ttlMin) || ttlMin < 1 || ttlMin > 60) throw new ArgError(`--ttl ${JSON.stringify(f.ttl)} is not a number of minutes from 1 to 60`, 'example: hearth console-link --ttl 5');
@@ -27,7 +27,8 @@ export async function consoleLinkCommand(argv: string[]): Promise<number> {
     const creds = await fs.readFile(path.join(dataDir, 'credentials.json'), 'utf8').catch(() => null);
     clientId = creds ? (JSON.parse(creds) as { clientId?: string }).clientId : undefined;
   }
-  const db = await openSqlite(path.join(dataDir, 'hearth.db'));
+  // The store hearthd uses: --store wins over HEARTH_STORE, neither = SQLite in the data dir (as `hearth serve`).
+  const { db } = await openStore(f.store !== undefined ? String(f.store) : process.env.HEARTH_STORE || undefined, dataDir, (m) => process.stderr.write(`${m}\n`));
   try {
     const key = clientId
       ? await db.selectFrom('api_keys').select(['client_id', 'revoked_at']).where('client_id', '=', clientId).executeTakeFirst()

@@ -78,6 +78,8 @@ function App() {
   const [fatal, setFatal] = useState('');
   useEffect(() => {
     whenSignedOut(() => setMe(null));
+    // A sign-in link makes its own session: asking now would race it and could answer "nobody" last.
+    if (/^\/console\/link\//.test(location.pathname)) return;
     request('GET', `${BASE}/session`).then((s) => {
       if (s.signed_in === false) return setMe(null);
       setCsrf(String(s.csrf));
@@ -86,8 +88,7 @@ function App() {
   }, []);
   const signedIn = (s: Json) => {
     setCsrf(String(s.csrf));
-    // The full picture (admin, namespace) comes from the session itself.
-    request('GET', `${BASE}/session`).then((full) => setMe(full as unknown as Me)).catch((e) => setFatal(message(e)));
+    setMe(s as unknown as Me);
   };
   const signOut = async () => {
     await request('DELETE', `${BASE}/session`).catch(() => undefined);
