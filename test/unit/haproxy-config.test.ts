@@ -6,20 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import fs, { readFileSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_HAPROXY_LIMITS, renderHaproxy, routeServerName, type HaproxySpec } from '../../src/edge/haproxy-config.ts';
+import { golden } from '../helpers/golden.ts';
 
-function golden(name: string, actual: string): void {
-  const file = new URL(`../golden/${name}`, import.meta.url);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs from the golden file; if the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff`);
-}
 
 const spec = (dir: string): HaproxySpec => ({
   dir, fallbackSocket: `${dir}/hearthd.sock`, logPort: 51400,

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { kernelCmdline, qemuArgv, tscKhzFromCpuinfo, type QemuLaunch } from '../../src/host/drivers/microvm/qemu-argv.ts';
 import { GUEST_MODULES, initScript, initramfsLayout } from '../../src/host/drivers/microvm/boot-media/initramfs.ts';
@@ -19,14 +19,9 @@ import { probeArgv } from '../../src/host/drivers/microvm/probe.ts';
 import { guestKernelFault } from '../../src/host/drivers/microvm/console.ts';
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
 import { slotFor } from '../../src/host/network/slot.ts';
+import { golden } from '../helpers/golden.ts';
 
-const GOLDEN = path.resolve(import.meta.dirname, '..', 'golden');
 
-function golden(name: string, actual: string): void {
-  const file = path.join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs from the golden file; if the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff`);
-}
 
 const LAUNCH: QemuLaunch = {
   name: 'hearth-ws_abc123', accel: 'tcg', kernel: '/a/vm/kernel/k/boot/vmlinuz-6.1.0-56-cloud-amd64', initrd: '/a/vm/initramfs/0a900667bd2e3aeb.cpio',

@@ -5,7 +5,6 @@
  * JSON read-back is checked to give back what was rendered.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
   parseLoaded, policyElements, renderAttachElements, renderDetachElements, renderDnsGrants, renderPolicyUpdate, renderRuleset, subnetCidr, tableName,
@@ -13,15 +12,8 @@ import {
 } from '../../src/host/network/nft.ts';
 import { buildPolicy, type PolicyConfig } from '../../src/core/network-policy.ts';
 import { DEFAULT_NETWORK_PLAN, slotFor } from '../../src/host/network/slot.ts';
+import { golden } from '../helpers/golden.ts';
 
-function golden(name: string, actual: string): void {
-  const file = new URL(`../golden/${name}`, import.meta.url);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs from the golden file; if the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff`);
-}
 
 const plan = DEFAULT_NETWORK_PLAN;
 const options = { agentPort: 9990, dns: true, outboundIp: null };

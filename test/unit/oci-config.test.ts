@@ -5,7 +5,6 @@
  * golden says.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { floorConfig } from '../../src/host/drivers/container/floor.ts';
 import { overlayOptions, decodeMountPath } from '../../src/host/drivers/container/mounts.ts';
@@ -16,15 +15,8 @@ import { containerId, ContainerDriverError } from '../../src/host/drivers/contai
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
 import { agentArgv } from '../../src/host/images/types.ts';
 import { slotFor, DEFAULT_NETWORK_PLAN } from '../../src/host/network/slot.ts';
+import { golden } from '../helpers/golden.ts';
 
-function golden(name: string, actual: string): void {
-  const file = new URL(`../golden/${name}`, import.meta.url);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs from the golden file; if the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff`);
-}
 
 const spec: SandboxSpec = {
   workspaceId: 'ws_golden1',
