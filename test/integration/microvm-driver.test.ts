@@ -10,50 +10,25 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { MicrovmDriver, VM_UID_BASE } from '../../src/host/drivers/microvm/index.ts';
+import { VM_UID_BASE, type MicrovmDriver } from '../../src/host/drivers/microvm/index.ts';
 import { ensureGuestKernel } from '../../src/host/drivers/microvm/boot-media/kernel.ts';
 import type { SandboxSpec } from '../../src/host/drivers/driver.ts';
 import { ensureAgentDrive, resolveImage } from '../../src/host/images/index.ts';
-import { HostNetwork } from '../../src/host/network/host-network.ts';
 import { slotFor, type NetworkPlan } from '../../src/host/network/slot.ts';
 import { needsRoot } from '../helpers/root.ts';
+import { agentCall, openVmHarness, type VmHarness } from '../helpers/microvm-harness.ts';
 
-const tag = `v${randomBytes(2).toString('hex').slice(0, 3)}`;
-const plan: NetworkPlan = { bridge: `hb${tag}`, subnet: `10.${150 + (randomBytes(1)[0]! % 50)}.${randomBytes(1)[0]}.0/24`, linkPrefix: tag };
+let vm: VmHarness | null = null;
+let tag = '';
+let plan: NetworkPlan;
 let tmp: string;
-let network: HostNetwork;
 let driver: MicrovmDriver;
 let spec: SandboxSpec;
 let skipReason: string | false = needsRoot;
 
-/** One request on a fresh connection: a restored or rebooted guest does not know the pooled sockets of the one before. */
-function agent(method: string, p: string, body?: unknown): Promise<Record<string, any>> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: spec.slot.ip, port: spec.agentPort, path: p, method, agent: false, timeout: 60_000,
-      headers: { authorization: `Bearer ${spec.agentSecret}`, 'content-type': 'application/json' },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        try {
-          const json = JSON.parse(text) as Record<string, any>;
-          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text}`));
-          else resolve(json);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const agent = (method: string, p: string, body?: unknown) => agentCall(spec, method, p, body);
 
 async function sh(script: string): Promise<{ stdout: string; exit_code: number }> {
   const r = await agent('POST', '/exec', { cmd: ['sh', '-c', script] });
@@ -66,16 +41,13 @@ function qemuProcesses(): string[] {
 
 before(async () => {
   if (skipReason) return;
-  try {
-    await ensureGuestKernel({ offline: true });
-  } catch (e) {
-    skipReason = `no guest kernel: run hearth setup (${(e as Error).message})`;
+  const opened = await openVmHarness('v');
+  if ('skip' in opened) {
+    skipReason = opened.skip;
     return;
   }
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), `hearth-${tag}-`));
-  network = new HostNetwork(plan, path.join(tmp, 'net'));
-  await network.ensure();
-  driver = new MicrovmDriver({ network, runDir: path.join('/run/hearth', `it-${tag}`), workspacesRoot: path.join(tmp, 'workspaces'), instance: plan.bridge });
+  vm = opened;
+  ({ tag, plan, tmp, driver } = vm);
   const agentDrive = await ensureAgentDrive({});
   spec = {
     workspaceId: `ws_${tag}`, generation: 1, hostname: 'vm-under-test', image: await resolveImage('debian-12', {}), agent: agentDrive,
@@ -84,14 +56,7 @@ before(async () => {
   };
 });
 
-after(async () => {
-  if (!driver) return;
-  await driver.destroy(spec).catch(() => undefined);
-  await driver.teardown().catch(() => undefined);
-  await network.teardown().catch(() => undefined);
-  await fs.rm(tmp, { recursive: true, force: true });
-  await fs.rm(path.join('/run/hearth', `it-${tag}`), { recursive: true, force: true });
-});
+after(async () => { await vm?.close(spec ? [spec] : []); });
 
 test('a VM boots, its agent answers on the slot IP, and the guest is its own machine', { skip: skipReason }, async (t) => {
   if (skipReason) return t.skip(String(skipReason));
