@@ -20,6 +20,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { EdgeRoute } from '../control/public-access.ts';
@@ -302,6 +303,8 @@ export class EdgeFallback {
 
   /** Listen on a Unix socket only HAProxy (same user) can reach. */
   async listen(socketPath: string): Promise<void> {
+    // Its directory may not exist yet (an edge without TLS keeps no certificates there).
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     fs.rmSync(socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

@@ -76,9 +76,12 @@ async function leftoversIgnoring(o: { dataDir: string; linkPrefix: string; bridg
   for (const l of mounts.split('\n')) if (l.includes(o.dataDir)) found.push(`mount ${l.split(' ')[4]}`);
   // A workspace disk left attached (container disks are loop-mounted images in the data dir).
   for (const l of await lines('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'])) if (l.includes(o.dataDir)) found.push(`loop ${l.trim()}`);
+  // hearthd itself is not a leak while it runs, nor the edge's HAProxy it supervises (src/host/proxy/);
+  // anything else naming the data dir is, and so is either of them once hearthd has stopped.
+  const hearthRuns = ps.some((l) => l.includes(o.dataDir) && l.includes('hearth.mjs serve'));
+  const ownProxy = (l: string) => hearthRuns && / -f \S*\/edge\/haproxy\/haproxy\.cfg\b/.test(l);
   for (const l of ps) {
-    // hearthd itself is not a leak while it runs; anything else naming the data dir is.
-    if (l.includes(o.dataDir) && !l.includes('ps -eo') && !l.includes('hearth.mjs serve')) found.push(`process ${l.trim()}`);
+    if (l.includes(o.dataDir) && !l.includes('ps -eo') && !l.includes('hearth.mjs serve') && !ownProxy(l)) found.push(`process ${l.trim()}`);
   }
   const tableDump = (await lines('nft', ['list', 'table', 'inet', `hearth_${o.bridge}`])).join('\n');
   for (const m of tableDump.matchAll(/elements = \{([^}]*)\}/g)) {

@@ -115,7 +115,7 @@ before(async () => {
   hostService = net.createServer((s) => s.end('host service\n'));
   await new Promise<void>((res) => hostService.listen(0, '0.0.0.0', () => res()));
   hostServicePort = (hostService.address() as net.AddressInfo).port;
-  h = await startHearth({ extraArgs: ['--dns-upstream', `127.0.0.1:${dnsPort}`, '--egress-allow-private', '100.64.5.0/24'] });
+  h = await startHearth({ extraArgs: ['--warm-pool', '0', '--dns-upstream', `127.0.0.1:${dnsPort}`, '--egress-allow-private', '100.64.5.0/24'] });
   client = new Oblien({ clientId: h.clientId, clientSecret: h.clientSecret, baseUrl: h.api });
   const made = await Promise.all((['A', 'B', 'C'] as const).map((name) => client.workspaces.create({ name: `fw-${name.toLowerCase()}-${tag}`, image: 'python-3.11', config: {} } as never)));
   for (const [i, name] of (['A', 'B', 'C'] as const).entries()) {

@@ -208,23 +208,24 @@ else describe('HostNetwork (root, own netns)', () => {
     for (const s of [a, c]) await net.removePolicy(s.ip);
   });
 
+  // A range of its own: the suite's other hearthd (every LocalHost refuses VM_UID_BASE and its slots) may share this netns.
   it('QEMU\'s uids open no socket: loopback is refused to them, other uids connect', async () => {
     const vmPlan = { bridge: `hv${rand}`, subnet: '10.98.0.0/24', linkPrefix: `hq${rand}` };
-    const vmNet = new HostNetwork(vmPlan, join(runDir, 'vm'), { vmUids: { first: 1_500_000, last: 1_500_100 } });
+    const vmNet = new HostNetwork(vmPlan, join(runDir, 'vm'), { vmUids: { first: 3_100_000_000, last: 3_100_000_100 } });
     const server = nodeNet.createServer((c) => c.end('hi')).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as nodeNet.AddressInfo).port;
     const connectAs = (uid: number) => sh('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e',
       `require('net').connect(${port}, '127.0.0.1').on('connect', () => { console.log('open'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`]).out.trim();
     try {
-      assert.equal(connectAs(1_500_050), 'open', 'before the table exists');
+      assert.equal(connectAs(3_100_000_050), 'open', 'before the table exists');
       await vmNet.ensure();
       // Rejected, not dropped: a connect fails at once (an ICMP admin-prohibited to the local socket).
-      assert.equal(connectAs(1_500_050), 'EHOSTUNREACH', 'a VM uid is refused at once');
-      assert.equal(connectAs(1_500_100), 'EHOSTUNREACH', 'the range is inclusive');
-      assert.equal(connectAs(1_500_101), 'open', 'other uids are not touched');
+      assert.equal(connectAs(3_100_000_050), 'EHOSTUNREACH', 'a VM uid is refused at once');
+      assert.equal(connectAs(3_100_000_100), 'EHOSTUNREACH', 'the range is inclusive');
+      assert.equal(connectAs(3_100_000_101), 'open', 'other uids are not touched');
       await vmNet.teardown();
-      assert.equal(connectAs(1_500_050), 'open', 'teardown removes the rule');
+      assert.equal(connectAs(3_100_000_050), 'open', 'teardown removes the rule');
     } finally {
       server.close();
       await vmNet.teardown();

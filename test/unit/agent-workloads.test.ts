@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startTestAgent, waitUntil, type TestAgent } from '../helpers/agent-harness.ts';
+import { AGENT_GENERATION } from '../../src/core/agent-protocol.ts';
 import { startAgent } from '../../src/agent/server.ts';
 
 /** Parse `data:` SSE lines exactly as the SDK's requestSSE does (spec §1.5). */
@@ -215,7 +216,7 @@ describe('workloads', () => {
 describe('logs and metrics of the workspace', () => {
   test('boot log: the agent\'s own lines, streamed and then closed; files listed and readable', async () => {
     const { events } = await readDataSse(await t.fetch('/_hearth/logs/stream/boot'));
-    assert.match(events[0].message, /^--- boot: hearth agent generation 2/);
+    assert.match(events[0].message, new RegExp(`^--- boot: hearth agent generation ${AGENT_GENERATION},`));
     assert.ok(events.some((e) => e.message.startsWith('listening')));
     assert.ok(events.every((e) => e.source === 'boot' && typeof e.timestamp === 'string'));
     const get = (await t.call('GET', '/_hearth/logs?source=boot&tail_lines=1')).body as any;

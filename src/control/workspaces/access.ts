@@ -41,8 +41,10 @@ export async function rotateRuntimeToken(d: WorkspaceDeps, ws: Workspace): Promi
  * the rotation route and keeps its secret until the workspace restarts.
  */
 async function rotateAgentSecret(d: WorkspaceDeps, ws: Workspace): Promise<string | null> {
+  // A host that cannot hand an agent a new secret keeps the old one: a stored secret its agent refuses would cut hearthd off.
+  if (!d.host.rekeyAgent) return null;
   const next = randomToken(32);
-  const outcome = d.host.rekeyAgent ? await d.host.rekeyAgent(sandboxRef(ws), next) : 'not-running';
+  const outcome = await d.host.rekeyAgent(sandboxRef(ws), next);
   if (outcome === 'too-old') {
     d.log.warn({ workspace: ws.id }, 'the agent predates secret rotation: its raw token stays valid until the workspace restarts');
     return null;
