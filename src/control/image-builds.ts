@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 import { receiveContext } from '../host/images/build/upload.ts';
-import { cleanContextPath } from '../host/images/build/context.ts';
+import { cleanContextPath } from '../core/dockerfile/index.ts';
 import { Forbidden, ValidationFailed } from '../core/errors.ts';
 import type { HostDriver } from '../host/host-driver.ts';
 import type { BuildEvent } from '../host/images/build/execute.ts';

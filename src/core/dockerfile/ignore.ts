@@ -34,7 +34,8 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}(?:/.*)?$`);
 }
 
-function clean(p: string): string {
+/** A path as Docker reads it in a build context: relative to the root, `.` dropped, `..` clamped at the root. */
+export function cleanContextPath(p: string): string {
   const parts: string[] = [];
   for (const seg of p.split('/')) {
     if (seg === '' || seg === '.') continue;
@@ -51,7 +52,7 @@ export function parseDockerignore(text: string): IgnoreRule[] {
     if (!line || line.startsWith('#')) continue;
     const negate = line.startsWith('!');
     if (negate) line = line.slice(1).trim();
-    const pattern = clean(line);
+    const pattern = cleanContextPath(line);
     if (!pattern) continue;
     rules.push({ negate, re: globToRegExp(pattern), pattern });
   }
@@ -60,7 +61,7 @@ export function parseDockerignore(text: string): IgnoreRule[] {
 
 /** Whether the context-relative path `rel` is excluded. */
 export function isIgnored(rules: IgnoreRule[], rel: string): boolean {
-  const p = clean(rel);
+  const p = cleanContextPath(rel);
   let ignored = false;
   for (const r of rules) if (r.re.test(p)) ignored = !r.negate;
   return ignored;
@@ -68,6 +69,6 @@ export function isIgnored(rules: IgnoreRule[], rel: string): boolean {
 
 /** Whether a directory must still be walked: some `!` rule may re-include something below it. */
 export function mayReinclude(rules: IgnoreRule[], dir: string): boolean {
-  const p = clean(dir);
+  const p = cleanContextPath(dir);
   return rules.some((r) => r.negate && (r.pattern.startsWith(`${p}/`) || r.pattern.includes('*')));
 }

@@ -2,4 +2,4 @@
 export { DockerfileError, INSTRUCTIONS, parseDockerfile, parsePairs, splitWords, type Instruction, type InstructionName } from './parse.ts';
 export { substitute } from './substitute.ts';
 export { SCRATCH_CONFIG, planStage, splitStages, type BuildStep, type CopySource, type ImageConfig, type Stage, type StageBase, type StagePlan } from './plan.ts';
-export { isIgnored, mayReinclude, parseDockerignore, type IgnoreRule } from './ignore.ts';
+export { cleanContextPath, isIgnored, mayReinclude, parseDockerignore, type IgnoreRule } from './ignore.ts';

@@ -10,7 +10,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { DockerfileError, isIgnored, parseDockerignore, type IgnoreRule } from '../../../core/dockerfile/index.ts';
+import { DockerfileError, cleanContextPath, isIgnored, parseDockerignore, type IgnoreRule } from '../../../core/dockerfile/index.ts';
 import { ValidationFailed } from '../../../core/errors.ts';
 
 export interface ContextEntry {
@@ -87,16 +87,6 @@ export async function readContext(root: string, limits: ContextLimits = contextL
   return { root: abs, entries, bytes };
 }
 
-/** A source path as Docker reads it: relative to the context root, `..` clamped at the root. */
-export function cleanContextPath(p: string): string {
-  const parts: string[] = [];
-  for (const seg of p.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') parts.pop();
-    else parts.push(seg);
-  }
-  return parts.join('/');
-}
 
 function globRe(glob: string): RegExp {
   return new RegExp(`^${glob.split('').map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c)).join('')}$`);
