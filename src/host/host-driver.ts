@@ -76,11 +76,12 @@ export interface HostDriver {
   claim?(ws: SandboxRef, poolSecret: string): Promise<void>;
   /**
    * Give the running agent of `ws` (which holds ws.agentSecret) the secret
-   * `next`: 'rekeyed' once only `next` is accepted; 'not-running' when no
-   * agent answers (the next start uses the stored secret); 'too-old' for an
-   * agent that predates the rotation route (it keeps the old one until restarted).
+   * `next`: 'rekeyed' once only `next` is accepted; 'not-running' when the
+   * sandbox is not up (its next start uses the stored secret); 'paused' and
+   * 'too-old' (an agent that predates the rotation route) when the agent
+   * keeps its secret. Throws when a running agent cannot be reached.
    */
-  rekeyAgent?(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'too-old'>;
+  rekeyAgent?(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'paused' | 'too-old'>;
   pause(ws: SandboxRef): Promise<void>;
   resume(ws: SandboxRef): Promise<void>;
   destroy(ws: SandboxRef): Promise<void>;

@@ -264,17 +264,15 @@ export class LocalHost implements HostDriver {
     this.opts.log.info({ workspace: ws.id, claim_ms: Math.round((t1 - t0) * 10) / 10, agent_ms: Math.round((performance.now() - t1) * 10) / 10, steps_ms: took }, 'pooled sandbox claimed');
   }
 
-  async rekeyAgent(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'too-old'> {
-    if (ws.slotIndex === null || (await this.state(ws)) !== 'running') return 'not-running';
-    const endpoint = this.agentEndpoint(ws);
-    let status: number;
-    let json: unknown;
-    try {
-      const { response } = agentRequest({ ...endpoint, secret: ws.agentSecret }, { method: 'POST', path: REKEY_ROUTE, body: { secret: next }, agent: this.probeAgent, timeoutMs: 5000 });
-      ({ status, json } = await readAgentBody(await response));
-    } catch {
-      return 'not-running';
-    }
+  async rekeyAgent(ws: SandboxRef, next: string): Promise<'rekeyed' | 'not-running' | 'paused' | 'too-old'> {
+    const state = ws.slotIndex === null ? 'stopped' : await this.state(ws);
+    // A paused agent cannot take a new secret, and its next start is a resume, not a new spec: keep the stored one.
+    if (state === 'paused') return 'paused';
+    if (state !== 'running') return 'not-running';
+    // A request that fails is an error, not "not running": the agent may still hold the current secret.
+    const { status, json } = await readAgentBody(await agentRequest({ ...this.agentEndpoint(ws), secret: ws.agentSecret }, {
+      method: 'POST', path: REKEY_ROUTE, body: { secret: next }, agent: this.probeAgent, timeoutMs: 5000,
+    }).response);
     if (status === 404) return 'too-old';
     if (status !== 200) throw new Error(`the agent refused the new secret: HTTP ${status} ${JSON.stringify(json).slice(0, 200)}`);
     return 'rekeyed';

@@ -190,6 +190,13 @@ test('rotateToken and disable also end the raw token: the agent takes a new secr
   // The new secret outlives a restart of the workspace (it is the stored one).
   await client.workspaces.restart(A.id);
   assert.equal((await A.rt.exec.run(['echo', 'restarted'])).stdout, 'restarted\n');
+  // A paused agent cannot take a new secret: a rotation then keeps the stored one, so hearthd still reaches it after resume.
+  await client.workspaces.pause(A.id);
+  const whilePaused = await client.workspaces.apiAccess.rotateToken(A.id) as { token: string };
+  await client.workspaces.resume(A.id);
+  A.rt = new Runtime({ token: whilePaused.token, baseUrl: h.runtime });
+  A.token = whilePaused.token;
+  assert.equal((await A.rt.exec.run(['echo', 'resumed'])).stdout, 'resumed\n', 'hearthd is not cut off from a rotated paused agent');
 });
 
 test('disable revokes, enable issues a working token; the disabled one stays dead', { skip: needsRoot }, async () => {

@@ -37,16 +37,16 @@ export async function rotateRuntimeToken(d: WorkspaceDeps, ws: Workspace): Promi
 
 /**
  * A new agent secret, given to the running agent first (so hearthd never
- * stores a secret its agent does not accept); null when the agent predates
- * the rotation route and keeps its secret until the workspace restarts.
+ * stores a secret its agent does not accept); null when the agent keeps its
+ * secret (paused, or older than the rotation route).
  */
 async function rotateAgentSecret(d: WorkspaceDeps, ws: Workspace): Promise<string | null> {
   // A host that cannot hand an agent a new secret keeps the old one: a stored secret its agent refuses would cut hearthd off.
   if (!d.host.rekeyAgent) return null;
   const next = randomToken(32);
   const outcome = await d.host.rekeyAgent(sandboxRef(ws), next);
-  if (outcome === 'too-old') {
-    d.log.warn({ workspace: ws.id }, 'the agent predates secret rotation: its raw token stays valid until the workspace restarts');
+  if (outcome === 'too-old' || outcome === 'paused') {
+    d.log.warn({ workspace: ws.id, outcome }, 'the agent keeps its secret (paused, or older than secret rotation): its raw token stays valid until the next rotation of a running agent');
     return null;
   }
   return next;
